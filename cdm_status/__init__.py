@@ -1,0 +1,68 @@
+"""cdm-status: watch Huawei Cloud CDM (Cloud Data Migration) jobs from async Python.
+
+``CDMClient`` asks the job-status API; ``JobStatusWaiter`` polls many jobs at once under
+the API's rate limit and reports every status change until each job ends.
+``cdm_status.testing`` holds a CDM simulator and a fake clock for tests.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._auth import AKSKAuth, TokenAuth
+from ._client import CDMClient, JobPage
+from ._clock import Clock, SystemClock
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    CDMError,
+    JobFailedError,
+    JobNotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+    ServiceUnavailableError,
+    TransportError,
+    WaitTimeoutError,
+)
+from ._models import Counters, JobStatus, JobSummary, Submission
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy
+from ._wire import subjob_name
+
+try:
+    __version__ = version("cdm-status")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "AKSKAuth",
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CDMClient",
+    "CDMError",
+    "Clock",
+    "Counters",
+    "JobFailedError",
+    "JobNotFoundError",
+    "JobPage",
+    "JobStatus",
+    "JobSummary",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "RateLimiter",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "ServerError",
+    "ServiceUnavailableError",
+    "Submission",
+    "SystemClock",
+    "TokenAuth",
+    "TransportError",
+    "WaitTimeoutError",
+    "__version__",
+    "subjob_name",
+]

@@ -1,0 +1,164 @@
+"""Authentication for httpx: an IAM token, or an AK/SK signature.
+
+Both are ``httpx.Auth`` objects, so they work with any ``httpx.AsyncClient``. Neither ever
+shows a secret in its ``repr``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
+
+import anyio
+import httpx
+
+from ._clock import Clock, SystemClock
+from ._errors import _error_fields
+from ._signer import (
+    CONTENT_SHA256_HEADER,
+    DATE_HEADER,
+    UNSIGNED_PAYLOAD,
+    format_sdk_date,
+    needs_unsigned_payload,
+    sign,
+)
+
+__all__ = ["AKSKAuth", "TokenAuth", "TokenProvider"]
+
+TokenProvider = Callable[[], Awaitable[str]]
+"""An async callable returning a current IAM token."""
+
+TOKEN_HEADER = "X-Auth-Token"
+
+
+def _token_expired(response: httpx.Response) -> bool:
+    """True for a 401 whose body says the token expired (APIG.0301 "token expires")."""
+    if response.status_code != 401:
+        return False
+    code, message, _ = _error_fields(response.content)
+    text = f"{code or ''} {message or ''}".lower()
+    return "expire" in text or code == "APIG.0307"
+
+
+class TokenAuth(httpx.Auth):
+    """Sends ``X-Auth-Token``.
+
+    ``token`` is the token itself, or an async callable returning one. With a callable, a
+    401 whose body says the token expired makes it ask once for a fresh token and repeat
+    the request once.
+    """
+
+    requires_response_body = True
+
+    def __init__(self, token: str | TokenProvider) -> None:
+        if isinstance(token, str):
+            if not token or any(char in token for char in "\r\n\0"):
+                raise ValueError("token must be a non-empty string without CR, LF or NUL")
+            self._static: str | None = token
+            self._provider: TokenProvider | None = None
+        elif callable(token):
+            self._static = None
+            self._provider = token
+        else:
+            raise TypeError("token must be a string or an async callable returning one")
+        self._current: str | None = self._static
+        self._lock = anyio.Lock()
+
+    def __repr__(self) -> str:
+        kind = "static" if self._static is not None else "provider"
+        return f"TokenAuth(<{kind} token hidden>)"
+
+    async def _token(self, *, refresh: bool = False, stale: str | None = None) -> str:
+        if self._provider is None:
+            assert self._static is not None
+            return self._static
+        async with self._lock:
+            # Another request may have refreshed it while we waited for the lock.
+            if self._current is None or (refresh and self._current == stale):
+                token = self._provider()
+                value = await token if inspect.isawaitable(token) else token
+                if not isinstance(value, str) or not value:
+                    raise TypeError("the token provider must return a non-empty string")
+                self._current = value
+            return self._current
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        if self._static is None:
+            raise RuntimeError("a token provider needs an httpx.AsyncClient")
+        request.headers[TOKEN_HEADER] = self._static
+        yield request
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._token()
+        request.headers[TOKEN_HEADER] = token
+        response = yield request
+        if self._provider is not None and _token_expired(response):
+            request.headers[TOKEN_HEADER] = await self._token(refresh=True, stale=token)
+            yield request
+
+
+class AKSKAuth(httpx.Auth):
+    """Signs each request with ``SDK-HMAC-SHA256``, as Huawei's official SDK does.
+
+    Adds ``X-Sdk-Date`` (unless the request already has one: then that date is signed),
+    ``X-Project-Id`` when ``project_id`` is given and ``X-Security-Token`` for temporary
+    credentials. Hop-by-hop headers and header names with ``_`` are never signed.
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        ak: str,
+        sk: str,
+        *,
+        project_id: str | None = None,
+        security_token: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        for what, value in (("ak", ak), ("sk", sk)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{what} must be a non-empty string")
+        self._ak = ak
+        self._sk = sk
+        self._project_id = project_id
+        self._security_token = security_token
+        self._clock = clock or SystemClock()
+
+    @property
+    def ak(self) -> str:
+        """The access key id (not a secret; it is sent in every Authorization header)."""
+        return self._ak
+
+    def __repr__(self) -> str:
+        temporary = ", temporary" if self._security_token else ""
+        return f"AKSKAuth(ak={self._ak[:4]}…, sk=<hidden>{temporary})"
+
+    def sign_request(self, request: httpx.Request) -> None:
+        """Add the date, project and signature headers to ``request`` in place."""
+        headers = request.headers
+        if DATE_HEADER not in headers:
+            headers[DATE_HEADER] = format_sdk_date(self._clock.time())
+        if self._project_id and "X-Project-Id" not in headers:
+            headers["X-Project-Id"] = self._project_id
+        if self._security_token:
+            headers["X-Security-Token"] = self._security_token
+        if needs_unsigned_payload(headers.get("content-type")):
+            headers[CONTENT_SHA256_HEADER] = UNSIGNED_PAYLOAD
+        raw_path, _, query = request.url.raw_path.decode("ascii").partition("?")
+        signature = sign(
+            request.method,
+            raw_path,
+            query,
+            headers.multi_items(),
+            request.content,
+            ak=self._ak,
+            sk=self._sk,
+        )
+        headers["Authorization"] = signature.authorization
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        self.sign_request(request)
+        yield request

@@ -1,0 +1,365 @@
+"""CDMClient: the async transport layer. It sends what ``_wire`` builds and nothing else.
+
+One place talks to the network: :meth:`CDMClient._send_once`. Around it sit the retry
+policy (one request's transient failures), an optional rate limiter (a budget shared by
+many callers) and a capacity limiter that caps requests in flight *outside* httpx, so a
+thousand concurrent callers queue here instead of timing out in httpx's pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+
+from ._auth import AKSKAuth, TokenAuth
+from ._clock import Clock, SystemClock
+from ._errors import (
+    APIError,
+    CDMError,
+    RateLimitedError,
+    ResponseFormatError,
+    TransportError,
+    error_from_response,
+)
+from ._models import JobSummary, Submission
+from ._ratelimit import RateLimiter
+from ._retry import RetryPolicy
+from ._wire import (
+    MAX_BODY_BYTES,
+    job_list_path,
+    job_status_path,
+    parse_job_list,
+    parse_submissions,
+    validate_name,
+)
+
+__all__ = ["CDMClient", "JobPage"]
+
+logger = logging.getLogger("cdm_status")
+
+THROTTLE_PAUSE = 3.0
+"""Seconds the shared budget pauses after a 429 without ``Retry-After`` (Huawei: 2-5 s)."""
+
+JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of the job list."""
+
+    total: int
+    jobs: list[JobSummary]
+    page_no: int
+    page_size: int
+
+
+def _check_endpoint(endpoint: str) -> str:
+    try:
+        url = httpx.URL(endpoint)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"endpoint is not a URL: {exc}") from None
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ValueError("endpoint must be an http:// or https:// URL with a host")
+    if url.query or url.fragment or url.userinfo:
+        raise ValueError("endpoint must not carry a query, fragment or credentials")
+    return str(url).rstrip("/")
+
+
+def _env(name: str, environ: Mapping[str, str]) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+class CDMClient:
+    """Async client for CDM's job APIs.
+
+    ``endpoint`` is the base URL (``https://cdm.cn-north-4.myhuaweicloud.com``, or a local
+    stand-in such as ``http://127.0.0.1:8088``). ``auth`` is a :class:`TokenAuth`, an
+    :class:`AKSKAuth` or any ``httpx.Auth``. A user-supplied ``http_client`` is used as it
+    is and never closed by this object; otherwise one is created with ``timeout`` and a
+    pool of ``max_connections`` (requests beyond that wait here, never in httpx's pool).
+
+    Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        project_id: str,
+        cluster_id: str,
+        *,
+        auth: httpx.Auth | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        max_connections: int = 10,
+        clock: Clock | None = None,
+    ) -> None:
+        self.endpoint = _check_endpoint(endpoint)
+        self.project_id = validate_name(project_id, "project_id")
+        self.cluster_id = validate_name(cluster_id, "cluster_id")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        self._auth = auth
+        self._retry = retry or RetryPolicy()
+        self._clock = clock or SystemClock()
+        self._owns_http = http_client is None
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                timeout=httpx.Timeout(timeout, pool=None),
+                limits=httpx.Limits(
+                    max_connections=max_connections,
+                    max_keepalive_connections=max_connections,
+                ),
+                follow_redirects=False,
+            )
+        self._http = http_client
+        self._in_flight = anyio.CapacityLimiter(max_connections)
+
+    def __repr__(self) -> str:
+        return (
+            f"CDMClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, "
+            f"cluster_id={self.cluster_id!r}, auth={self._auth!r})"
+        )
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CDMClient:
+        """A client configured from the environment; keyword arguments win over it.
+
+        ``CDM_ENDPOINT`` (or ``HUAWEICLOUD_SDK_REGION``, giving
+        ``https://cdm.{region}.myhuaweicloud.com``), ``HUAWEICLOUD_SDK_PROJECT_ID``,
+        ``CDM_CLUSTER_ID``, and the credentials: ``HUAWEICLOUD_SDK_AK`` with
+        ``HUAWEICLOUD_SDK_SK`` (plus ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` for temporary ones),
+        or ``CDM_AUTH_TOKEN``. A missing setting raises ``ValueError`` naming the variable.
+        """
+        env = os.environ if environ is None else environ
+        settings = dict(overrides)
+        if "endpoint" not in settings:
+            endpoint = _env("CDM_ENDPOINT", env)
+            region = _env("HUAWEICLOUD_SDK_REGION", env)
+            if endpoint is None and region is not None:
+                validate_name(region, "HUAWEICLOUD_SDK_REGION")
+                endpoint = f"https://cdm.{region}.myhuaweicloud.com"
+            if endpoint is None:
+                raise ValueError("set CDM_ENDPOINT or HUAWEICLOUD_SDK_REGION")
+            settings["endpoint"] = endpoint
+        for key, variable in (
+            ("project_id", "HUAWEICLOUD_SDK_PROJECT_ID"),
+            ("cluster_id", "CDM_CLUSTER_ID"),
+        ):
+            if key not in settings:
+                value = _env(variable, env)
+                if value is None:
+                    raise ValueError(f"set {variable}")
+                settings[key] = value
+        if "auth" not in settings:
+            settings["auth"] = auth_from_env(env, project_id=settings["project_id"])
+        return cls(**settings)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> CDMClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this object created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    # ------------------------------------------------------------------ the API
+
+    async def get_submissions(
+        self, job_name: str, *, limiter: RateLimiter | None = None
+    ) -> list[Submission]:
+        """Every submission the status API returns for ``job_name``, newest first.
+
+        ``limiter``: every attempt (retries included) first takes a slot from it, and a 429
+        or ``Retry-After`` pauses it, so many callers can share one API budget.
+        """
+        path = job_status_path(self.project_id, self.cluster_id, job_name)
+        body = await self._get(path, job_name=job_name, limiter=limiter)
+        return parse_submissions(body, job_name=job_name)
+
+    async def get_status(self, job_name: str, *, limiter: RateLimiter | None = None) -> Submission:
+        """The newest submission of ``job_name``.
+
+        A job that never ran (an empty ``submissions`` list) gives a submission with status
+        ``NEVER_EXECUTED`` and only ``job_name`` set.
+        """
+        submissions = await self.get_submissions(job_name, limiter=limiter)
+        return submissions[0] if submissions else Submission.never_executed(job_name)
+
+    async def list_jobs(
+        self,
+        *,
+        filter: str = "",
+        page_no: int = 1,
+        page_size: int = 100,
+        job_type: str = "NORMAL_JOB",
+        limiter: RateLimiter | None = None,
+    ) -> JobPage:
+        """One page of the job list (``GET .../cdm/job/all``): names and last statuses.
+
+        ``filter`` is CDM's fuzzy name match; ``page_size`` is 10..100; ``job_type`` is
+        ``NORMAL_JOB``, ``BATCH_JOB`` (whole-database) or ``SCENARIO_JOB``.
+        """
+        if not 10 <= page_size <= 100:
+            raise ValueError("page_size must be between 10 and 100")
+        if page_no < 1:
+            raise ValueError("page_no must be at least 1")
+        if job_type not in JOB_TYPES:
+            raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}")
+        if filter and any(ord(char) < 0x20 for char in filter):
+            raise ValueError("filter must not contain control characters")
+        params = {
+            "filter": filter,
+            "page_no": str(page_no),
+            "page_size": str(page_size),
+            "jobType": job_type,
+        }
+        path = job_list_path(self.project_id, self.cluster_id)
+        body = await self._get(path, params=params, limiter=limiter)
+        total, jobs = parse_job_list(body)
+        return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _get(
+        self,
+        path: str,
+        *,
+        job_name: str | None = None,
+        params: Mapping[str, str] | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> bytes:
+        url = self.endpoint + path
+
+        async def attempt() -> bytes:
+            if limiter is not None:
+                await limiter.acquire()
+            try:
+                return await self._send_once("GET", url, params=params, job_name=job_name)
+            except APIError as error:
+                if limiter is not None and (
+                    isinstance(error, RateLimitedError) or error.retry_after is not None
+                ):
+                    # The budget is per user: one 429 means everybody waits.
+                    limiter.pause(
+                        THROTTLE_PAUSE if error.retry_after is None else error.retry_after
+                    )
+                raise
+
+        def on_retry(error: BaseException, delay: float) -> None:
+            logger.debug("GET %s failed (%s); retrying in %.2fs", path, _brief(error), delay)
+
+        return await self._retry.call(attempt, on_retry=on_retry)
+
+    async def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        job_name: str | None,
+    ) -> bytes:
+        async with self._in_flight:
+            request = self._http.build_request(
+                method, url, params=params, headers={"Accept": "application/json"}
+            )
+            started = self._clock.monotonic()
+            try:
+                response = await self._http.send(
+                    request,
+                    auth=self._auth or httpx.USE_CLIENT_DEFAULT,
+                    follow_redirects=False,
+                    stream=True,
+                )
+                try:
+                    body = await _read_capped(response)
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                raise TransportError(
+                    f"{method} {request.url.path}: {type(exc).__name__}: {exc}"
+                ) from exc
+            except httpx.DecodingError as exc:
+                raise ResponseFormatError(f"{method} {request.url.path}: {exc}") from exc
+        logger.debug(
+            "%s %s -> %d in %.3fs",
+            method,
+            request.url.raw_path.decode("ascii"),
+            response.status_code,
+            self._clock.monotonic() - started,
+        )
+        if response.status_code == 200:
+            return body
+        if 300 <= response.status_code < 400:
+            raise APIError(
+                f"HTTP {response.status_code}: the API redirected; redirects are not followed",
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+                job_name=job_name,
+            )
+        raise error_from_response(
+            response.status_code,
+            body,
+            response.headers,
+            job_name=job_name,
+            now=self._clock.time(),
+        )
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    """The body, refusing (without reading it whole) one larger than MAX_BODY_BYTES."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ResponseFormatError(f"response body of {declared} bytes exceeds the limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ResponseFormatError(f"response body exceeds {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _brief(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if isinstance(error, CDMError) else repr(error)
+
+
+def auth_from_env(environ: Mapping[str, str], *, project_id: str | None) -> httpx.Auth:
+    """AK/SK (preferred) or token credentials from the official SDK's variables."""
+    ak = _env("HUAWEICLOUD_SDK_AK", environ)
+    sk = _env("HUAWEICLOUD_SDK_SK", environ)
+    if ak or sk:
+        if not (ak and sk):
+            missing = "HUAWEICLOUD_SDK_SK" if ak else "HUAWEICLOUD_SDK_AK"
+            raise ValueError(f"set {missing} (AK and SK go together)")
+        return AKSKAuth(
+            ak,
+            sk,
+            project_id=project_id,
+            security_token=_env("HUAWEICLOUD_SDK_SECURITY_TOKEN", environ),
+        )
+    token = _env("CDM_AUTH_TOKEN", environ)
+    if token:
+        return TokenAuth(token)
+    raise ValueError("set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or CDM_AUTH_TOKEN")

@@ -1,0 +1,257 @@
+"""The exception tree, and the one function that maps an HTTP answer onto it.
+
+::
+
+    CDMError
+    ├── APIError                    the API answered with an error (status_code, error_code,
+    │   │                           error_msg, request_id, job_name, retry_after)
+    │   ├── BadRequestError         400
+    │   ├── AuthenticationError     401 (bad AK/SK, bad or expired token: APIG.0301)
+    │   ├── PermissionDeniedError   403
+    │   ├── JobNotFoundError        404, or Cdm.0100 / Cdm.0054 whatever the HTTP status
+    │   ├── RateLimitedError        429, or APIG.0308 whatever the HTTP status
+    │   └── ServerError             5xx
+    │       └── ServiceUnavailableError   503
+    ├── TransportError              no answer: connection, TLS or timeout (wraps httpx)
+    ├── ResponseFormatError         an answer that is not the documented shape
+    ├── JobFailedError              a waited-for job ended in failure (carries the submission)
+    └── WaitTimeoutError            a wait ran out of time (carries the last submission seen)
+
+Errors carry data, never secrets: no AK, SK, token or ``Authorization`` value is ever put
+in a message or a repr.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Submission
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CDMError",
+    "JobFailedError",
+    "JobNotFoundError",
+    "PermissionDeniedError",
+    "RateLimitedError",
+    "ResponseFormatError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "TransportError",
+    "WaitTimeoutError",
+    "error_from_response",
+    "parse_retry_after",
+]
+
+# CDM codes that mean "this job does not exist", documented with HTTP 400 in one place
+# and HTTP 500 in another: the code decides, not the status.
+NOT_FOUND_CODES = frozenset({"Cdm.0100", "Cdm.0054"})
+THROTTLED_CODES = frozenset({"APIG.0308"})
+_MAX_MESSAGE = 500
+
+
+class CDMError(Exception):
+    """Base class of every error this library raises."""
+
+
+class APIError(CDMError):
+    """The API answered with an error status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_code: str | None = None,
+        error_msg: str | None = None,
+        request_id: str | None = None,
+        job_name: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
+        self.error_msg = error_msg
+        self.request_id = request_id
+        self.job_name = job_name
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, "
+            f"error_code={self.error_code!r}, error_msg={self.error_msg!r}, "
+            f"request_id={self.request_id!r}, job_name={self.job_name!r})"
+        )
+
+
+class BadRequestError(APIError):
+    """HTTP 400 that is not a "job not found"."""
+
+
+class AuthenticationError(APIError):
+    """HTTP 401: the credentials were refused (wrong AK/SK, bad or expired token)."""
+
+
+class PermissionDeniedError(APIError):
+    """HTTP 403: the credentials lack permission."""
+
+
+class JobNotFoundError(APIError):
+    """The job (or the project or cluster) does not exist."""
+
+
+class RateLimitedError(APIError):
+    """The gateway throttled the request (HTTP 429 / ``APIG.0308``)."""
+
+
+class ServerError(APIError):
+    """HTTP 5xx."""
+
+
+class ServiceUnavailableError(ServerError):
+    """HTTP 503."""
+
+
+class TransportError(CDMError):
+    """No HTTP answer: connection refused or reset, TLS failure, or a timeout."""
+
+
+class ResponseFormatError(CDMError):
+    """A response that is not the documented shape: not JSON, too big, wrong types."""
+
+
+class JobFailedError(CDMError):
+    """A waited-for job ended without success (FAILED, FAILURE_ON_SUBMIT, STOPPED)."""
+
+    def __init__(self, submission: Submission) -> None:
+        summary = f": {submission.error_summary}" if submission.error_summary else ""
+        super().__init__(f"job {submission.job_name!r} ended {submission.raw_status}{summary}")
+        self.submission = submission
+        self.job_name = submission.job_name
+        self.error_summary = submission.error_summary
+        self.error_details = submission.error_details
+
+
+class WaitTimeoutError(CDMError):
+    """A wait ran out of time before the job reached a terminal status."""
+
+    def __init__(self, job_name: str, submission: Submission | None, elapsed: float) -> None:
+        seen = submission.raw_status if submission else "nothing"
+        super().__init__(
+            f"job {job_name!r} still not finished after {elapsed:.1f}s (last seen: {seen})"
+        )
+        self.job_name = job_name
+        self.submission = submission
+        self.elapsed = elapsed
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP date.
+
+    ``now`` is the wall clock (epoch seconds) that an HTTP date is measured against.
+    Returns None for a missing or unreadable value; never a negative number.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.fromtimestamp(now, tz=timezone.utc)).total_seconds()
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None, str | None]:
+    """(code, message, request id) from either error body, or Nones."""
+    try:
+        decoded: Any = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        decoded = None
+    if not isinstance(decoded, dict):
+        return None, None, None
+
+    def text(*keys: str) -> str | None:
+        for key in keys:
+            value = decoded.get(key)
+            if isinstance(value, str) and value:
+                return value[:_MAX_MESSAGE]
+        return None
+
+    # CDM: {"errCode", "externalMessage"}; API gateway: {"error_code", "error_msg"}.
+    code = text("errCode", "error_code", "code")
+    message = text("externalMessage", "error_msg", "message", "errMsg")
+    return code, message, text("request_id")
+
+
+def _class_for(status_code: int, error_code: str | None) -> type[APIError]:
+    if error_code in NOT_FOUND_CODES:
+        return JobNotFoundError
+    if error_code in THROTTLED_CODES or status_code == 429:
+        return RateLimitedError
+    by_status: dict[int, type[APIError]] = {
+        400: BadRequestError,
+        401: AuthenticationError,
+        403: PermissionDeniedError,
+        404: JobNotFoundError,
+        503: ServiceUnavailableError,
+    }
+    if status_code in by_status:
+        return by_status[status_code]
+    if 500 <= status_code <= 599:
+        return ServerError
+    return APIError
+
+
+def error_from_response(
+    status_code: int,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    job_name: str | None = None,
+    now: float,
+) -> APIError:
+    """The typed error for an error answer. Pure: no I/O.
+
+    ``headers`` must be case-insensitive (``httpx.Headers`` is); ``now`` is the wall clock
+    that a ``Retry-After`` HTTP date is measured against.
+    """
+    code, message, body_request_id = _error_fields(body)
+    request_id = headers.get("x-request-id") or body_request_id
+    retry_after = parse_retry_after(headers.get("retry-after"), now=now)
+    cls = _class_for(status_code, code)
+    summary = f"HTTP {status_code}"
+    if code:
+        summary += f" {code}"
+    if message:
+        summary += f": {message}"
+    if job_name is not None:
+        summary += f" (job {job_name!r})"
+    if request_id:
+        summary += f" [request {request_id}]"
+    return cls(
+        summary,
+        status_code=status_code,
+        error_code=code,
+        error_msg=message,
+        request_id=request_id,
+        job_name=job_name,
+        retry_after=retry_after,
+    )

@@ -1,0 +1,59 @@
+"""The ``cdm-status`` command: ``status``, ``wait``, ``simulate`` and ``demo``.
+
+Only this package writes to the terminal. ``import cdm_status`` never imports it (nor
+``rich``): library users pay nothing for the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import _status
+from ._common import CommandError
+
+__all__ = ["main"]
+
+_COMMANDS = (_status,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cdm-status",
+        description="Watch Huawei Cloud CDM jobs: ask a status, wait for many jobs, "
+        "or run the bundled CDM simulator.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the README for their meaning)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exit_.code or 0)
+    try:
+        code: int = args.run(args)
+    except CommandError as error:
+        print(f"cdm-status: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("cdm-status: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def console_main() -> None:  # pragma: no cover - the console-script entry point
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()

@@ -1,0 +1,74 @@
+"""What every subcommand shares: exit codes, connection settings, error messages."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from .._client import CDMClient
+from .._errors import APIError, AuthenticationError, CDMError, PermissionDeniedError
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_API = 4
+EXIT_INTERRUPTED = 130
+
+
+class CommandError(Exception):
+    """A failure to report as one line on stderr, with the exit code to end with."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The connection flags; each falls back to its environment variable."""
+    group = parser.add_argument_group(
+        "connection",
+        "Each flag falls back to its environment variable. Credentials come only from the "
+        "environment (HUAWEICLOUD_SDK_AK + HUAWEICLOUD_SDK_SK [+ "
+        "HUAWEICLOUD_SDK_SECURITY_TOKEN], or CDM_AUTH_TOKEN), never from flags that "
+        "would show in the process list.",
+    )
+    group.add_argument("--endpoint", help="CDM base URL [CDM_ENDPOINT]")
+    group.add_argument(
+        "--region", help="region, for https://cdm.REGION.myhuaweicloud.com [HUAWEICLOUD_SDK_REGION]"
+    )
+    group.add_argument("--project-id", help="project id [HUAWEICLOUD_SDK_PROJECT_ID]")
+    group.add_argument("--cluster-id", help="CDM cluster id [CDM_CLUSTER_ID]")
+    group.add_argument(
+        "--request-timeout", type=float, default=30.0, help="seconds per HTTP request (30)"
+    )
+
+
+def client_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> CDMClient:
+    """A CDMClient from the flags, then the environment; CommandError(2) if incomplete."""
+    env = dict(os.environ if environ is None else environ)
+    for flag, variable in (
+        ("endpoint", "CDM_ENDPOINT"),
+        ("region", "HUAWEICLOUD_SDK_REGION"),
+        ("project_id", "HUAWEICLOUD_SDK_PROJECT_ID"),
+        ("cluster_id", "CDM_CLUSTER_ID"),
+    ):
+        value = getattr(args, flag, None)
+        if value:
+            env[variable] = value
+    try:
+        return CDMClient.from_env(env, timeout=args.request_timeout)
+    except ValueError as error:
+        raise CommandError(f"configuration: {error}", EXIT_USAGE) from None
+
+
+def describe_api_error(error: CDMError) -> CommandError:
+    """The one-line message and exit code (4) for an API or network failure."""
+    if isinstance(error, AuthenticationError | PermissionDeniedError):
+        return CommandError(f"the API refused the credentials: {error}", EXIT_API)
+    if isinstance(error, APIError):
+        return CommandError(f"the API answered with an error: {error}", EXIT_API)
+    return CommandError(f"{type(error).__name__}: {error}", EXIT_API)

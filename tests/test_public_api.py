@@ -1,0 +1,30 @@
+"""The public surface is what ``cdm_status.__all__`` says, and nothing leaks into it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cdm_status
+
+
+def test_all_is_sorted_and_resolvable() -> None:
+    assert list(cdm_status.__all__) == sorted(cdm_status.__all__)
+    for name in cdm_status.__all__:
+        assert hasattr(cdm_status, name), name
+
+
+def test_version_comes_from_package_metadata() -> None:
+    from importlib.metadata import version
+
+    assert cdm_status.__version__ == version("cdm-status")
+
+
+def test_import_does_not_pull_in_the_command_line_or_rich() -> None:
+    code = (
+        "import sys, cdm_status, cdm_status.testing; "
+        "bad = [m for m in ('rich', 'cdm_status.cli', 'uvicorn') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
