@@ -45,8 +45,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         submission = anyio.run(lookup)
     except ValueError as error:  # a job name that cannot be sent
-        from ._common import EXIT_USAGE, CommandError
-
         raise CommandError(str(error), EXIT_USAGE) from None
     except CDMError as error:
         raise describe_api_error(error) from None
