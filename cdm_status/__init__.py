@@ -27,9 +27,12 @@ from ._errors import (
     TransportError,
     WaitTimeoutError,
 )
+from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import Counters, JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
+from ._schedule import PollPolicy
+from ._waiter import EventStream, JobStatusWaiter
 from ._wire import subjob_name
 
 try:
@@ -46,18 +49,27 @@ __all__ = [
     "CDMError",
     "Clock",
     "Counters",
+    "Event",
+    "EventStream",
+    "JobDone",
     "JobFailedError",
     "JobNotFoundError",
+    "JobOutcome",
     "JobPage",
     "JobStatus",
+    "JobStatusWaiter",
     "JobSummary",
+    "OutcomeKind",
     "PermissionDeniedError",
+    "PollFailed",
+    "PollPolicy",
     "RateLimitedError",
     "RateLimiter",
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",
     "ServiceUnavailableError",
+    "StatusChanged",
     "Submission",
     "SystemClock",
     "TokenAuth",

@@ -1,0 +1,142 @@
+"""When each job is polled next. Pure: numbers in, numbers out; no clock, no I/O.
+
+Rules:
+
+* A job that has not started yet or is starting (``NEVER_EXECUTED``, ``NEW``, ``PENDING``,
+  ``BOOTING``) is looked at every ``starting_interval`` seconds: it will change soon.
+* A ``RUNNING`` job is looked at after ``running_interval`` seconds at first; the interval
+  then grows with the time the job has been running (``running_growth`` of it), up to
+  ``max_interval``. A job that has run for an hour will not end in the next second more
+  often than one that started a minute ago.
+* ``UNKNOWN`` and statuses this library does not know are asked again every
+  ``unknown_interval`` seconds.
+* After a failed poll the job is asked again after ``failure_backoff * 2**(n-1)``
+  seconds, up to ``max_interval``.
+* Every interval is jittered by ``±jitter`` (a fraction) so that jobs that started together
+  never poll in lock-step.
+* When the budget is short, the job that has been due longest goes first
+  (:class:`DueQueue`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass
+
+from ._models import JobStatus
+
+__all__ = ["DueQueue", "PollPolicy"]
+
+_STARTING = frozenset(
+    {JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING, JobStatus.BOOTING}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    """How often a waiter polls a job, by the job's state. All numbers are seconds.
+
+    The defaults suit CDM: jobs boot in seconds to a minute and run for minutes to hours.
+    """
+
+    starting_interval: float = 5.0
+    running_interval: float = 5.0
+    running_growth: float = 0.1
+    max_interval: float = 60.0
+    unknown_interval: float = 10.0
+    failure_backoff: float = 2.0
+    jitter: float = 0.1
+    not_found_grace: int = 3
+    """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "starting_interval",
+            "running_interval",
+            "max_interval",
+            "unknown_interval",
+            "failure_backoff",
+        ):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if self.running_growth < 0:
+            raise ValueError("running_growth must not be negative")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
+        if self.not_found_grace < 1:
+            raise ValueError("not_found_grace must be at least 1")
+
+    def interval(self, status: JobStatus, time_in_status: float) -> float:
+        """The un-jittered wait before the next look at a job in ``status``."""
+        if status in _STARTING:
+            base = self.starting_interval
+        elif status is JobStatus.RUNNING:
+            base = self.running_interval + self.running_growth * max(0.0, time_in_status)
+        else:
+            base = self.unknown_interval
+        return min(base, self.max_interval)
+
+    def jittered(self, interval: float, draw: float) -> float:
+        """``interval`` scaled by a factor in ``[1 - jitter, 1 + jitter)``; ``draw`` in [0, 1)."""
+        return interval * (1.0 + self.jitter * (2.0 * draw - 1.0))
+
+    def next_poll(self, status: JobStatus, time_in_status: float, now: float, draw: float) -> float:
+        """When to look at the job next, after seeing it in ``status``."""
+        return now + self.jittered(self.interval(status, time_in_status), draw)
+
+    def retry_poll(self, consecutive_failures: int, now: float, draw: float) -> float:
+        """When to look again after ``consecutive_failures`` failed polls in a row."""
+        exponent = min(max(0, consecutive_failures - 1), 30)
+        backoff = min(self.failure_backoff * 2.0**exponent, self.max_interval)
+        return now + self.jittered(backoff, draw)
+
+
+class DueQueue:
+    """Jobs ordered by due time; the one due longest comes out first.
+
+    ``schedule`` replaces a job's previous due time; ``discard`` drops it. Both are
+    O(log n): stale heap entries are skipped lazily.
+    """
+
+    __slots__ = ("_due", "_heap", "_order")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, str]] = []
+        self._due: dict[str, tuple[float, int]] = {}
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._due
+
+    def schedule(self, name: str, at: float) -> None:
+        entry = (at, next(self._order))
+        self._due[name] = entry
+        heapq.heappush(self._heap, (*entry, name))
+
+    def discard(self, name: str) -> None:
+        self._due.pop(name, None)
+
+    def _clean(self) -> None:
+        heap = self._heap
+        while heap and self._due.get(heap[0][2]) != heap[0][:2]:
+            heapq.heappop(heap)
+
+    def next_due(self) -> float | None:
+        """The earliest due time, or None when empty."""
+        self._clean()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> str | None:
+        """The job due longest if it is due by ``now``; else None."""
+        self._clean()
+        if not self._heap or self._heap[0][0] > now:
+            return None
+        _, _, name = heapq.heappop(self._heap)
+        del self._due[name]
+        return name

@@ -1,0 +1,455 @@
+"""JobStatusWaiter: poll many jobs at once under one API budget, and report what changes.
+
+Three things are kept apart (as in google-api-core's polling futures):
+
+* retrying one failed request: the client's ``RetryPolicy``;
+* how often each job is polled: ``PollPolicy`` in ``_schedule`` (pure);
+* how long the whole watch may last: the ``timeout`` of a watch.
+
+One watch runs one dispatcher task: it pops the job due longest from a :class:`DueQueue`,
+takes a slot from the capacity limiter and starts that job's poll; each poll takes a slot
+from the shared :class:`RateLimiter` (retries included) before it sends. A poll decides, from
+the answer, the job's next event and its next due time. Only the dispatcher sleeps on the
+clock; everything else reacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random as _random
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._client import CDMClient
+from ._clock import Clock, SystemClock, utc_datetime
+from ._errors import (
+    APIError,
+    CDMError,
+    JobFailedError,
+    JobNotFoundError,
+    RateLimitedError,
+    WaitTimeoutError,
+)
+from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from ._models import JobStatus, Submission
+from ._ratelimit import RateLimiter
+from ._retry import RandomSource
+from ._schedule import DueQueue, PollPolicy
+from ._wire import validate_name
+
+__all__ = ["EventStream", "JobStatusWaiter"]
+
+logger = logging.getLogger("cdm_status")
+
+DEFAULT_SUCCESS = frozenset({JobStatus.SUCCEEDED})
+DEFAULT_FAILURE = frozenset({JobStatus.FAILED, JobStatus.FAILURE_ON_SUBMIT, JobStatus.STOPPED})
+
+
+def is_permanent(error: BaseException) -> bool:
+    """True for an answer that polling again will not change (bad credentials, 4xx).
+
+    Not found, throttling, 5xx, network failures and malformed bodies are transient: the
+    waiter rides them out. Anything that is not a ``CDMError`` is a bug, and permanent.
+    """
+    if isinstance(error, RateLimitedError | JobNotFoundError):
+        return False
+    if isinstance(error, APIError):
+        return error.status_code < 500
+    return not isinstance(error, CDMError)
+
+
+@dataclass(slots=True)
+class _Track:
+    """What a watch knows about one job."""
+
+    name: str
+    status: JobStatus | None = None
+    raw_status: str | None = None
+    entered_at: float = 0.0
+    submission: Submission | None = None
+    exists: bool = False
+    failures: int = 0
+    not_found: int = 0
+    done: bool = False
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One status request shared by every concurrent asker of the same job."""
+
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    result: Submission | None = None
+    error: BaseException | None = None
+
+
+class EventStream:
+    """The events of one watch, as an async iterator; ends when every job has its outcome.
+
+    ``outcomes`` fills in as jobs finish. ``cancel(name)`` stops watching a job: it ends
+    with a ``CANCELLED`` outcome.
+    """
+
+    def __init__(self, watch: _Watch, receive: MemoryObjectReceiveStream[Event]) -> None:
+        self._watch = watch
+        self._receive = receive
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    @property
+    def outcomes(self) -> Mapping[str, JobOutcome]:
+        """Outcomes of the jobs that have ended so far, by job name."""
+        return self._watch.outcomes
+
+    @property
+    def job_names(self) -> tuple[str, ...]:
+        """Every watched job (duplicates removed, first-seen order)."""
+        return tuple(self._watch.tracks)
+
+    def cancel(self, *job_names: str) -> None:
+        """Stop watching these jobs; each ends with a ``CANCELLED`` outcome."""
+        self._watch.cancel(job_names)
+
+
+class JobStatusWaiter:
+    """Waits for many CDM jobs at once, sharing one request budget between them.
+
+    ``requests_per_minute`` is the status API's budget (CDM allows 120 per user);
+    ``max_concurrency`` caps requests in flight; ``poll`` says how often each job is looked
+    at; ``clock`` and ``random`` are injectable so tests run on virtual time.
+    ``success`` and ``failure`` are the statuses that end a job; everything else keeps it
+    watched.
+    """
+
+    def __init__(
+        self,
+        client: CDMClient,
+        *,
+        requests_per_minute: float = 120,
+        max_concurrency: int = 8,
+        poll: PollPolicy | None = None,
+        clock: Clock | None = None,
+        random: RandomSource | None = None,
+        success: Iterable[JobStatus] = DEFAULT_SUCCESS,
+        failure: Iterable[JobStatus] = DEFAULT_FAILURE,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        self._client = client
+        self._clock = clock or SystemClock()
+        self._random: RandomSource = random or _random.Random()
+        self.poll_policy = poll or PollPolicy()
+        self.limiter = RateLimiter(requests_per_minute, clock=self._clock)
+        self.max_concurrency = max_concurrency
+        self.success = frozenset(success)
+        self.failure = frozenset(failure)
+        if self.success & self.failure:
+            raise ValueError("a status cannot be both success and failure")
+        self._flights: dict[str, _Flight] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"JobStatusWaiter(requests_per_minute={self.limiter.per_minute}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        job_names: Iterable[str],
+        *,
+        timeout: float | None = None,
+        since: datetime | None = None,
+    ) -> AsyncIterator[EventStream]:
+        """Watch jobs until each has its outcome; yields an :class:`EventStream`.
+
+        ``timeout`` (seconds) ends the jobs still running with ``TIMED_OUT``. ``since``
+        makes submissions created before it count as "not started yet", so a wait right
+        after a start request never returns the previous run. Leaving the block (a
+        ``break``, an exception, a cancellation) stops every poll at once.
+        """
+        names = list(dict.fromkeys(job_names))
+        for name in names:
+            validate_name(name, "job name")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError("timeout must be a non-negative number of seconds")
+        if since is not None and since.tzinfo is None:
+            raise ValueError("since must be an aware datetime (e.g. in UTC)")
+        send, receive = anyio.create_memory_object_stream[Event](math.inf)
+        watch = _Watch(self, names, timeout=timeout, since=since, send=send)
+        with receive:
+            async with anyio.create_task_group() as group:
+                group.start_soon(watch.run)
+                try:
+                    yield EventStream(watch, receive)
+                finally:
+                    group.cancel_scope.cancel()
+
+    async def wait_all(
+        self,
+        job_names: Iterable[str],
+        *,
+        timeout: float | None = None,
+        since: datetime | None = None,
+    ) -> dict[str, JobOutcome]:
+        """Wait for every job; one outcome per distinct name. Never raises for one job."""
+        async with self.watch(job_names, timeout=timeout, since=since) as events:
+            async for _ in events:
+                pass
+        return dict(events.outcomes)
+
+    async def wait(
+        self,
+        job_name: str,
+        *,
+        timeout: float | None = None,
+        since: datetime | None = None,
+    ) -> Submission:
+        """Wait for one job and return its successful terminal submission.
+
+        Raises ``JobFailedError`` (the job failed or was stopped), ``WaitTimeoutError``,
+        ``JobNotFoundError``, or the permanent API error that ended the wait.
+        """
+        started = self._clock.monotonic()
+        outcome = (await self.wait_all([job_name], timeout=timeout, since=since))[job_name]
+        if outcome.kind is OutcomeKind.SUCCEEDED and outcome.submission is not None:
+            return outcome.submission
+        if outcome.kind is OutcomeKind.FAILED and outcome.submission is not None:
+            raise JobFailedError(outcome.submission)
+        if outcome.kind is OutcomeKind.TIMED_OUT:
+            elapsed = self._clock.monotonic() - started
+            raise WaitTimeoutError(job_name, outcome.submission, elapsed)
+        if outcome.error is not None:
+            raise outcome.error
+        raise CDMError(f"watch of {job_name!r} ended {outcome.kind}")  # pragma: no cover
+
+    # ------------------------------------------------------------------ polling
+
+    async def fetch_status(self, job_name: str) -> Submission:
+        """One status request through the waiter's budget; concurrent askers of the same
+        job share it (single flight)."""
+        while True:
+            flight = self._flights.get(job_name)
+            if flight is None:
+                break
+            await flight.finished.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.result is not None:
+                return flight.result
+            # The leader was cancelled before an answer: ask again ourselves.
+        flight = _Flight()
+        self._flights[job_name] = flight
+        try:
+            flight.result = await self._client.get_status(job_name, limiter=self.limiter)
+            return flight.result
+        except Exception as error:
+            flight.error = error
+            raise
+        finally:
+            del self._flights[job_name]
+            flight.finished.set()
+
+
+class _Watch:
+    """The state and the tasks of one ``watch()`` call."""
+
+    def __init__(
+        self,
+        waiter: JobStatusWaiter,
+        names: list[str],
+        *,
+        timeout: float | None,
+        since: datetime | None,
+        send: MemoryObjectSendStream[Event],
+    ) -> None:
+        self.waiter = waiter
+        self.clock = waiter._clock
+        self.policy = waiter.poll_policy
+        self.tracks = {name: _Track(name) for name in names}
+        self.outcomes: dict[str, JobOutcome] = {}
+        self.queue = DueQueue()
+        self.since = since.astimezone(timezone.utc) if since else None
+        self.send = send
+        self.started = self.clock.monotonic()
+        self.deadline = None if timeout is None else self.started + timeout
+        self.capacity = anyio.CapacityLimiter(waiter.max_concurrency)
+        self.active = len(names)
+        self._nap_scope: anyio.CancelScope | None = None
+        self._wake_pending = False
+        for name in names:
+            self.queue.schedule(name, self.started)
+
+    # ------------------------------------------------------------------ dispatcher
+
+    async def run(self) -> None:
+        try:
+            async with anyio.create_task_group() as polls:
+                await self._dispatch(polls)
+                polls.cancel_scope.cancel()
+        finally:
+            self.send.close()
+
+    async def _dispatch(self, polls: anyio.abc.TaskGroup) -> None:
+        while self.active:
+            now = self.clock.monotonic()
+            if self.deadline is not None and now >= self.deadline:
+                self._expire()
+                return
+            name = self.queue.pop_due(now)
+            if name is None:
+                due = self.queue.next_due()
+                wake_at = min((t for t in (due, self.deadline) if t is not None), default=None)
+                await self._nap(None if wake_at is None else wake_at - now)
+                continue
+            token = object()
+            await self.capacity.acquire_on_behalf_of(token)
+            polls.start_soon(self._poll, self.tracks[name], token)
+
+    async def _nap(self, seconds: float | None) -> None:
+        """Sleep until ``seconds`` pass or a poll finishes, whichever comes first."""
+        with anyio.CancelScope() as scope:
+            self._nap_scope = scope
+            if self._wake_pending:
+                scope.cancel()
+            if seconds is None:
+                await anyio.sleep_forever()
+            else:
+                await self.clock.sleep(seconds)
+        self._nap_scope = None
+        self._wake_pending = False
+
+    def _wake(self) -> None:
+        self._wake_pending = True
+        if self._nap_scope is not None:
+            self._nap_scope.cancel()
+
+    def _expire(self) -> None:
+        for track in self.tracks.values():
+            if not track.done:
+                self._finish(track, OutcomeKind.TIMED_OUT, track.submission)
+
+    def cancel(self, names: Iterable[str]) -> None:
+        for name in names:
+            track = self.tracks.get(name)
+            if track is not None and not track.done:
+                self.queue.discard(name)
+                self._finish(track, OutcomeKind.CANCELLED, track.submission)
+        self._wake()
+
+    # ------------------------------------------------------------------ one poll
+
+    async def _poll(self, track: _Track, token: object) -> None:
+        try:
+            logger.debug("polling %r", track.name)
+            submission = await self.waiter.fetch_status(track.name)
+        except Exception as error:
+            if not track.done:
+                self._failed(track, error)
+        else:
+            if not track.done:
+                self._observe(track, submission)
+        finally:
+            self.capacity.release_on_behalf_of(token)
+            self._wake()
+
+    def _observe(self, track: _Track, submission: Submission) -> None:
+        now = self.clock.monotonic()
+        if self._is_stale(submission):
+            submission = Submission.never_executed(track.name)
+        else:
+            track.exists = True
+        track.failures = 0
+        track.not_found = 0
+        track.submission = submission
+        raw = submission.raw_status if submission.status is JobStatus.OTHER else None
+        if submission.status is not track.status or raw != track.raw_status:
+            event = StatusChanged(
+                job_name=track.name,
+                previous=track.status,
+                current=submission.status,
+                submission=submission,
+                at=utc_datetime(self.clock.time()),
+            )
+            logger.info(
+                "job %r: %s -> %s",
+                track.name,
+                track.status.value if track.status else "(first look)",
+                submission.raw_status,
+            )
+            track.status, track.raw_status, track.entered_at = submission.status, raw, now
+            self._emit(event)
+        if submission.status in self.waiter.success:
+            self._finish(track, OutcomeKind.SUCCEEDED, submission)
+        elif submission.status in self.waiter.failure:
+            self._finish(track, OutcomeKind.FAILED, submission)
+        else:
+            draw = self.waiter._random.random()
+            due = self.policy.next_poll(submission.status, now - track.entered_at, now, draw)
+            self.queue.schedule(track.name, due)
+
+    def _is_stale(self, submission: Submission) -> bool:
+        return (
+            self.since is not None
+            and submission.creation_date is not None
+            and submission.creation_date < self.since
+        )
+
+    def _failed(self, track: _Track, error: Exception) -> None:
+        if isinstance(error, JobNotFoundError):
+            track.not_found += 1
+            if track.exists or track.not_found >= self.policy.not_found_grace:
+                self._finish(track, OutcomeKind.NOT_FOUND, track.submission, error)
+                return
+        elif is_permanent(error):
+            if not isinstance(error, CDMError):
+                logger.error("polling %r failed unexpectedly", track.name, exc_info=error)
+            self._finish(track, OutcomeKind.ERROR, track.submission, error)
+            return
+        track.failures += 1
+        logger.warning("polling %r failed (%d in a row): %s", track.name, track.failures, error)
+        self._emit(PollFailed(track.name, error, track.failures))
+        now = self.clock.monotonic()
+        draw = self.waiter._random.random()
+        self.queue.schedule(track.name, self.policy.retry_poll(track.failures, now, draw))
+
+    # ------------------------------------------------------------------ endings
+
+    def _finish(
+        self,
+        track: _Track,
+        kind: OutcomeKind,
+        submission: Submission | None,
+        error: BaseException | None = None,
+    ) -> None:
+        if track.done:  # every job ends exactly once
+            return
+        track.done = True
+        self.active -= 1
+        outcome = JobOutcome(track.name, kind, submission, error)
+        self.outcomes[track.name] = outcome
+        logger.info("job %r done: %s", track.name, kind.value)
+        self._emit(JobDone(outcome))
+
+    def _emit(self, event: Event) -> None:
+        # The buffer is unbounded: events per job are few, and a slow reader must never
+        # hold up the polls of other jobs.
+        # If the reader has left the watch, nobody is listening any more.
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            self.send.send_nowait(event)

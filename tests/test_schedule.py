@@ -1,0 +1,104 @@
+"""The poll schedule is pure: next-poll times per state, jitter bounds, due order."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdm_status import JobStatus, PollPolicy
+from cdm_status._schedule import DueQueue
+
+POLICY = PollPolicy(
+    starting_interval=5.0,
+    running_interval=5.0,
+    running_growth=0.1,
+    max_interval=60.0,
+    unknown_interval=10.0,
+    failure_backoff=2.0,
+    jitter=0.1,
+)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING, JobStatus.BOOTING],
+)
+def test_starting_jobs_are_polled_soon(status: JobStatus) -> None:
+    assert POLICY.interval(status, 0.0) == 5.0
+    assert POLICY.interval(status, 3600.0) == 5.0
+
+
+def test_running_interval_grows_with_time_in_state_up_to_the_cap() -> None:
+    assert POLICY.interval(JobStatus.RUNNING, 0.0) == 5.0
+    assert POLICY.interval(JobStatus.RUNNING, 100.0) == pytest.approx(15.0)
+    assert POLICY.interval(JobStatus.RUNNING, 300.0) == pytest.approx(35.0)
+    assert POLICY.interval(JobStatus.RUNNING, 10_000.0) == 60.0
+
+
+@pytest.mark.parametrize("status", [JobStatus.UNKNOWN, JobStatus.OTHER])
+def test_unknown_statuses_are_asked_again(status: JobStatus) -> None:
+    assert POLICY.interval(status, 500.0) == 10.0
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.5, 0.999999])
+def test_jitter_stays_within_bounds(draw: float) -> None:
+    at = POLICY.next_poll(JobStatus.BOOTING, 0.0, now=100.0, draw=draw)
+    assert 100.0 + 4.5 <= at < 100.0 + 5.5
+
+
+def test_jitter_spreads_jobs_that_started_together() -> None:
+    times = {POLICY.next_poll(JobStatus.RUNNING, 0.0, 0.0, draw / 10) for draw in range(10)}
+    assert len(times) == 10
+
+
+def test_failure_backoff_doubles_up_to_the_cap() -> None:
+    flat = PollPolicy(failure_backoff=2.0, jitter=0.0, max_interval=60.0)
+    assert [flat.retry_poll(n, 0.0, 0.5) for n in (1, 2, 3, 4, 5, 6, 50)] == [
+        2.0,
+        4.0,
+        8.0,
+        16.0,
+        32.0,
+        60.0,
+        60.0,
+    ]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"starting_interval": 0},
+        {"max_interval": -1},
+        {"jitter": 1.0},
+        {"running_growth": -0.1},
+        {"not_found_grace": 0},
+        {"unknown_interval": float("inf")},
+    ],
+)
+def test_nonsense_policies_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each message names its field
+        PollPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_due_queue_gives_the_job_due_longest_first() -> None:
+    queue = DueQueue()
+    queue.schedule("late", 50.0)
+    queue.schedule("oldest", 10.0)
+    queue.schedule("middle", 30.0)
+    assert queue.pop_due(now=5.0) is None
+    assert [queue.pop_due(now=100.0) for _ in range(3)] == ["oldest", "middle", "late"]
+    assert queue.pop_due(now=100.0) is None
+    assert queue.next_due() is None
+
+
+def test_due_queue_rescheduling_replaces_the_old_time() -> None:
+    queue = DueQueue()
+    queue.schedule("a", 10.0)
+    queue.schedule("b", 20.0)
+    queue.schedule("a", 30.0)
+    assert len(queue) == 2
+    assert queue.next_due() == 20.0
+    assert queue.pop_due(25.0) == "b"
+    assert queue.pop_due(25.0) is None
+    queue.discard("a")
+    assert queue.next_due() is None
+    assert "a" not in queue
