@@ -35,6 +35,10 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 """Largest response body read; a bigger one is refused with ResponseFormatError."""
 
 MAX_NAME_LENGTH = 1024
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in a body (the documented shape has 4)."""
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 COUNTERS_GROUP = "org.apache.sqoop.submission.counter.SqoopCounters"
 
 _T = TypeVar("_T")
@@ -61,6 +65,8 @@ def validate_name(value: object, what: str) -> str:
             raise ValueError(
                 f"{what} contains the control character U+{ord(char):04X} at position {position}"
             )
+        if 0xD800 <= ord(char) <= 0xDFFF:  # a lone surrogate cannot be encoded as UTF-8
+            raise ValueError(f"{what} contains a lone surrogate at position {position}")
     if value in {".", ".."}:
         raise ValueError(f"{what} must not be {value!r}: it is a path dot-segment")
     return value
@@ -99,16 +105,52 @@ def subjob_name(parent: str, table: str) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
+def _reject_constant(name: str) -> Any:
+    # Python's json module accepts NaN and Infinity by default; JSON does not.
+    raise ResponseFormatError(f"response body is not JSON: {name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    # "1e400" decodes to inf without complaint: refuse it like NaN.
+    number = float(text)
+    if not math.isfinite(number):
+        raise ResponseFormatError(f"response body holds a number out of range: {text[:40]}")
+    return number
+
+
+def _check_depth(decoded: Any) -> None:
+    """ResponseFormatError if arrays/objects nest deeper than MAX_DEPTH (iterative walk).
+
+    json.loads may accept nesting close to the recursion limit, and everything that walks
+    the result afterwards (freeze, the repr of raw) recurses too: refuse such bodies here,
+    once, rather than let a RecursionError escape from somewhere further down.
+    """
+    stack: list[tuple[Any, int]] = [(decoded, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            raise ResponseFormatError(f"response body nests deeper than {MAX_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def decode_json(body: bytes) -> Any:
-    """Decoded JSON, or ResponseFormatError for anything that is not JSON."""
+    """Decoded JSON, or ResponseFormatError for anything that is not strict JSON."""
     if len(body) > MAX_BODY_BYTES:
         raise ResponseFormatError(f"response body of {len(body)} bytes exceeds the limit")
     try:
-        return json.loads(body)
+        decoded = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise ResponseFormatError("response body is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, too many int digits
         raise ResponseFormatError(f"response body is not JSON: {exc}") from None
+    _check_depth(decoded)
+    return decoded
 
 
 class _Fields:
@@ -200,10 +242,24 @@ def _as_float(value: Any) -> float | None:
 
 
 def _as_int(value: Any) -> int | None:
-    number = _as_float(value)
-    if number is None or not number.is_integer():
+    # Integers are taken as they are: going through float would round byte counters above
+    # 2**53. Anything outside a signed 64-bit range is not a plausible counter or id.
+    if isinstance(value, bool):
         return None
-    return int(number)
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit():
+            number = int(text)
+    if number is None:
+        as_float = _as_float(value)
+        if as_float is None or not as_float.is_integer():
+            return None
+        number = int(as_float)
+    return number if _INT_MIN <= number <= _INT_MAX else None
 
 
 # --------------------------------------------------------------------------- submissions
