@@ -48,6 +48,7 @@ __all__ = [
     "TransportError",
     "WaitTimeoutError",
     "error_from_response",
+    "is_permanent",
     "parse_retry_after",
 ]
 
@@ -255,3 +256,16 @@ def error_from_response(
         job_name=job_name,
         retry_after=retry_after,
     )
+
+
+def is_permanent(error: BaseException) -> bool:
+    """True for an answer that polling again will not change (bad credentials, 4xx).
+
+    Not found, throttling, 5xx, network failures and malformed bodies are transient: the
+    waiter rides them out. Anything that is not a ``CDMError`` is a bug, and permanent.
+    """
+    if isinstance(error, RateLimitedError | JobNotFoundError):
+        return False
+    if isinstance(error, APIError):
+        return error.status_code < 500
+    return not isinstance(error, CDMError)

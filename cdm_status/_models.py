@@ -99,6 +99,8 @@ assert set(_STATUS_KIND) == set(JobStatus), "every JobStatus needs a kind"
 def freeze(value: Any) -> Any:
     """A read-only deep copy of decoded JSON: dicts become mapping proxies, lists tuples."""
     if isinstance(value, dict):
+        if not any(isinstance(item, dict | list) for item in value.values()):
+            return MappingProxyType(dict(value))  # flat: the common case, and cheap
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
     if isinstance(value, list):
         return tuple(freeze(item) for item in value)

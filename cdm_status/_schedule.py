@@ -48,6 +48,8 @@ class PollPolicy:
     unknown_interval: float = 10.0
     failure_backoff: float = 2.0
     jitter: float = 0.1
+    list_interval: float = 5.0
+    """Least time between the starts of two sweeps of the job list."""
     not_found_grace: int = 3
     """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
 
@@ -58,6 +60,7 @@ class PollPolicy:
             "max_interval",
             "unknown_interval",
             "failure_backoff",
+            "list_interval",
         ):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):

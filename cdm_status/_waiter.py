@@ -28,42 +28,36 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._batching import STRATEGIES, Strategy, common_prefix, wants_list
 from ._client import CDMClient
 from ._clock import Clock, SystemClock, utc_datetime
 from ._errors import (
-    APIError,
     CDMError,
     JobFailedError,
     JobNotFoundError,
-    RateLimitedError,
     WaitTimeoutError,
+    is_permanent,
 )
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
-from ._models import JobStatus, Submission
+from ._models import JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RandomSource
 from ._schedule import DueQueue, PollPolicy
+from ._sweeper import ListSweeper
 from ._wire import validate_name
 
 __all__ = ["EventStream", "JobStatusWaiter"]
 
 logger = logging.getLogger("cdm_status")
 
+DETAIL_FIRST = 1e9
+"""A status request for a job the list saw change goes before every routine poll."""
+
+NOT_STARTED = frozenset({JobStatus.NEW, JobStatus.NEVER_EXECUTED})
+"""List statuses of a job that has not run yet."""
+
 DEFAULT_SUCCESS = frozenset({JobStatus.SUCCEEDED})
 DEFAULT_FAILURE = frozenset({JobStatus.FAILED, JobStatus.FAILURE_ON_SUBMIT, JobStatus.STOPPED})
-
-
-def is_permanent(error: BaseException) -> bool:
-    """True for an answer that polling again will not change (bad credentials, 4xx).
-
-    Not found, throttling, 5xx, network failures and malformed bodies are transient: the
-    waiter rides them out. Anything that is not a ``CDMError`` is a bug, and permanent.
-    """
-    if isinstance(error, RateLimitedError | JobNotFoundError):
-        return False
-    if isinstance(error, APIError):
-        return error.status_code < 500
-    return not isinstance(error, CDMError)
 
 
 @dataclass(slots=True)
@@ -79,6 +73,10 @@ class _Track:
     failures: int = 0
     not_found: int = 0
     done: bool = False
+    in_flight: bool = False
+    via_list: bool = False
+    """The job list shows this job: no routine per-job polls, only detail fetches."""
+    list_status: str | None = None
 
 
 @dataclass(slots=True)
@@ -133,6 +131,11 @@ class JobStatusWaiter:
     at; ``clock`` and ``random`` are injectable so tests run on virtual time.
     ``success`` and ``failure`` are the statuses that end a job; everything else keeps it
     watched.
+
+    ``strategy``: ``per_job`` polls each job's status; ``list`` sweeps the job list (100
+    jobs a request, from its own budget of ``list_requests_per_minute``) and asks a job's
+    status only when the list shows it changed, falling back to per-job polling for jobs
+    the list does not show; ``auto`` (the default) lists when that detects changes sooner.
     """
 
     def __init__(
@@ -146,14 +149,20 @@ class JobStatusWaiter:
         random: RandomSource | None = None,
         success: Iterable[JobStatus] = DEFAULT_SUCCESS,
         failure: Iterable[JobStatus] = DEFAULT_FAILURE,
+        strategy: Strategy = "auto",
+        list_requests_per_minute: float = 120,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+        self.strategy: Strategy = strategy
         self._client = client
         self._clock = clock or SystemClock()
         self._random: RandomSource = random or _random.Random()
         self.poll_policy = poll or PollPolicy()
         self.limiter = RateLimiter(requests_per_minute, clock=self._clock)
+        self.list_limiter = RateLimiter(list_requests_per_minute, clock=self._clock)
         self.max_concurrency = max_concurrency
         self.success = frozenset(success)
         self.failure = frozenset(failure)
@@ -293,14 +302,35 @@ class _Watch:
         self.active = len(names)
         self._nap_scope: anyio.CancelScope | None = None
         self._wake_pending = False
-        for name in names:
-            self.queue.schedule(name, self.started)
+        self.sweeper: ListSweeper | None = None
+        if names and wants_list(
+            waiter.strategy,
+            len(names),
+            status_per_minute=waiter.limiter.per_minute,
+            starting_interval=self.policy.starting_interval,
+        ):
+            # Nobody is polled one by one until the first sweep says who is not listed.
+            self.sweeper = ListSweeper(
+                waiter._client,
+                self,
+                prefix=common_prefix(names),
+                limiter=waiter.list_limiter,
+                status_per_minute=waiter.limiter.per_minute,
+                clock=self.clock,
+                policy=self.policy,
+                auto=waiter.strategy == "auto",
+            )
+        else:
+            for name in names:
+                self.queue.schedule(name, self.started)
 
     # ------------------------------------------------------------------ dispatcher
 
     async def run(self) -> None:
         try:
             async with anyio.create_task_group() as polls:
+                if self.sweeper is not None:
+                    polls.start_soon(self.sweeper.run)
                 await self._dispatch(polls)
                 polls.cancel_scope.cancel()
         finally:
@@ -320,7 +350,9 @@ class _Watch:
                 continue
             token = object()
             await self.capacity.acquire_on_behalf_of(token)
-            polls.start_soon(self._poll, self.tracks[name], token)
+            track = self.tracks[name]
+            track.in_flight = True
+            polls.start_soon(self._poll, track, token)
 
     async def _nap(self, seconds: float | None) -> None:
         """Sleep until ``seconds`` pass or a poll finishes, whichever comes first."""
@@ -366,6 +398,7 @@ class _Watch:
             if not track.done:
                 self._observe(track, submission)
         finally:
+            track.in_flight = False
             self.capacity.release_on_behalf_of(token)
             self._wake()
 
@@ -399,10 +432,64 @@ class _Watch:
             self._finish(track, OutcomeKind.SUCCEEDED, submission)
         elif submission.status in self.waiter.failure:
             self._finish(track, OutcomeKind.FAILED, submission)
-        else:
+        elif not track.via_list or self._list_disagrees(track, submission):
             draw = self.waiter._random.random()
             due = self.policy.next_poll(submission.status, now - track.entered_at, now, draw)
             self.queue.schedule(track.name, due)
+
+    @staticmethod
+    def _list_disagrees(track: _Track, submission: Submission) -> bool:
+        """The list and the status API differ (one lags, or the list shows an older run):
+        keep polling this job until they agree, or a sweep would never look again."""
+        if track.list_status is None:
+            return False
+        listed = JobStatus.parse(track.list_status)
+        if listed in NOT_STARTED and submission.status in NOT_STARTED:
+            return False  # the list says NEW where the status API has no submission
+        if listed is JobStatus.OTHER:
+            return submission.raw_status != track.list_status
+        return listed is not submission.status
+
+    # ------------------------------------------------------------------ the job list
+
+    def still_watched(self) -> set[str]:
+        return {name for name, track in self.tracks.items() if not track.done}
+
+    def listed(self, summary: JobSummary) -> None:
+        track = self.tracks.get(summary.name)
+        if track is None or track.done:
+            return
+        if not track.via_list and not track.in_flight:
+            self.queue.discard(track.name)  # the list looks at it from now on
+        track.via_list = True
+        if summary.raw_status == track.list_status:
+            return
+        first_sighting = track.list_status is None
+        track.list_status = summary.raw_status
+        if summary.status in NOT_STARTED and track.status is None:
+            # A job that never ran: the list says NEW, the status API an empty list. No
+            # status request needed to report it (thousands of subjobs start this way).
+            self._observe(track, Submission.never_executed(track.name))
+        elif not (first_sighting and summary.status is track.status):
+            self._fetch_soon(track)
+
+    def unlisted(self, names: Iterable[str]) -> None:
+        now = self.clock.monotonic()
+        for name in names:
+            track = self.tracks[name]
+            if track.done:
+                continue
+            track.via_list = False
+            track.list_status = None
+            if name not in self.queue and not track.in_flight:
+                self.queue.schedule(name, now)
+        self._wake()
+
+    def _fetch_soon(self, track: _Track) -> None:
+        """Ask this job's status before any routine poll (the list saw it change)."""
+        if not track.in_flight:
+            self.queue.schedule(track.name, self.clock.monotonic() - DETAIL_FIRST)
+            self._wake()
 
     def _is_stale(self, submission: Submission) -> bool:
         return (

@@ -125,18 +125,16 @@ def _check_depth(decoded: Any) -> None:
     the result afterwards (freeze, the repr of raw) recurses too: refuse such bodies here,
     once, rather than let a RecursionError escape from somewhere further down.
     """
+    if not isinstance(decoded, dict | list):
+        return
+    # Only containers go on the stack: this runs on every page of the job list.
     stack: list[tuple[Any, int]] = [(decoded, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
         if depth > MAX_DEPTH:
             raise ResponseFormatError(f"response body nests deeper than {MAX_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
 
 
 def decode_json(body: bytes) -> Any:
@@ -372,24 +370,33 @@ def parse_job_list(body: bytes) -> tuple[int, list[JobSummary]]:
     if not isinstance(jobs, list):
         raise ResponseFormatError("job list has no 'jobs' list")
     total = _Fields(decoded, "job list").integer("total")
+    # The hot path of batched polling (100 entries a page, page after page): read the
+    # three fields directly rather than through _Fields, and keep `raw` as a shallow
+    # read-only view (freeze() copies nested values; list entries rarely have any).
     summaries: list[JobSummary] = []
     for item in jobs:
         if not isinstance(item, dict):
             raise ResponseFormatError(
                 f"a job list entry should be an object, got {_describe(item)}"
             )
-        fields = _Fields(item, "job list entry")
-        name = fields.text("name")
-        if not name:
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
             raise ResponseFormatError("job list entry has no 'name'")
-        raw_status = fields.text("status") or JobStatus.NEVER_EXECUTED.value
+        raw_status = item.get("status")
+        if raw_status is None or raw_status == "":
+            raw_status = JobStatus.NEVER_EXECUTED.value
+        elif not isinstance(raw_status, str):
+            raise ResponseFormatError(
+                f"job list entry {name!r}: 'status' should be a string, got {_describe(raw_status)}"
+            )
+        job_type = item.get("job_type", item.get("jobType"))
         summaries.append(
             JobSummary(
                 name=name,
                 status=JobStatus.parse(raw_status),
                 raw_status=raw_status,
-                job_type=fields.text("job_type", "jobType"),
-                raw=freeze(item),
+                job_type=job_type if isinstance(job_type, str) else None,
+                raw=MappingProxyType(item),
             )
         )
     return (len(summaries) if total is None else total), summaries

@@ -50,6 +50,7 @@ async def watch_all(
     api: ScriptedCDM, names: list[str], **options: object
 ) -> tuple[list[Event], JobStatusWaiter]:
     waiter_options = {k: options.pop(k) for k in list(options) if k not in ("timeout", "since")}
+    waiter_options.setdefault("strategy", "per_job")  # the scripted API has no job list
     async with api.client() as client, api.clock.autojump():
         waiter = JobStatusWaiter(client, clock=api.clock, random=random.Random(7), **waiter_options)  # type: ignore[arg-type]
         async with waiter.watch(names, **options) as stream:  # type: ignore[arg-type]
@@ -246,7 +247,7 @@ async def test_breaking_out_stops_every_poll() -> None:
     for name in names:
         api.job(name, (0, "RUNNING"))
     async with api.client() as client, clock.autojump():
-        waiter = JobStatusWaiter(client, clock=clock)
+        waiter = JobStatusWaiter(client, clock=clock, strategy="per_job")
         async with waiter.watch(names) as stream:
             async for event in stream:
                 if isinstance(event, StatusChanged):
