@@ -1,0 +1,279 @@
+"""The simulator's jobs: who exists, and the runs each one has had or will have.
+
+Every operation takes the time it happens at (``now``) and only ever appends or replaces
+whole :class:`Run` values, so what a job looks like at any moment stays a pure function of
+the clock. Whole-database jobs are scheduled entirely when they start: a heap of
+``parallelism`` slots hands each table the moment a slot frees up.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .._models import JobStatus
+from .._wire import subjob_name, validate_name
+from ._timeline import JobPlan, Run, RunState, Transition, random_plan
+
+__all__ = ["DatabaseSpec", "Job", "JobError", "JobRegistry"]
+
+ACTIVE = frozenset({JobStatus.BOOTING, JobStatus.RUNNING})
+
+
+class JobError(Exception):
+    """An operation CDM refuses; carries the CDM error code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def not_found(name: str) -> JobError:
+    return JobError("Cdm.0100", f"Job[{name}] doesn't exist.")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSpec:
+    """How a whole-database job's subjobs are planned and run."""
+
+    tables: tuple[str, ...]
+    parallelism: int
+    failure_rate: float
+    plans: Mapping[str, JobPlan]
+    run_seconds: tuple[float, float]
+
+
+@dataclass(slots=True)
+class Job:
+    """One job and its runs (oldest first)."""
+
+    name: str
+    job_type: str
+    created_at: float
+    listed: bool = True
+    failure_rate: float = 0.0
+    plan: JobPlan | None = None
+    runs: list[Run] = field(default_factory=list)
+    deleted_at: float | None = None
+    database: DatabaseSpec | None = None
+    children: tuple[str, ...] = ()
+    parent: str | None = None
+    born_started: bool = False
+    """Started the moment it was created: it was never NEVER_EXECUTED."""
+
+    def gone_at(self) -> float | None:
+        """When the job stops existing (deleted, or vanished mid-run), if ever."""
+        moments = [run.vanishes_at for run in self.runs if run.vanishes_at is not None]
+        if self.deleted_at is not None:
+            moments.append(self.deleted_at)
+        return min(moments) if moments else None
+
+    def exists(self, now: float) -> bool:
+        gone = self.gone_at()
+        return gone is None or now < gone
+
+    def current(self, now: float) -> tuple[Run, RunState] | None:
+        """The newest run submitted by ``now``, and its state then."""
+        for run in reversed(self.runs):
+            state = run.state_at(now)
+            if state is not None:
+                return run, state
+        return None
+
+    def status(self, now: float) -> JobStatus:
+        current = self.current(now)
+        return JobStatus.NEVER_EXECUTED if current is None else current[1].status
+
+
+class JobRegistry:
+    """Every job of one simulated cluster."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._jobs: dict[str, Job] = {}
+        self._submissions = 0
+
+    def names(self) -> list[str]:
+        return sorted(self._jobs)
+
+    def get(self, name: str, now: float) -> Job:
+        """The job, or ``Cdm.0100`` if it does not exist (any more) at ``now``."""
+        job = self._jobs.get(name)
+        if job is None or not job.exists(now):
+            raise not_found(name)
+        return job
+
+    def record(self, name: str) -> Job:
+        """The job's record even if it is gone (ground truth); KeyError if never added."""
+        return self._jobs[name]
+
+    def visible(self, now: float) -> list[Job]:
+        return [self._jobs[name] for name in self.names() if self._jobs[name].exists(now)]
+
+    # ------------------------------------------------------------------ creation
+
+    def add(
+        self,
+        name: str,
+        *,
+        now: float,
+        job_type: str,
+        plan: JobPlan | None = None,
+        failure_rate: float = 0.0,
+        listed: bool = True,
+        started: bool = False,
+    ) -> Job:
+        validate_name(name, "job name")
+        existing = self._jobs.get(name)
+        if existing is not None and existing.exists(now):
+            raise ValueError(f"job {name!r} already exists")
+        job = Job(name, job_type, now, listed=listed, failure_rate=failure_rate, plan=plan)
+        self._jobs[name] = job
+        if started:
+            job.born_started = True
+            self.start(name, now)
+        return job
+
+    def add_database(
+        self, parent: str, spec: DatabaseSpec, *, now: float, listed: bool, started: bool
+    ) -> tuple[Job, list[Job]]:
+        names = [subjob_name(parent, table) for table in spec.tables]
+        if len(set(names)) != len(names):
+            raise ValueError("table names must be unique")
+        for name in [parent, *names]:
+            existing = self._jobs.get(name)
+            if existing is not None and existing.exists(now):
+                raise ValueError(f"job {name!r} already exists")
+        job = self.add(parent, now=now, job_type="BATCH_JOB")
+        job.database = spec
+        job.children = tuple(names)
+        children = []
+        for name in names:
+            child = self.add(name, now=now, job_type="BATCH_JOB", listed=listed)
+            child.parent = parent
+            children.append(child)
+        if started:
+            for each in [job, *children]:
+                each.born_started = True
+            self.start(parent, now)
+        return job, children
+
+    # ------------------------------------------------------------------ runs
+
+    def _run(self, job: Job, plan: JobPlan, at: float, table: str) -> Run:
+        self._submissions += 1
+        return Run(
+            job_name=job.name,
+            submission_id=len(job.runs) + 1,
+            submitted_at=at,
+            plan=plan,
+            external_id=f"job_local{self._rng.randrange(10**9, 10**10)}_{self._submissions:04d}",
+            table=table,
+        )
+
+    def start(self, name: str, now: float) -> Run:
+        """A new run of ``name`` from ``now``; ``Cdm.0052`` if one is running."""
+        job = self.get(name, now)
+        if job.status(now) in ACTIVE:
+            raise JobError("Cdm.0052", f"Job[{name}] is running.")
+        # A run scheduled for later (a subjob waiting for a slot) is replaced by this one.
+        job.runs = [run for run in job.runs if run.submitted_at <= now]
+        if job.database is not None:
+            return self._start_database(job, now)
+        plan = job.plan or random_plan(self._rng, failure_rate=job.failure_rate)
+        run = self._run(job, plan, now, table=name)
+        job.runs.append(run)
+        return run
+
+    def _start_database(self, job: Job, now: float) -> Run:
+        spec = job.database
+        assert spec is not None
+        slots = [now] * spec.parallelism
+        first_running = None
+        last_end = now
+        failed: list[Run] = []
+        rows = 0
+        for table, child_name in zip(spec.tables, job.children, strict=True):
+            child = self._jobs[child_name]
+            child.runs = [run for run in child.runs if run.submitted_at <= now]
+            start = heapq.heappop(slots)
+            plan = spec.plans.get(table) or random_plan(
+                self._rng, failure_rate=spec.failure_rate, run_seconds=spec.run_seconds
+            )
+            run = self._run(child, plan, start, table=table)
+            child.runs.append(run)
+            heapq.heappush(slots, run.ended_at)
+            first_running = min(first_running or run.running_at, run.running_at)
+            last_end = max(last_end, run.ended_at)
+            rows += plan.rows if plan.outcome is JobStatus.SUCCEEDED else 0
+            if run.outcome is not JobStatus.SUCCEEDED:
+                failed.append(run)
+        boot = (first_running or now) - now
+        summary = details = None
+        if failed:
+            summary = f"{len(failed)} of {len(spec.tables)} tables failed"
+            details = "\n".join(f"{run.job_name}: {run.error_summary}" for run in failed[:20])
+        parent_plan = JobPlan(
+            boot_seconds=boot,
+            run_seconds=max(0.0, last_end - now - boot),
+            outcome=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+            rows=rows,
+            error_summary=summary,
+            error_details=details,
+        )
+        run = self._run(job, parent_plan, now, table=job.name)
+        job.runs.append(run)
+        return run
+
+    def stop(self, name: str, now: float) -> Run:
+        """Stop the running run of ``name``; ``Cdm.0053`` if none runs."""
+        job = self.get(name, now)
+        current = job.current(now)
+        if current is None or current[1].status not in ACTIVE:
+            raise JobError("Cdm.0053", f"Job[{name}] is not running.")
+        run = current[0]
+        stopped = run.stop(now)
+        job.runs[job.runs.index(run)] = stopped
+        for child_name in job.children:
+            child = self._jobs[child_name]
+            # Tables not reached yet never start; those running stop with their parent.
+            child.runs = [run for run in child.runs if run.submitted_at <= now]
+            if child.runs:
+                child.runs[-1] = child.runs[-1].stop(now)
+        return stopped
+
+    def delete(self, name: str, now: float, at: float | None = None) -> None:
+        """Delete ``name`` at ``at`` (default ``now``) with its subjobs."""
+        job = self.get(name, now)
+        when = now if at is None else at
+        for each in [job, *(self._jobs[child] for child in job.children)]:
+            each.deleted_at = when if each.deleted_at is None else min(each.deleted_at, when)
+
+    # ------------------------------------------------------------------ ground truth
+
+    def transitions(self, name: str) -> list[Transition]:
+        """Every state ``name`` enters, future ones included, in order."""
+        job = self.record(name)
+        steps: list[Transition] = []
+        if not (job.born_started and job.runs and job.runs[0].submitted_at == job.created_at):
+            steps.append(Transition(name, JobStatus.NEVER_EXECUTED, job.created_at))
+        for run in job.runs:
+            steps.extend(run.transitions())
+        gone = job.gone_at()
+        return [step for step in steps if gone is None or step.at < gone]
+
+
+def table_names(tables: Sequence[str] | int) -> tuple[str, ...]:
+    """The table names as given, or ``table_0001``... for a count."""
+    if isinstance(tables, int):
+        if tables < 1:
+            raise ValueError("a whole-database job needs at least one table")
+        width = max(4, len(str(tables)))
+        return tuple(f"table_{index:0{width}d}" for index in range(1, tables + 1))
+    names = tuple(tables)
+    if not names:
+        raise ValueError("a whole-database job needs at least one table")
+    return names
