@@ -1,0 +1,454 @@
+"""CDMSimulator: a stand-in for the CDM job API, as a plain ASGI app.
+
+A request passes the same gates as at Huawei Cloud, in this order::
+
+    route (404 APIG.0101 / 405) -> auth (401 APIG.0301) -> rate limit (429 APIG.0308)
+      -> injected fault -> project/cluster (404 Cdm.0001) -> the job API (Cdm.0100 ...)
+
+Job state is a pure function of the simulator clock (see ``_timeline``), so there is no
+background task: a test may jump a ``FakeClock`` hours ahead between two requests.
+
+Two clocks: ``clock`` drives the jobs; ``gateway_clock`` (default: the same clock) dates
+signatures, counts rate-limit windows and outages. A demo plays jobs fast on a
+``ScaledClock`` while the gateway keeps real time, so real clients' signatures and request
+pacing still check out.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from .._clock import Clock, SystemClock
+from .._models import JobStatus
+from ._asgi import Receive, Request, Scope, Send, encode, lifespan, read_request, respond
+from ._faults import FaultKind, Faults
+from ._jobs import DatabaseSpec, JobError, JobRegistry, table_names
+from ._limits import RateLimits, ServerStats, SlidingWindow, retry_after_header
+from ._render import cdm_error, gateway_error, list_entry, submission
+from ._timeline import JobPlan, Transition
+from ._transport import SimulatorTransport
+from ._verify import SimulatorAuth, verify
+
+if TYPE_CHECKING:
+    from .._client import CDMClient
+
+__all__ = ["DEFAULT_CLUSTER_ID", "DEFAULT_PROJECT_ID", "CDMSimulator"]
+
+DEFAULT_PROJECT_ID = "1551c7f6c808414d8e9f3c514a170f2e"
+DEFAULT_CLUSTER_ID = "6ec9a0a4-76be-4262-8697-e7af1fac7920"
+JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
+NOT_JSON_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+class _Reply(Exception):
+    """Short-circuits request handling with an answer."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: Sequence[tuple[str, str]] = ()):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = list(headers)
+
+
+class CDMSimulator:
+    """A simulated CDM cluster serving the job-status, job-list, start and stop APIs.
+
+    An ASGI app: use it in-process through :meth:`http_client` / :meth:`client`, or over a
+    socket with :func:`cdm_status.testing.serve`. ``seed`` fixes every random draw (job
+    durations, outcomes, faults, request ids). ``auth=None`` accepts any request.
+    ``not_found_status`` is the HTTP status of ``Cdm.0100`` (400, or 500 as one CDM page
+    documents). ``user_key`` spells the last-update-user field (Sqoop's
+    ``last-udpate-user`` typo by default; ``last-update-user`` is the other reading).
+    """
+
+    endpoint = "http://cdm-simulator.local"
+    """The base URL of the in-process transport."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        project_id: str = DEFAULT_PROJECT_ID,
+        cluster_id: str = DEFAULT_CLUSTER_ID,
+        auth: SimulatorAuth | None = None,
+        limits: RateLimits | None = None,
+        faults: Faults | None = None,
+        not_found_status: int = 400,
+        user_key: str = "last-udpate-user",
+        gateway_clock: Clock | None = None,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.gateway_clock: Clock = gateway_clock or self.clock
+        self.seed = seed
+        self.project_id = project_id
+        self.cluster_id = cluster_id
+        self.auth = auth
+        self.limits = limits or RateLimits()
+        self.faults = faults or Faults()
+        self.not_found_status = not_found_status
+        self.user_key = user_key
+        self.stats = ServerStats()
+        # Separate generators, so that turning faults on does not change job plans.
+        self._jobs = JobRegistry(random.Random(f"{seed}:jobs"))
+        self._fault_rng = random.Random(f"{seed}:faults")
+        self._id_rng = random.Random(f"{seed}:ids")
+        self._windows: dict[str, SlidingWindow] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"CDMSimulator(jobs={len(self._jobs.names())}, clock={self.clock!r}, "
+            f"auth={self.auth!r}, limits={self.limits!r}, faults={self.faults!r})"
+        )
+
+    # ------------------------------------------------------------------ jobs
+
+    def add_job(
+        self,
+        name: str,
+        *,
+        plan: JobPlan | None = None,
+        started: bool = True,
+        job_type: str = "NORMAL_JOB",
+        failure_rate: float = 0.0,
+    ) -> str:
+        """Create a job (and start it now unless ``started=False``); returns its name.
+
+        Without a ``plan`` each run is drawn from the seeded generator: boot 5-60 s, run
+        one minute to an hour, failing with probability ``failure_rate``.
+        """
+        if job_type not in JOB_TYPES:
+            raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}")
+        now = self.clock.time()
+        self._jobs.add(
+            name,
+            now=now,
+            job_type=job_type,
+            plan=plan,
+            failure_rate=failure_rate,
+            started=started,
+        )
+        return name
+
+    def add_database_job(
+        self,
+        parent: str,
+        tables: Sequence[str] | int,
+        *,
+        parallelism: int = 10,
+        failure_rate: float = 0.0,
+        plans: Mapping[str, JobPlan] | None = None,
+        run_seconds: tuple[float, float] = (30.0, 1800.0),
+        listed: bool = True,
+        started: bool = True,
+    ) -> list[str]:
+        """A whole-database job ``parent`` migrating ``tables`` (names, or a count giving
+        ``table_0001``...): one subjob ``<parent>_<table>`` per table, at most
+        ``parallelism`` running at once, each started as a slot frees up. Returns the
+        subjob names in table order.
+
+        Subjobs waiting for a slot are ``NEVER_EXECUTED``. ``plans`` fixes some tables'
+        runs; the others are drawn (``run_seconds`` range, ``failure_rate``). The parent
+        runs from the first subjob's start to the last one's end and fails if any table
+        failed. ``listed=False`` hides the subjobs from the job list (CDM does not
+        document that they appear in it).
+        """
+        if parallelism < 1:
+            raise ValueError("parallelism must be at least 1")
+        names = table_names(tables)
+        spec = DatabaseSpec(
+            tables=names,
+            parallelism=parallelism,
+            failure_rate=failure_rate,
+            plans=dict(plans or {}),
+            run_seconds=run_seconds,
+        )
+        unknown = set(spec.plans) - set(names)
+        if unknown:
+            raise ValueError(f"plans for tables not in the job: {sorted(unknown)}")
+        now = self.clock.time()
+        _, children = self._jobs.add_database(parent, spec, now=now, listed=listed, started=started)
+        return [child.name for child in children]
+
+    def start_job(self, name: str) -> None:
+        """Start a new run now (a whole-database job reschedules every table).
+
+        Raises ``KeyError`` for an unknown job, ``RuntimeError`` if it is running."""
+        self._call(self._jobs.start, name)
+
+    def stop_job(self, name: str) -> None:
+        """Stop the running run now (with a whole-database job's running subjobs)."""
+        self._call(self._jobs.stop, name)
+
+    def delete_job(self, name: str, *, at: float | None = None) -> None:
+        """Delete a job (and its subjobs) now, or at ``at`` (epoch seconds, simulator
+        clock): from then on every request about it answers ``Cdm.0100``."""
+        now = self.clock.time()
+        try:
+            self._jobs.delete(name, now, at)
+        except JobError as error:
+            raise KeyError(name) from error
+
+    def _call(self, operation: Any, name: str) -> None:
+        try:
+            operation(name, self.clock.time())
+        except JobError as error:
+            if error.code == "Cdm.0100":
+                raise KeyError(name) from error
+            raise RuntimeError(error.message) from error
+
+    # ------------------------------------------------------------------ ground truth
+
+    def jobs(self) -> list[str]:
+        """Every job name ever added (deleted ones included), sorted."""
+        return self._jobs.names()
+
+    def transitions(self, name: str, *, upcoming: bool = False) -> list[Transition]:
+        """Every state ``name`` has entered by now, in order (with ``upcoming=True``, also
+        those already scheduled for later). ``at`` is epoch seconds on ``clock``."""
+        steps = self._jobs.transitions(name)
+        if upcoming:
+            return steps
+        now = self.clock.time()
+        return [step for step in steps if step.at <= now]
+
+    def status(self, name: str) -> JobStatus:
+        """The job's status now (``NEVER_EXECUTED`` before its first run)."""
+        return self._jobs.record(name).status(self.clock.time())
+
+    def final_status(self, name: str) -> JobStatus | None:
+        """How the job's latest run ends (or ended), known from the start; None if it has
+        no run."""
+        runs = self._jobs.record(name).runs
+        return runs[-1].outcome if runs else None
+
+    def finished_at(self, name: str) -> float | None:
+        """When the latest run ends (or ended), epoch seconds; None without a run."""
+        runs = self._jobs.record(name).runs
+        return runs[-1].end() if runs else None
+
+    # ------------------------------------------------------------------ clients
+
+    def transport(self) -> SimulatorTransport:
+        """An httpx transport to this app that raises real ``httpx.TransportError``s for
+        dropped connections and truncated bodies."""
+        return SimulatorTransport(self)
+
+    def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An ``httpx.AsyncClient`` talking to this simulator in-process."""
+        kwargs.setdefault("base_url", self.endpoint)
+        return httpx.AsyncClient(transport=self.transport(), **kwargs)
+
+    def client(self, **kwargs: Any) -> CDMClient:
+        """A ``CDMClient`` bound to this simulator: endpoint, ids, credentials, and a
+        retry policy that waits on the simulator clock. Keyword arguments override."""
+        from .._auth import AKSKAuth, TokenAuth
+        from .._client import CDMClient
+        from .._retry import RetryPolicy
+
+        if "auth" not in kwargs and self.auth is not None:
+            if self.auth.token is not None:
+                kwargs["auth"] = TokenAuth(self.auth.token)
+            elif self.auth.ak is not None and self.auth.sk is not None:
+                kwargs["auth"] = AKSKAuth(
+                    self.auth.ak,
+                    self.auth.sk,
+                    project_id=self.project_id,
+                    clock=self.auth.clock or self.gateway_clock,
+                )
+        kwargs.setdefault(
+            "retry", RetryPolicy(random=random.Random(self.seed), sleep=self.clock.sleep)
+        )
+        kwargs.setdefault("clock", self.clock)
+        kwargs.setdefault("http_client", self.http_client())
+        return CDMClient(self.endpoint, self.project_id, self.cluster_id, **kwargs)
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            raise RuntimeError(f"the simulator serves HTTP only, not {scope['type']!r}")
+        request, decoded = await read_request(scope, receive)
+        request_id = f"{self._id_rng.getrandbits(128):032x}"
+        endpoint, route = self._route(request, decoded)
+        arrived = self.gateway_clock.time()
+        headers = [("X-Request-Id", request_id)]
+        fault: FaultKind | None = None
+        try:
+            try:
+                self._gate(request, endpoint, route, request_id, arrived)
+                fault = self.faults.draw(self._fault_rng, arrived)
+                if fault is not None:
+                    self.stats.faults[fault.value] += 1
+                    fault = await self._pre_fault(fault, request_id)
+                status, body = 200, self._handle(request, endpoint, route)
+            except _Reply as reply:
+                status, body = reply.status, reply.body
+                headers.extend(reply.headers)
+            payload = encode(body)
+            if fault is FaultKind.NOT_JSON:
+                await respond(
+                    send, status, NOT_JSON_PAGE, headers=headers, content_type="text/html"
+                )
+            elif fault in (FaultKind.TRUNCATE, FaultKind.DROP):
+                # An ASGI server can only close a connection once the response has started:
+                # a drop sends the headers, then nothing; a truncation half the body.
+                sent = payload[: len(payload) // 2] if fault is FaultKind.TRUNCATE else b""
+                await respond(send, status, sent, headers=headers, declared_length=len(payload))
+            else:
+                await respond(send, status, payload, headers=headers)
+        except BaseException:
+            self.stats.record(endpoint, 0, arrived)
+            raise
+        self.stats.record(endpoint, status, arrived)
+
+    def _route(self, request: Request, decoded: bool) -> tuple[str, tuple[str, ...]]:
+        """(endpoint name, path parameters) or ("other", ()) when no API matches."""
+        parts = request.segments
+        if not decoded or len(parts) < 7 or parts[0] != "v1.1" or parts[2] != "clusters":
+            return "other", ()
+        if parts[4] != "cdm" or parts[5] != "job":
+            return "other", ()
+        ids = (parts[1], parts[3])
+        if len(parts) == 7 and parts[6] == "all":
+            return "list", ids
+        if len(parts) == 8 and parts[7] in ("status", "start", "stop") and parts[6]:
+            return parts[7], (*ids, parts[6])
+        return "other", ()
+
+    def _gate(
+        self, request: Request, endpoint: str, route: tuple[str, ...], rid: str, now: float
+    ) -> None:
+        if endpoint == "other":
+            message = "The API does not exist or has not been published in the environment"
+            raise _Reply(404, gateway_error("APIG.0101", message, rid))
+        wanted = "PUT" if endpoint in ("start", "stop") else "GET"
+        if request.method != wanted:
+            raise _Reply(405, gateway_error("APIG.0101", "Method not allowed", rid))
+        if self.auth is not None:
+            auth_clock = self.auth.clock or self.gateway_clock
+            problem = verify(
+                self.auth,
+                method=request.method,
+                raw_path=request.raw_path,
+                query=request.query,
+                headers=request.headers,
+                body=request.body,
+                now=auth_clock.time(),
+            )
+            if problem is not None:
+                message = f"Incorrect IAM authentication information: {problem}"
+                raise _Reply(401, gateway_error("APIG.0301", message, rid))
+        budget, limit = self.limits.budget(endpoint)
+        if limit is not None:
+            window = self._windows.get(budget)
+            if window is None or window.limit != limit or window.window != self.limits.window:
+                window = self._windows[budget] = SlidingWindow(limit, self.limits.window)
+            wait = window.admit(now)
+            if wait is not None:
+                extra = (
+                    [("Retry-After", retry_after_header(wait))] if self.limits.retry_after else []
+                )
+                raise _Reply(429, throttled_body(limit, rid), extra)
+
+    async def _pre_fault(self, fault: FaultKind, rid: str) -> FaultKind | None:
+        """Apply a fault that replaces or delays the answer; return one that mangles the
+        body on its way out."""
+        if fault is FaultKind.SLOW:
+            await self.clock.sleep(self.faults.latency)
+            return None
+        if fault is FaultKind.UNAVAILABLE:
+            raise _Reply(503, gateway_error("APIG.0202", "Backend unavailable", rid))
+        if fault is FaultKind.UNAVAILABLE_RETRY_AFTER:
+            seconds = retry_after_header(self.faults.retry_after)
+            body = gateway_error("APIG.0202", "Backend unavailable", rid)
+            raise _Reply(503, body, [("Retry-After", seconds)])
+        if fault is FaultKind.SERVER_ERROR:
+            raise _Reply(500, cdm_error("Cdm.0000", "System error."))
+        if fault is FaultKind.GATEWAY_TIMEOUT:
+            raise _Reply(504, gateway_error("APIGW.0201", "Request timeout.", rid))
+        if fault is FaultKind.THROTTLED:
+            raise _Reply(429, throttled_body(120, rid))
+        return fault
+
+    def _handle(self, request: Request, endpoint: str, route: tuple[str, ...]) -> dict[str, Any]:
+        project_id, cluster_id = route[0], route[1]
+        if project_id != self.project_id:
+            message = f"Project[{project_id}] doesn't exist or you have no permission."
+            raise _Reply(404, cdm_error("Cdm.0001", message))
+        if cluster_id != self.cluster_id:
+            message = f"Cluster[{cluster_id}] doesn't exist or you have no permission."
+            raise _Reply(404, cdm_error("Cdm.0001", message))
+        now = self.clock.time()
+        try:
+            if endpoint == "list":
+                return self._list(request.params, now)
+            name = route[2]
+            if endpoint == "status":
+                return self._status_body(name, now)
+            if endpoint == "start":
+                self._jobs.start(name, now)
+            else:
+                self._jobs.stop(name, now)
+            return self._status_body(name, now)
+        except JobError as error:
+            status = self.not_found_status if error.code == "Cdm.0100" else 400
+            raise _Reply(status, cdm_error(error.code, error.message)) from None
+
+    def _status_body(self, name: str, now: float) -> dict[str, Any]:
+        job = self._jobs.get(name, now)
+        current = job.current(now)
+        if current is None:
+            return {"submissions": []}
+        run, state = current
+        return {"submissions": [submission(run, state, user_key=self.user_key)]}
+
+    def _list(self, params: Mapping[str, str], now: float) -> dict[str, Any]:
+        try:
+            page_no = int(params.get("page_no", "1"))
+            page_size = int(params.get("page_size", "10"))
+        except ValueError:
+            message = "page_no and page_size must be integers."
+            raise _Reply(400, cdm_error("Cdm.0002", message)) from None
+        if page_no < 1:
+            raise _Reply(400, cdm_error("Cdm.0002", "page_no must be at least 1."))
+        if not 10 <= page_size <= 100:
+            raise _Reply(400, cdm_error("Cdm.0002", "page_size must be between 10 and 100."))
+        job_type = params.get("jobType") or "NORMAL_JOB"
+        if job_type not in JOB_TYPES:
+            raise _Reply(400, cdm_error("Cdm.0002", f"jobType {job_type} is not supported."))
+        needle = params.get("filter", "").lower()
+        matching = [
+            job
+            for job in self._jobs.visible(now)
+            if job.listed and job.job_type == job_type and needle in job.name.lower()
+        ]
+        page = matching[(page_no - 1) * page_size : page_no * page_size]
+        entries = []
+        for job in page:
+            current = job.current(now)
+            run, state = current if current is not None else (None, None)
+            entries.append(
+                list_entry(
+                    job.name, job.job_type, job.created_at, run, state, user_key=self.user_key
+                )
+            )
+        return {"total": len(matching), "jobs": entries, "page_no": page_no, "page_size": page_size}
+
+
+def throttled_body(limit: int, request_id: str) -> dict[str, Any]:
+    message = (
+        "The throttling threshold has been reached: "
+        f"policy user over ratelimit,limit:{limit},time:1 minute"
+    )
+    return gateway_error("APIG.0308", message, request_id)
