@@ -31,6 +31,7 @@ __all__ = [
     "canonical_query",
     "canonical_uri",
     "format_sdk_date",
+    "is_hop_by_hop",
     "parse_sdk_date",
     "sign",
 ]
@@ -41,7 +42,8 @@ CONTENT_SHA256_HEADER = "X-Sdk-Content-Sha256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
-# Never signed: a proxy may drop or rewrite them, which would break the signature.
+# Never signed: a proxy may drop or rewrite them, which would break the signature. Every
+# ``Proxy-*`` header is in the same case (see ``is_hop_by_hop``).
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -55,6 +57,11 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+
+
+def is_hop_by_hop(name: str) -> bool:
+    """True for a header that one hop may drop or rewrite (``name`` lower-cased)."""
+    return name in HOP_BY_HOP or name.startswith("proxy-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +146,7 @@ def sign(
     signed: dict[str, str] = {}
     for name, value in headers:
         lowered = name.lower()
-        if "_" in lowered or lowered in HOP_BY_HOP:
+        if "_" in lowered or is_hop_by_hop(lowered):
             continue
         if wanted is not None and lowered not in wanted:
             continue
