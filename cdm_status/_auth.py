@@ -29,6 +29,8 @@ TokenProvider = Callable[[], Awaitable[str]]
 """An async callable returning a current IAM token."""
 
 TOKEN_HEADER = "X-Auth-Token"
+MAX_PEEK_BYTES = 64 * 1024
+"""Largest 401 body read to look for "token expires" (gateway error bodies are tiny)."""
 
 
 def _token_expired(response: httpx.Response) -> bool:
@@ -47,8 +49,6 @@ class TokenAuth(httpx.Auth):
     401 whose body says the token expired makes it ask once for a fresh token and repeat
     the request once.
     """
-
-    requires_response_body = True
 
     def __init__(self, token: str | TokenProvider) -> None:
         if isinstance(token, str):
@@ -94,9 +94,28 @@ class TokenAuth(httpx.Auth):
         token = await self._token()
         request.headers[TOKEN_HEADER] = token
         response = yield request
-        if self._provider is not None and _token_expired(response):
+        if (
+            self._provider is not None
+            and response.status_code == 401
+            and await _peek_body(response)
+            and _token_expired(response)
+        ):
             request.headers[TOKEN_HEADER] = await self._token(refresh=True, stale=token)
             yield request
+
+
+async def _peek_body(response: httpx.Response) -> bool:
+    """Read a small error body so it can be inspected; False if it is not small.
+
+    This flow overrides ``async_auth_flow``, so httpx's ``requires_response_body`` does not
+    apply, and the client streams responses (to cap their size): the body is not read yet.
+    Only a body that declares a small length is read; the caller reads it again from memory.
+    """
+    declared = response.headers.get("content-length", "")
+    if not (declared.isdigit() and int(declared) <= MAX_PEEK_BYTES):
+        return False
+    await response.aread()
+    return True
 
 
 class AKSKAuth(httpx.Auth):
