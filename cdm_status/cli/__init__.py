@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _status
+from . import _simulate, _status
 from ._common import CommandError
 
 __all__ = ["main"]
 
-_COMMANDS = (_status,)
+_COMMANDS = (_status, _simulate)
 
 
 def build_parser() -> argparse.ArgumentParser:

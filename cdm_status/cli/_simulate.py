@@ -1,0 +1,199 @@
+"""``cdm-status simulate``: serve the bundled CDM simulator on a local port."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import anyio
+
+from .._clock import SystemClock
+from ._common import EXIT_OK, EXIT_USAGE, CommandError
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "simulate",
+        help="serve a simulated CDM cluster on a local port",
+        description="Serve a simulated CDM job API (status, job list, start, stop) on a "
+        "local port, with jobs that boot, run and finish on their own, so cdm-status and "
+        "your code can be tried without a cloud account. Prints the endpoint, project and "
+        "cluster ids, and the environment variables to export. Stop it with Ctrl-C. Needs "
+        "the server extra: pip install 'cdm-status[server]'.",
+    )
+    serving = parser.add_argument_group("serving")
+    serving.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    serving.add_argument(
+        "--port", type=int, default=8088, help="port to listen on; 0 picks a free one (8088)"
+    )
+    jobs = parser.add_argument_group("jobs")
+    jobs.add_argument(
+        "--jobs",
+        type=int,
+        default=5,
+        metavar="N",
+        help="number of ordinary jobs, named job_001... and started at once (default 5)",
+    )
+    jobs.add_argument(
+        "--database-job",
+        metavar="NAME",
+        help="also run a whole-database job NAME with subjobs NAME_table_0001...",
+    )
+    jobs.add_argument(
+        "--tables",
+        type=int,
+        default=100,
+        metavar="N",
+        help="tables of the --database-job (default 100)",
+    )
+    jobs.add_argument(
+        "--parallelism",
+        type=int,
+        default=10,
+        metavar="N",
+        help="subjobs of the --database-job running at once (default 10)",
+    )
+    jobs.add_argument(
+        "--failure-rate",
+        type=float,
+        default=0.05,
+        metavar="P",
+        help="probability that a job or table fails, 0..1 (default 0.05)",
+    )
+    jobs.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="jobs run X times faster than real time, e.g. 60 plays an hour in a "
+        "minute; request dates and rate limits stay in real time (default 1)",
+    )
+    jobs.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="random seed for durations, outcomes and faults (default 0)",
+    )
+    gateway = parser.add_argument_group("gateway")
+    gateway.add_argument(
+        "--rate-limit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="status and list requests allowed per minute each (CDM: 120); start/stop "
+        "get ten times as many; 0 = unlimited (default 0)",
+    )
+    gateway.add_argument(
+        "--fault-503",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability that a request gets HTTP 503, 0..1 (default 0)",
+    )
+    gateway.add_argument(
+        "--token",
+        metavar="T",
+        help="accept only X-Auth-Token T (default: accept any request)",
+    )
+    gateway.add_argument("--ak", metavar="A", help="accept AK/SK signatures with access key A")
+    gateway.add_argument("--sk", metavar="S", help="secret key that goes with --ak")
+    parser.set_defaults(run=run)
+
+
+def build_simulator(args: argparse.Namespace) -> Any:
+    """The simulator the flags describe (``CommandError(2)`` for impossible ones)."""
+    from ..testing import CDMSimulator, Faults, RateLimits, ScaledClock, SimulatorAuth
+
+    if (args.ak is None) != (args.sk is None):
+        raise CommandError("--ak and --sk go together", EXIT_USAGE)
+    for flag, value in (("--fault-503", args.fault_503), ("--failure-rate", args.failure_rate)):
+        if not 0.0 <= value <= 1.0:
+            raise CommandError(f"{flag} must be between 0 and 1", EXIT_USAGE)
+    if args.speed <= 0:
+        raise CommandError("--speed must be positive", EXIT_USAGE)
+    for flag, value in (("--jobs", args.jobs), ("--rate-limit", args.rate_limit)):
+        if value < 0:
+            raise CommandError(f"{flag} must not be negative", EXIT_USAGE)
+    if args.tables < 1 or args.parallelism < 1:
+        raise CommandError("--tables and --parallelism must be at least 1", EXIT_USAGE)
+    auth = None
+    if args.token or args.ak:
+        # Signatures are dated by real clocks, so check them against real time.
+        auth = SimulatorAuth(token=args.token, ak=args.ak, sk=args.sk, clock=SystemClock())
+    limit = args.rate_limit or None
+    limits = RateLimits(status=limit, list=limit, start_stop=None if limit is None else 10 * limit)
+    simulator = CDMSimulator(
+        clock=ScaledClock(args.speed),
+        gateway_clock=SystemClock(),
+        seed=args.seed,
+        auth=auth,
+        limits=limits,
+        faults=Faults(unavailable=args.fault_503),
+    )
+    width = max(3, len(str(args.jobs)))
+    for index in range(1, args.jobs + 1):
+        simulator.add_job(f"job_{index:0{width}d}", failure_rate=args.failure_rate)
+    if args.database_job:
+        try:
+            simulator.add_database_job(
+                args.database_job,
+                args.tables,
+                parallelism=args.parallelism,
+                failure_rate=args.failure_rate,
+            )
+        except ValueError as error:
+            raise CommandError(f"--database-job: {error}", EXIT_USAGE) from None
+    return simulator
+
+
+def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
+    """What to tell the user: where the simulator is and how to point a client at it."""
+    lines = [
+        f"CDM simulator listening on {endpoint} (speed x{args.speed:g}, seed {args.seed})",
+        f"  project id: {simulator.project_id}",
+        f"  cluster id: {simulator.cluster_id}",
+        f"  jobs:       {len(simulator.jobs())}",
+        "",
+        "Point cdm-status (or CDMClient.from_env) at it:",
+        f"  export CDM_ENDPOINT={endpoint}",
+        f"  export HUAWEICLOUD_SDK_PROJECT_ID={simulator.project_id}",
+        f"  export CDM_CLUSTER_ID={simulator.cluster_id}",
+    ]
+    if args.ak:
+        lines += [
+            f"  export HUAWEICLOUD_SDK_AK={args.ak}",
+            f"  export HUAWEICLOUD_SDK_SK={args.sk}",
+        ]
+    elif args.token:
+        lines.append(f"  export CDM_AUTH_TOKEN={args.token}")
+    else:
+        lines.append("  export CDM_AUTH_TOKEN=simulator   # auth is off: any token will do")
+    lines += ["", "Press Ctrl-C to stop."]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    simulator = build_simulator(args)
+    try:
+        from ..testing._server import serve
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise CommandError(str(error), EXIT_USAGE) from None
+
+    async def main() -> None:
+        async with serve(simulator, args.host, args.port, handle_signals=True) as endpoint:
+            print(banner(simulator, endpoint, args), flush=True)
+            await anyio.sleep_forever()
+
+    try:
+        anyio.run(main)
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        message = f"cannot listen on {args.host}:{args.port}: {error}"
+        raise CommandError(message, EXIT_USAGE) from None
+    print("CDM simulator stopped.", file=sys.stderr)
+    return EXIT_OK

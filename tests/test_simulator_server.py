@@ -1,0 +1,126 @@
+"""The simulator over a real loopback socket, the ``simulate`` command, and the fixtures."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+import pytest
+
+from cdm_status import CDMClient, JobStatus, RetryPolicy, TokenAuth, TransportError
+from cdm_status.cli import build_parser, main
+from cdm_status.cli._simulate import banner, build_simulator
+from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, serve
+
+
+@pytest.mark.anyio
+async def test_a_status_over_a_real_socket() -> None:
+    clock = FakeClock()
+    sim = CDMSimulator(clock=clock)
+    sim.add_job("over the wire/1", plan=JobPlan(5, 100))
+    await clock.advance(60)
+    async with serve(sim) as endpoint:
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", endpoint)
+        async with CDMClient(
+            endpoint,
+            sim.project_id,
+            sim.cluster_id,
+            auth=TokenAuth("any"),
+            retry=RetryPolicy.never(),
+        ) as client:
+            submission = await client.get_status("over the wire/1")
+            assert submission.status is JobStatus.RUNNING
+            assert submission.progress == 55.0
+            sim.faults.script(["drop"])
+            with pytest.raises(TransportError):
+                await client.get_status("over the wire/1")
+            assert (await client.list_jobs()).total == 1
+    assert sim.stats.by_status == {200: 2, 0: 1}
+
+
+def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in (
+        "--host",
+        "--port",
+        "--jobs",
+        "--database-job",
+        "--tables",
+        "--parallelism",
+        "--failure-rate",
+        "--speed",
+        "--seed",
+        "--rate-limit",
+        "--fault-503",
+        "--token",
+        "--ak",
+        "--sk",
+    ):
+        assert option in text, option
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    simulate = commands.choices["simulate"]
+    for action in simulate._actions:
+        assert action.help, action.option_strings
+
+
+def parse(*argv: str) -> Any:
+    return build_parser().parse_args(["simulate", *argv])
+
+
+def test_the_command_builds_the_simulator_its_flags_describe() -> None:
+    args = parse(
+        "--jobs",
+        "3",
+        "--database-job",
+        "db",
+        "--tables",
+        "12",
+        "--rate-limit",
+        "120",
+        "--fault-503",
+        "0.2",
+        "--speed",
+        "60",
+        "--ak",
+        "AK",
+        "--sk",
+        "SK",
+    )
+    sim = build_simulator(args)
+    assert len(sim.jobs()) == 3 + 1 + 12
+    assert (sim.limits.status, sim.limits.list, sim.limits.start_stop) == (120, 120, 1200)
+    assert sim.faults.rates["503"] == 0.2
+    assert sim.clock.speed == 60
+    text = banner(sim, "http://127.0.0.1:8088", args)
+    for expected in (
+        "export CDM_ENDPOINT=http://127.0.0.1:8088",
+        f"export HUAWEICLOUD_SDK_PROJECT_ID={sim.project_id}",
+        f"export CDM_CLUSTER_ID={sim.cluster_id}",
+        "export HUAWEICLOUD_SDK_AK=AK",
+        "Ctrl-C",
+    ):
+        assert expected in text
+    assert "CDM_AUTH_TOKEN=tok" in banner(sim, "x", parse("--token", "tok"))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--ak", "A"], ["--fault-503", "2"], ["--speed", "0"], ["--tables", "0"], ["--jobs", "-1"]],
+)
+def test_impossible_flags_are_usage_errors(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["simulate", *argv]) == 2
+    assert capsys.readouterr().err.startswith("cdm-status: ")
+
+
+@pytest.mark.anyio
+async def test_the_pytest_fixtures(cdm_simulator: CDMSimulator, cdm_client: CDMClient) -> None:
+    assert isinstance(cdm_simulator.clock, FakeClock)
+    cdm_simulator.add_job("nightly", plan=JobPlan(boot_seconds=10, run_seconds=300))
+    async with cdm_simulator.clock.autojump():
+        await cdm_simulator.clock.sleep(400)
+    assert (await cdm_client.get_status("nightly")).status.is_success
