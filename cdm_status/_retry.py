@@ -110,27 +110,34 @@ class RetryPolicy:
         ``on_retry(error, delay)`` is told about each wait before it starts.
         """
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            assert error is not None
-            return self.delay_for(error, state.attempt_number)
+        planned: dict[int, float] = {}
+
+        def plan(state: tenacity.RetryCallState) -> float:
+            # tenacity >= 8.3 asks wait() before stop(); 8.2 asks stop() first and has no
+            # ``upcoming_sleep``. Planning each wait once, here, works under both orders and
+            # draws the random number exactly once per failed attempt.
+            number = state.attempt_number
+            if number not in planned:
+                error = state.outcome.exception() if state.outcome else None
+                assert error is not None
+                planned[number] = self.delay_for(error, number)
+            return planned[number]
 
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.max_attempts:
                 return True
-            upcoming = state.upcoming_sleep
-            return state.idle_for + upcoming > self.max_wait
+            return state.idle_for + plan(state) > self.max_wait
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             if on_retry is not None and state.outcome is not None:
                 error = state.outcome.exception()
                 assert error is not None
-                on_retry(error, state.upcoming_sleep)
+                on_retry(error, plan(state))
 
         retrying = tenacity.AsyncRetrying(
             sleep=self.sleep,
             stop=stop,
-            wait=wait,
+            wait=plan,
             retry=tenacity.retry_if_exception(is_retryable),
             before_sleep=before_sleep,
             reraise=True,
