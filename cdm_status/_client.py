@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -31,6 +32,7 @@ from ._errors import (
 from ._models import JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
+from ._signer import canonical_query
 from ._wire import (
     MAX_BODY_BYTES,
     job_list_path,
@@ -48,6 +50,10 @@ THROTTLE_PAUSE = 3.0
 """Seconds the shared budget pauses after a 429 without ``Retry-After`` (Huawei: 2-5 s)."""
 
 JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
+
+# A region id such as ``cn-north-4``: it becomes part of a host name, so nothing that could
+# end the host (``/``, ``@``, ``:``, ``#``, ``.``) may get in.
+_REGION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +153,10 @@ class CDMClient:
             endpoint = _env("CDM_ENDPOINT", env)
             region = _env("HUAWEICLOUD_SDK_REGION", env)
             if endpoint is None and region is not None:
-                validate_name(region, "HUAWEICLOUD_SDK_REGION")
+                if not _REGION.fullmatch(region):
+                    raise ValueError(
+                        "HUAWEICLOUD_SDK_REGION must be a region id such as cn-north-4"
+                    )
                 endpoint = f"https://cdm.{region}.myhuaweicloud.com"
             if endpoint is None:
                 raise ValueError("set CDM_ENDPOINT or HUAWEICLOUD_SDK_REGION")
@@ -250,19 +259,28 @@ class CDMClient:
         limiter: RateLimiter | None = None,
     ) -> bytes:
         url = self.endpoint + path
+        if params:
+            # Encoded as the official SDK does (sorted, quote(safe="~"): a space is %20).
+            # httpx would write "+" for a space, which a gateway may read back as "+" or
+            # " ": the signature would then cover a different query than the one checked.
+            url += "?" + canonical_query(params.items())
 
         async def attempt() -> bytes:
             if limiter is not None:
                 await limiter.acquire()
             try:
-                return await self._send_once("GET", url, params=params, job_name=job_name)
+                return await self._send_once("GET", url, job_name=job_name)
             except APIError as error:
                 if limiter is not None and (
                     isinstance(error, RateLimitedError) or error.retry_after is not None
                 ):
-                    # The budget is per user: one 429 means everybody waits.
+                    # The budget is per user: one 429 means everybody waits. The server's
+                    # Retry-After is capped like the retry policy caps it, so that one
+                    # absurd header cannot stall every caller for hours.
                     limiter.pause(
-                        THROTTLE_PAUSE if error.retry_after is None else error.retry_after
+                        THROTTLE_PAUSE
+                        if error.retry_after is None
+                        else min(error.retry_after, self._retry.max_retry_after)
                     )
                 raise
 
@@ -276,13 +294,10 @@ class CDMClient:
         method: str,
         url: str,
         *,
-        params: Mapping[str, str] | None,
         job_name: str | None,
     ) -> bytes:
         async with self._in_flight:
-            request = self._http.build_request(
-                method, url, params=params, headers={"Accept": "application/json"}
-            )
+            request = self._http.build_request(method, url, headers={"Accept": "application/json"})
             started = self._clock.monotonic()
             try:
                 response = await self._http.send(
