@@ -21,7 +21,8 @@ class CommandError(Exception):
     """A failure to report as one line on stderr, with the exit code to end with."""
 
     def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
+        # One line, whatever the server put in its error message (it may hold newlines).
+        super().__init__(" ".join(message.split()))
         self.exit_code = exit_code
 
 

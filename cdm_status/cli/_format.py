@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import dataclasses
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -10,18 +11,24 @@ from .._models import Submission
 
 
 def _jsonable(value: Any) -> Any:
+    # Not dataclasses.asdict(): it deep-copies every field first, and the read-only
+    # ``raw`` mappings (MappingProxyType) cannot be copied. ``raw`` is left out anyway.
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items() if key != "raw"}
-    if hasattr(value, "value") and isinstance(value.value, str):  # enums
+    if isinstance(value, enum.Enum):
         return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            item.name: _jsonable(getattr(value, item.name))
+            for item in dataclasses.fields(value)
+            if item.name != "raw"
+        }
     return value
 
 
 def submission_to_json(submission: Submission) -> dict[str, Any]:
     """The parsed submission as a JSON-ready dict (dates ISO-8601, no raw copy)."""
-    data: dict[str, Any] = _jsonable(asdict(submission))
+    data: dict[str, Any] = _jsonable(submission)
     return data
 
 

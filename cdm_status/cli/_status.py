@@ -75,11 +75,20 @@ def render_submission(submission: Submission) -> str:
     add("external id", submission.external_id)
     counters = submission.counters
     if counters is not None:
+        # Explicit None checks: a counter of 0 is a real value and must show.
         add("rows read", counters.rows_read)
         add("rows written", counters.rows_written)
-        add("bytes read", counters.bytes_read and format_bytes(counters.bytes_read))
-        add("bytes written", counters.bytes_written and format_bytes(counters.bytes_written))
+        add("rows skipped", counters.rows_written_skipped)
+        for label, count in (
+            ("bytes read", counters.bytes_read),
+            ("bytes written", counters.bytes_written),
+            ("total size", counters.total_size),
+        ):
+            add(label, None if count is None else format_bytes(count))
+        add("files read", counters.files_read)
         add("files written", counters.files_written)
+        add("files skipped", counters.files_skipped)
+        add("total files", counters.total_files)
     add("error", submission.error_summary)
     add("details", submission.error_details)
     width = max(len(label) for label, _ in rows)
