@@ -29,6 +29,7 @@ from cdm_status import (
     TokenAuth,
     TransportError,
 )
+from cdm_status._signer import sign
 from cdm_status._wire import MAX_BODY_BYTES
 from cdm_status.testing import FakeClock
 
@@ -207,6 +208,36 @@ async def test_endpoint_with_a_path_prefix_and_trailing_slash() -> None:
         await api.get_status("j")
     await http.aclose()
     assert recorder.requests[0].url.raw_path == b"/cdm-proxy" + PREFIX + b"j/status"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["jdbc2hive", *HOSTILE])
+async def test_aksk_signature_verifies_against_the_wire_request(name: str) -> None:
+    # What a gateway does: recompute the signature from the request it received, over the
+    # headers the request declared. The client's own headers (Accept, User-Agent, ...) and
+    # hostile names must not make the two disagree.
+    recorder = Recorder()
+    auth = AKSKAuth("AKID", SK, project_id="p", clock=FakeClock())
+    async with mock_client(recorder, auth=auth) as api:
+        await api.get_status(name)
+    [request] = recorder.requests
+    authorization = request.headers["Authorization"]
+    signed_headers = authorization.split("SignedHeaders=")[1].split(",")[0]
+    assert "connection" not in signed_headers.split(";")
+    assert {"host", "x-sdk-date", "x-project-id"} <= set(signed_headers.split(";"))
+    path, _, query = request.url.raw_path.decode("ascii").partition("?")
+    expected = sign(
+        request.method,
+        path,
+        query,
+        request.headers.multi_items(),
+        request.content,
+        ak="AKID",
+        sk=SK,
+        only=signed_headers.split(";"),
+    )
+    assert authorization == expected.authorization
+    assert request.headers["X-Sdk-Date"] == "20260101T000000Z"
 
 
 # --------------------------------------------------------------------------- job list
