@@ -1,0 +1,270 @@
+"""Where ``wait`` writes what it sees: JSON lines, plain lines, or only the failures.
+
+A sink is told about each event as it happens and about the end of the watch; it reads the
+aggregate numbers from the :class:`~._tally.Tally` that the runner keeps. The live view
+(``_live``) is a sink too, kept in its own module because it is the only one that needs
+``rich``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol, TextIO
+
+from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from .._models import Submission
+from ._format import format_bytes
+from ._tally import FAILURE_KINDS, Tally, describe_error, failure_summary
+
+__all__ = [
+    "JsonSink",
+    "PlainSink",
+    "QuietSink",
+    "Sink",
+    "WaitResult",
+    "format_duration",
+    "summary_line",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class WaitResult:
+    """How a watch ended: the exit code, why (one line, or None for 0), and how long."""
+
+    exit_code: int
+    elapsed: float
+    reason: str | None = None
+    interrupted: bool = False
+
+
+class Sink(Protocol):
+    """What the runner tells an output about the watch."""
+
+    refresh_interval: float | None
+    """Seconds between redraws for a view that shows the time passing; None for none."""
+
+    def start(self, tally: Tally) -> None:
+        """The watch begins (nothing seen yet)."""
+
+    def handle(self, event: Event, at: datetime, tally: Tally) -> None:
+        """One event, already recorded in ``tally``; ``at`` is when it was seen."""
+
+    def tick(self, tally: Tally, elapsed: float) -> None:
+        """Time passed (only called when ``refresh_interval`` is set)."""
+
+    def finish(self, tally: Tally, result: WaitResult) -> None:
+        """The watch ended (all outcomes in, timeout, interruption or API refusal)."""
+
+    def close(self) -> None:
+        """Release the output, even after an error (``finish`` may not have been called)."""
+
+
+# ---------------------------------------------------------------------- text helpers
+
+
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``1:15``; ``3725`` -> ``1:02:05``."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_time(at: datetime) -> str:
+    """An aware datetime as ``2026-01-01T00:00:05Z`` (UTC, whole seconds)."""
+    return at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_SUMMARY_ORDER = (
+    (OutcomeKind.SUCCEEDED, "succeeded"),
+    (OutcomeKind.FAILED, "failed"),
+    (OutcomeKind.NOT_FOUND, "not found"),
+    (OutcomeKind.ERROR, "refused by the API"),
+    (OutcomeKind.TIMED_OUT, "still running at the timeout"),
+    (OutcomeKind.CANCELLED, "cancelled"),
+)
+
+
+def outcome_phrases(tally: Tally) -> list[str]:
+    """``["115 succeeded", "3 failed"]``: the non-zero outcome counts, in a fixed order."""
+    return [f"{tally.count(kind)} {label}" for kind, label in _SUMMARY_ORDER if tally.count(kind)]
+
+
+def summary_line(tally: Tally, result: WaitResult) -> str:
+    """The one-line summary every output ends with."""
+    jobs = "1 job" if tally.total == 1 else f"{tally.total:,} jobs"
+    parts = outcome_phrases(tally)
+    unfinished = tally.total - tally.done
+    if unfinished:
+        parts.append(f"{unfinished:,} not finished")
+    line = f"{jobs} in {format_duration(result.elapsed)}: {', '.join(parts) or 'nothing seen'}"
+    if tally.rows_written or tally.bytes_written:
+        line += f"; {written_phrase(tally.rows_written, tally.bytes_written)}"
+    if result.interrupted:
+        line += " (interrupted)"
+    return line
+
+
+def written_phrase(rows: int, size: int) -> str:
+    """``1,234 rows, 1.2 MiB written`` (bytes left out when not measured)."""
+    return f"{rows:,} rows, {format_bytes(size)} written" if size else f"{rows:,} rows written"
+
+
+def _written(submission: Submission | None) -> tuple[int | None, int | None]:
+    counters = None if submission is None else submission.counters
+    if counters is None:
+        return None, None
+    return counters.rows_written, counters.bytes_written
+
+
+# ---------------------------------------------------------------------- JSON lines
+
+
+def event_to_json(event: Event, at: datetime) -> dict[str, Any]:
+    """One event as the JSON object ``--json`` prints (see the README for the fields)."""
+    if isinstance(event, StatusChanged):
+        rows, size = _written(event.submission)
+        return {
+            "event": "status_changed",
+            "job": event.job_name,
+            "from": None if event.previous is None else event.previous.value,
+            "to": event.submission.raw_status,
+            "at": event.at.isoformat(),
+            "progress": event.submission.progress,
+            "submission_id": event.submission.submission_id,
+            "rows_written": rows,
+            "bytes_written": size,
+        }
+    if isinstance(event, PollFailed):
+        return {
+            "event": "poll_failed",
+            "job": event.job_name,
+            "error": type(event.error).__name__,
+            "message": describe_error(event.error),
+            "consecutive": event.consecutive,
+            "at": at.isoformat(),
+        }
+    return outcome_to_json(event.outcome, at)
+
+
+def outcome_to_json(outcome: JobOutcome, at: datetime) -> dict[str, Any]:
+    """A job's outcome as the ``done`` JSON object."""
+    submission = outcome.submission
+    rows, size = _written(submission)
+    return {
+        "event": "done",
+        "job": outcome.job_name,
+        "outcome": outcome.kind.value,
+        "status": None if submission is None else submission.raw_status,
+        "error_summary": None if submission is None else submission.error_summary,
+        "error_details": None if submission is None else submission.error_details,
+        "error": None if outcome.error is None else describe_error(outcome.error),
+        "rows_written": rows,
+        "bytes_written": size,
+        "at": at.isoformat(),
+    }
+
+
+def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
+    """The final ``summary`` JSON object: counts per outcome, totals, the exit code."""
+    return {
+        "event": "summary",
+        "total": tally.total,
+        **{kind.value: tally.count(kind) for kind in OutcomeKind},
+        "unfinished": tally.total - tally.done,
+        "rows_written": tally.rows_written,
+        "bytes_written": tally.bytes_written,
+        "poll_failures": tally.poll_failures,
+        "elapsed_seconds": round(result.elapsed, 3),
+        "exit_code": result.exit_code,
+        "interrupted": result.interrupted,
+    }
+
+
+class _LineSink:
+    """An output of whole lines, flushed one by one (a pipe reader sees each at once)."""
+
+    refresh_interval: float | None = None
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self._out = out
+
+    def _write(self, line: str) -> None:
+        out = self._out or sys.stdout  # looked up late, so that pytest's capture sees it
+        out.write(line + "\n")
+        out.flush()
+
+    def start(self, tally: Tally) -> None:
+        pass
+
+    def tick(self, tally: Tally, elapsed: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class JsonSink(_LineSink):
+    """``--json``: one JSON object per line."""
+
+    def handle(self, event: Event, at: datetime, tally: Tally) -> None:
+        self._write(json.dumps(event_to_json(event, at), ensure_ascii=False))
+
+    def finish(self, tally: Tally, result: WaitResult) -> None:
+        self._write(json.dumps(summary_to_json(tally, result), ensure_ascii=False))
+
+
+# ---------------------------------------------------------------------- plain lines
+
+
+def outcome_line(outcome: JobOutcome, at: datetime) -> str:
+    """``<time> <job>: succeeded (1,234 rows, 1.2 MiB written)`` or why it did not."""
+    head = f"{format_time(at)} {outcome.job_name}:"
+    if outcome.kind is OutcomeKind.SUCCEEDED:
+        rows, size = _written(outcome.submission)
+        written = f" ({written_phrase(rows or 0, size or 0)})" if rows or size else ""
+        return f"{head} succeeded{written}"
+    if outcome.kind is OutcomeKind.FAILED and outcome.submission is not None:
+        return f"{head} {outcome.submission.raw_status}: {failure_summary(outcome)}"
+    label = {OutcomeKind.TIMED_OUT: "timed out", OutcomeKind.NOT_FOUND: "not found"}.get(
+        outcome.kind, outcome.kind.value
+    )
+    return f"{head} {label}: {failure_summary(outcome)}"
+
+
+def event_line(event: Event, at: datetime) -> str:
+    """One plain line for an event."""
+    if isinstance(event, StatusChanged):
+        head = f"{format_time(event.at)} {event.job_name}:"
+        current = event.submission.raw_status
+        change = current if event.previous is None else f"{event.previous.value} -> {current}"
+        progress = event.submission.progress
+        suffix = f" ({progress:g}%)" if progress is not None and progress >= 0 else ""
+        return f"{head} {change}{suffix}"
+    if isinstance(event, PollFailed):
+        return (
+            f"{format_time(at)} {event.job_name}: poll failed ({event.consecutive} in a row): "
+            f"{describe_error(event.error)}"
+        )
+    return outcome_line(event.outcome, at)
+
+
+class PlainSink(_LineSink):
+    """stdout is not a terminal: one line per transition and per outcome, then a summary."""
+
+    def handle(self, event: Event, at: datetime, tally: Tally) -> None:
+        self._write(event_line(event, at))
+
+    def finish(self, tally: Tally, result: WaitResult) -> None:
+        self._write(summary_line(tally, result))
+
+
+class QuietSink(PlainSink):
+    """``--quiet``: only the jobs that did not succeed, and the summary."""
+
+    def handle(self, event: Event, at: datetime, tally: Tally) -> None:
+        if isinstance(event, JobDone) and event.outcome.kind in FAILURE_KINDS:
+            self._write(outcome_line(event.outcome, at))

@@ -1,0 +1,455 @@
+"""``cdm-status wait``: wait for many jobs, show them move, and exit with what happened.
+
+Exit codes (also in the README and ``--help``):
+
+==== ==============================================================================
+0    every job succeeded
+1    at least one job failed, was stopped, or was not found
+2    usage or configuration error
+3    the timeout expired with jobs still running
+4    the API refused the credentials (or gave another permanent error), or stayed
+     unreachable
+130  interrupted (Ctrl-C), after printing the summary of what was seen
+==== ==============================================================================
+
+When several apply, the first in this order wins: 130, 4, 1, 3. A job known to have failed
+says more than one still running: waiting longer would not turn the run green.
+
+:func:`run_wait` is the one code path from job names to exit code; ``demo`` runs it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+import anyio
+import anyio.abc
+
+from .._batching import Strategy
+from .._client import CDMClient
+from .._clock import Clock, SystemClock, utc_datetime
+from .._errors import CDMError
+from .._events import JobOutcome, OutcomeKind, PollFailed
+from .._retry import RandomSource
+from .._schedule import PollPolicy
+from .._waiter import JobStatusWaiter
+from .._wire import subjob_name, validate_name
+from ._common import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CommandError,
+    add_connection_arguments,
+    client_from_args,
+    describe_api_error,
+)
+from ._sinks import JsonSink, PlainSink, QuietSink, Sink, WaitResult, format_duration
+from ._tally import Tally
+
+__all__ = [
+    "STRATEGIES",
+    "WaitOptions",
+    "collect_job_names",
+    "exit_code_for",
+    "parse_since",
+    "read_tables_file",
+    "register",
+    "run",
+    "run_wait",
+]
+
+_STRATEGY_BY_NAME: dict[str, Strategy] = {"auto": "auto", "per_job": "per_job", "list": "list"}
+STRATEGIES = tuple(_STRATEGY_BY_NAME)
+"""``--strategy`` values, passed to ``JobStatusWaiter(strategy=...)``."""
+
+UNREACHABLE_AFTER = 300.0
+"""Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up."""
+
+_EPILOG = """\
+exit codes:
+  0    every job succeeded
+  1    at least one job failed, was stopped, or was not found
+  2    usage or configuration error
+  3    the timeout expired with jobs still running
+  4    the API refused the credentials, or stayed unreachable
+  130  interrupted (Ctrl-C), after printing the summary of what was seen
+
+examples:
+  cdm-status wait orders_daily customers_daily --timeout 3600
+  cdm-status wait --subjobs-of nightly_db --tables-file tables.txt --json
+"""
+
+
+# ---------------------------------------------------------------------- arguments
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds: {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def register(commands: Any) -> None:
+    """Add ``wait`` to the subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "wait",
+        help="wait for jobs (or a whole-database job's subjobs) to finish",
+        description="Wait for CDM jobs to finish, under the API's rate limit. On a terminal "
+        "it shows a live view; otherwise it prints one line per status change; --json "
+        "prints one JSON object per line.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("jobs", nargs="*", metavar="JOB", help="job names to wait for")
+    subjobs = parser.add_argument_group(
+        "whole-database jobs", "Subjobs are named PARENT_TABLE; these flags build the names."
+    )
+    subjobs.add_argument("--subjobs-of", metavar="PARENT", help="the whole-database job")
+    subjobs.add_argument(
+        "--table", action="append", default=[], metavar="T", help="a source table (repeatable)"
+    )
+    subjobs.add_argument(
+        "--tables-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file with one table per line; blank lines and # comments are ignored; "
+        "'-' reads standard input (repeatable)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up after this long (exit 3); default: wait as long as it takes",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="now|ISO-8601",
+        help="ignore runs created before this moment (e.g. 'now' right after starting "
+        "the jobs, or 2026-01-01T08:00:00+08:00); a time needs its UTC offset",
+    )
+    parser.add_argument(
+        "--requests-per-minute",
+        type=_rate,
+        default=120.0,
+        metavar="N",
+        help="status requests per minute, shared by all jobs (CDM allows 120 per user)",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="per_job asks each job's status; list reads the job list (100 jobs a "
+        "request, its own 120/min budget) and asks a job's status only when it changed; "
+        "auto (default) lists when that sees changes sooner",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object per line")
+    output.add_argument(
+        "--quiet", action="store_true", help="print only the jobs that failed and the summary"
+    )
+    add_connection_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def read_tables_file(lines: Iterable[str]) -> list[str]:
+    """Table names from a file's lines: stripped; blank lines and ``#`` lines skipped."""
+    tables = []
+    for line in lines:
+        text = line.strip()
+        if text and not text.startswith("#"):
+            tables.append(text)
+    return tables
+
+
+def collect_job_names(
+    jobs: Sequence[str],
+    *,
+    parent: str | None,
+    tables: Sequence[str],
+    table_files: Sequence[str] = (),
+    stdin: TextIO | None = None,
+) -> list[str]:
+    """Every job to watch, in the order given, each once; ``CommandError(2)`` if unusable.
+
+    ``jobs`` are plain names; ``tables`` and the tables read from ``table_files`` become
+    ``PARENT_TABLE`` subjob names. A subjob also named on its own is watched once.
+    """
+    every_table = list(tables)
+    for path in table_files:
+        try:
+            if path == "-":
+                every_table += read_tables_file(stdin or sys.stdin)
+            else:
+                with open(path, encoding="utf-8") as handle:
+                    every_table += read_tables_file(handle)
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else str(error)
+            raise CommandError(f"cannot read tables file {path}: {reason}", EXIT_USAGE) from None
+    if parent is None and (tables or table_files):
+        raise CommandError("--table and --tables-file need --subjobs-of PARENT", EXIT_USAGE)
+    if parent is not None and not every_table:
+        raise CommandError(
+            f"--subjobs-of {parent} needs tables (--table or a non-empty --tables-file)",
+            EXIT_USAGE,
+        )
+    try:
+        names = [validate_name(job, "job name") for job in jobs]
+        if parent is not None:
+            names += [subjob_name(parent, table) for table in every_table]
+    except ValueError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    if not names:
+        raise CommandError("name at least one JOB, or --subjobs-of with tables", EXIT_USAGE)
+    return list(dict.fromkeys(names))
+
+
+def parse_since(text: str | None, *, now: float) -> datetime | None:
+    """``--since``: ``now`` (``now`` is epoch seconds) or an ISO-8601 time with its offset."""
+    if text is None:
+        return None
+    if text.strip().lower() == "now":
+        return utc_datetime(now)
+    value = text.strip()
+    if value[-1:] in ("Z", "z"):  # fromisoformat() accepts "Z" only from Python 3.11 on
+        value = value[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(
+            f"--since: {text!r} is neither 'now' nor an ISO-8601 time", EXIT_USAGE
+        ) from None
+    if when.tzinfo is None:
+        # A time without an offset is ambiguous (local or UTC?), and guessing wrong by a
+        # few hours would make the run just started look stale or a stale one look new.
+        raise CommandError(
+            f"--since: {text!r} has no UTC offset; add one, e.g. {text}Z or {text}+08:00",
+            EXIT_USAGE,
+        )
+    return when.astimezone(timezone.utc)
+
+
+# ---------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOptions:
+    """How :func:`run_wait` waits; the command line fills it from its flags."""
+
+    timeout: float | None = None
+    since: datetime | None = None
+    requests_per_minute: float = 120.0
+    strategy: str = "auto"
+    clock: Clock | None = None
+    random: RandomSource | None = None
+    poll: PollPolicy | None = None
+    handle_sigint: bool = False
+    """Turn Ctrl-C into exit 130 after the summary (only in the main thread)."""
+    unreachable_after: float | None = UNREACHABLE_AFTER
+    stderr: TextIO | None = None
+    """Where the one-line reason for a non-zero exit goes; None means ``sys.stderr``."""
+
+
+def _strategy(name: str) -> Strategy:
+    if name in _STRATEGY_BY_NAME:
+        return _STRATEGY_BY_NAME[name]
+    raise CommandError(f"--strategy must be one of {', '.join(STRATEGIES)}", EXIT_USAGE)
+
+
+def exit_code_for(
+    outcomes: Iterable[JobOutcome],
+    *,
+    total: int | None = None,
+    interrupted: bool = False,
+    unreachable: bool = False,
+) -> int:
+    """The exit code for a watch's outcomes (see the module docstring for the order).
+
+    ``total`` counts jobs without an outcome yet as still running.
+    """
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if unreachable:
+        return EXIT_API
+    kinds = [outcome.kind for outcome in outcomes]
+    if OutcomeKind.ERROR in kinds:
+        return EXIT_API
+    if OutcomeKind.FAILED in kinds or OutcomeKind.NOT_FOUND in kinds:
+        return EXIT_JOB_FAILED
+    unfinished = total is not None and len(kinds) < total
+    if unfinished or OutcomeKind.TIMED_OUT in kinds or OutcomeKind.CANCELLED in kinds:
+        return EXIT_TIMEOUT
+    return EXIT_OK
+
+
+def _reason(code: int, tally: Tally, options: WaitOptions) -> str | None:
+    """The one line on stderr that says why the exit code is not 0."""
+    if code == EXIT_INTERRUPTED:
+        return "interrupted"
+    if code == EXIT_API:
+        for outcome in tally.outcomes.values():
+            if outcome.kind is OutcomeKind.ERROR and isinstance(outcome.error, CDMError):
+                return str(describe_api_error(outcome.error))
+        return f"the API stayed unreachable: {tally.last_poll_error or 'no answer'}"
+    if code == EXIT_JOB_FAILED:
+        bad = len(tally.failures)
+        first = tally.failures[0]
+        more = f" (first: {first.job}: {first.summary})"
+        return f"{bad} of {tally.total} jobs did not succeed{more}"
+    if code == EXIT_TIMEOUT:
+        left = tally.total - tally.done + tally.count(OutcomeKind.TIMED_OUT)
+        limit = "" if options.timeout is None else f" of {format_duration(options.timeout)}"
+        return f"the timeout{limit} expired with {left} of {tally.total} jobs still running"
+    return None
+
+
+def _gave_up(tally: Tally, at: datetime, options: WaitOptions) -> bool:
+    """True when the API has given nothing but failures for ``unreachable_after``."""
+    first = tally.first_poll_failure_at
+    if options.unreachable_after is None or tally.answered or first is None:
+        return False
+    return (at - first).total_seconds() >= options.unreachable_after
+
+
+async def _cancel_on_sigint(scope: anyio.CancelScope, flags: dict[str, bool]) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            flags["interrupted"] = True
+            scope.cancel()
+            return
+
+
+async def _redraw(sink: Sink, tally: Tally, clock: Clock, started: float) -> None:
+    # Redraws follow the wall clock: a person watches them, whatever clock the jobs run on.
+    interval = sink.refresh_interval
+    assert interval is not None
+    while True:
+        await anyio.sleep(interval)
+        sink.tick(tally, clock.monotonic() - started)
+
+
+async def run_wait(
+    client: CDMClient, names: Sequence[str], options: WaitOptions, sink: Sink
+) -> int:
+    """Watch ``names`` through ``client``, tell ``sink`` everything, return the exit code.
+
+    The one code path of ``cdm-status wait`` and ``cdm-status demo``. Writes one line on
+    ``options.stderr`` when the exit code is not 0.
+    """
+    clock = options.clock or SystemClock()
+    waiter = JobStatusWaiter(
+        client,
+        requests_per_minute=options.requests_per_minute,
+        clock=clock,
+        random=options.random,
+        poll=options.poll,
+        strategy=_strategy(options.strategy),
+    )
+    tally = Tally(names)
+    flags = {"interrupted": False, "unreachable": False}
+    started = clock.monotonic()
+    sink.start(tally)
+    try:
+        async with anyio.create_task_group() as group:
+            if options.handle_sigint:
+                group.start_soon(_cancel_on_sigint, group.cancel_scope, flags)
+            if sink.refresh_interval is not None:
+                group.start_soon(_redraw, sink, tally, clock, started)
+            async with waiter.watch(
+                tally.job_names, timeout=options.timeout, since=options.since
+            ) as events:
+                async for event in events:
+                    at = utc_datetime(clock.time())
+                    tally.record(event, at)
+                    sink.handle(event, at, tally)
+                    if isinstance(event, PollFailed) and _gave_up(tally, at, options):
+                        flags["unreachable"] = True
+                        break
+            group.cancel_scope.cancel()
+        # Jobs that timed out without one answer from the API mean the API was not there.
+        timed_out = tally.count(OutcomeKind.TIMED_OUT)
+        if timed_out and not tally.answered and tally.poll_failures:
+            flags["unreachable"] = True
+        code = exit_code_for(
+            tally.outcomes.values(),
+            total=tally.total,
+            interrupted=flags["interrupted"],
+            unreachable=flags["unreachable"],
+        )
+        reason = _reason(code, tally, options)
+        elapsed = clock.monotonic() - started
+        sink.finish(tally, WaitResult(code, elapsed, reason, flags["interrupted"]))
+    finally:
+        sink.close()
+    if reason is not None:
+        message = " ".join(reason.split())
+        print(f"cdm-status: {message}", file=options.stderr or sys.stderr, flush=True)
+    return code
+
+
+def choose_sink(args: argparse.Namespace, out: TextIO) -> Sink:
+    """JSON lines, failures only, the live view (a terminal) or plain lines."""
+    if args.json:
+        return JsonSink(out)
+    if args.quiet:
+        return QuietSink(out)
+    if out.isatty():
+        from ._live import LiveSink  # rich is imported only when a person watches
+
+        return LiveSink.for_stream(out)
+    return PlainSink(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``wait`` subcommand."""
+    names = collect_job_names(
+        args.jobs, parent=args.subjobs_of, tables=args.table, table_files=args.tables_file
+    )
+    clock = SystemClock()
+    since = parse_since(args.since, now=clock.time())
+    client = client_from_args(args)
+    # The library logs ridden-out failures as warnings; the outputs already report them,
+    # and Python's last-resort handler would print them (and tracebacks) over the view.
+    logger = logging.getLogger("cdm_status")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    options = WaitOptions(
+        timeout=args.timeout,
+        since=since,
+        requests_per_minute=args.requests_per_minute,
+        strategy=args.strategy,
+        clock=clock,
+        handle_sigint=True,
+    )
+    sink = choose_sink(args, sys.stdout)
+
+    async def main() -> int:
+        async with client:
+            return await run_wait(client, names, options, sink)
+
+    return anyio.run(main)

@@ -1,0 +1,164 @@
+"""``run_wait`` (the code path of ``wait`` and ``demo``) against the simulator, in-process,
+on a virtual clock: outputs matched to the simulator's ground truth, and each exit code."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from typing import Any
+
+import pytest
+
+from cdm_status import TokenAuth
+from cdm_status._clock import utc_datetime
+from cdm_status.cli._sinks import JsonSink, PlainSink
+from cdm_status.cli._wait import WaitOptions, run_wait
+from cdm_status.testing import CDMSimulator, FakeClock, Faults, JobPlan, RateLimits, SimulatorAuth
+
+pytestmark = pytest.mark.anyio
+
+
+def simulator(**options: Any) -> CDMSimulator:
+    return CDMSimulator(clock=FakeClock(), seed=11, limits=RateLimits.cdm_defaults(), **options)
+
+
+async def wait(
+    sim: CDMSimulator, names: list[str], *, json_lines: bool = True, **options: Any
+) -> tuple[int, str, str]:
+    """Run ``run_wait`` to its end; returns (exit code, stdout, stderr)."""
+    clock = sim.clock
+    assert isinstance(clock, FakeClock)
+    out, err = io.StringIO(), io.StringIO()
+    sink = JsonSink(out) if json_lines else PlainSink(out)
+    client_options = {"auth": options.pop("auth")} if "auth" in options else {}
+    settings = WaitOptions(clock=clock, random=random.Random(5), stderr=err, **options)
+    async with sim.client(**client_options) as client, clock.autojump():
+        code = await run_wait(client, names, settings, sink)
+    return code, out.getvalue(), err.getvalue()
+
+
+def parse(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+async def test_a_migration_with_failures_matches_the_ground_truth() -> None:
+    sim = simulator(faults=Faults(unavailable=0.05))
+    names = sim.add_database_job(
+        "nightly", 40, parallelism=8, failure_rate=0.15, run_seconds=(30.0, 300.0)
+    )
+    code, out, err = await wait(sim, names, strategy="per_job")
+    lines = parse(out)
+    done = {line["job"]: line for line in lines if line["event"] == "done"}
+    assert set(done) == set(names)
+    for name in names:
+        final = sim.final_status(name)
+        assert final is not None
+        assert done[name]["status"] == final.value
+        assert done[name]["outcome"] == ("succeeded" if final.is_success else "failed")
+    failed = [line for line in done.values() if line["outcome"] == "failed"]
+    assert failed, "the seed should make some tables fail"
+    assert all(line["error_summary"] for line in failed)
+    # Each job's reported transitions happened, in the simulator's order.
+    for name in names:
+        truth = [step.status.value for step in sim.transitions(name)]
+        seen = [
+            line["to"]
+            for line in lines
+            if line["event"] == "status_changed" and line["job"] == name
+            if line["to"] != "NEVER_EXECUTED"
+        ]
+        assert seen == [status for status in truth if status in seen]
+    summary = lines[-1]
+    assert summary["event"] == "summary"
+    assert (summary["succeeded"], summary["failed"]) == (40 - len(failed), len(failed))
+    assert summary["exit_code"] == code == 1
+    assert err.startswith(f"cdm-status: {len(failed)} of 40 jobs did not succeed")
+    assert err.count("\n") == 1
+    assert sim.stats.max_in_window("status", 60.0) <= 120
+
+
+async def test_all_succeeded_exits_0_with_nothing_on_stderr() -> None:
+    sim = simulator()
+    names = [sim.add_job(f"job{index}", plan=JobPlan(5, 60 * index)) for index in range(1, 4)]
+    code, out, err = await wait(sim, names, json_lines=False)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[-1].startswith("3 jobs in ")
+    assert "job3: RUNNING -> SUCCEEDED" in out
+
+
+async def test_a_missing_job_exits_1() -> None:
+    sim = simulator()
+    sim.add_job("there", plan=JobPlan(5, 30))
+    code, out, err = await wait(sim, ["there", "nowhere"])
+    done = {line["job"]: line for line in parse(out) if line["event"] == "done"}
+    assert done["nowhere"]["outcome"] == "not_found"
+    assert "Cdm.0100" in done["nowhere"]["error"]
+    assert done["there"]["outcome"] == "succeeded"
+    assert code == 1
+    assert "nowhere" in err
+
+
+async def test_the_timeout_exits_3_with_the_jobs_still_running() -> None:
+    sim = simulator()
+    sim.add_job("slow", plan=JobPlan(5, 7200))
+    sim.add_job("quick", plan=JobPlan(5, 60))
+    code, out, err = await wait(sim, ["slow", "quick"], timeout=600)
+    done = {line["job"]: line for line in parse(out) if line["event"] == "done"}
+    assert done["slow"]["outcome"] == "timed_out"
+    assert done["slow"]["status"] == "RUNNING"
+    assert done["quick"]["outcome"] == "succeeded"
+    assert code == 3
+    assert err == "cdm-status: the timeout of 10:00 expired with 1 of 2 jobs still running\n"
+
+
+async def test_refused_credentials_exit_4() -> None:
+    sim = simulator(auth=SimulatorAuth(token="right"))
+    sim.add_job("job", plan=JobPlan(5, 30))
+    code, out, err = await wait(sim, ["job"], auth=TokenAuth("wrong"))
+    assert code == 4
+    assert err.startswith("cdm-status: the API refused the credentials: HTTP 401 APIG.0301")
+    assert "wrong" not in err
+    assert parse(out)[-1]["error"] == 1
+
+
+async def test_an_api_that_never_answers_exits_4() -> None:
+    sim = simulator()
+    sim.add_job("job", plan=JobPlan(5, 30))
+    sim.faults.outage(sim.clock.time(), 10 * 86400)
+    code, out, err = await wait(sim, ["job"], unreachable_after=600)
+    assert code == 4
+    assert err.startswith("cdm-status: the API stayed unreachable: HTTP 503")
+    assert parse(out)[-1]["poll_failures"] >= 2
+
+
+async def test_an_outage_until_the_timeout_exits_4_not_3() -> None:
+    sim = simulator()
+    sim.add_job("job", plan=JobPlan(5, 30))
+    sim.faults.outage(sim.clock.time(), 86400)
+    code, _, err = await wait(sim, ["job"], timeout=120, unreachable_after=None)
+    assert code == 4
+    assert "unreachable" in err
+
+
+async def test_an_outage_after_the_first_answers_is_ridden_out() -> None:
+    sim = simulator()
+    sim.add_job("job", plan=JobPlan(5, 3600))
+    sim.faults.outage(sim.clock.time() + 60, 900)
+    code, out, _ = await wait(sim, ["job"], unreachable_after=300)
+    assert code == 0
+    assert any(line["event"] == "poll_failed" for line in parse(out))
+
+
+async def test_since_ignores_the_previous_run() -> None:
+    sim = simulator()
+    sim.add_job("daily", plan=JobPlan(5, 30))
+    clock = sim.clock
+    assert isinstance(clock, FakeClock)
+    await clock.advance(3600)  # that run succeeded long ago; today's has not started
+    since = utc_datetime(clock.time())
+    code, out, _ = await wait(sim, ["daily"], since=since, timeout=600)
+    done = [line for line in parse(out) if line["event"] == "done"]
+    assert done[0]["outcome"] == "timed_out"
+    assert done[0]["status"] == "NEVER_EXECUTED"
+    assert code == 3
