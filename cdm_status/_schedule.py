@@ -2,12 +2,19 @@
 
 Rules:
 
-* A job that has not started yet or is starting (``NEVER_EXECUTED``, ``NEW``, ``PENDING``,
-  ``BOOTING``) is looked at every ``starting_interval`` seconds: it will change soon.
+* A ``BOOTING`` job is looked at every ``starting_interval`` seconds: it will change soon.
+* A job waiting to start (``NEVER_EXECUTED``, ``NEW``, ``PENDING``) is looked at after
+  ``starting_interval`` seconds at first, then less often the longer it waits: the
+  subjobs of a whole-database migration can wait hours for a free slot, and must not take
+  the budget from the jobs that are about to finish.
 * A ``RUNNING`` job is looked at after ``running_interval`` seconds at first; the interval
   then grows with the time the job has been running (``running_growth`` of it), up to
   ``max_interval``. A job that has run for an hour will not end in the next second more
   often than one that started a minute ago.
+* When the budget is short, every job is overdue; the one due earliest goes first, so
+  jobs are polled in proportion to how often their state asks for.
+* When the budget has room, intervals shrink (never below ``min_interval``) so that the
+  watch uses up to ``budget_share`` of it: see :func:`spare_budget_scale`.
 * ``UNKNOWN`` and statuses this library does not know are asked again every
   ``unknown_interval`` seconds.
 * After a failed poll the job is asked again after ``failure_backoff * 2**(n-1)``
@@ -29,9 +36,7 @@ from ._models import JobStatus
 
 __all__ = ["DueQueue", "PollPolicy"]
 
-_STARTING = frozenset(
-    {JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING, JobStatus.BOOTING}
-)
+_WAITING = frozenset({JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +50,12 @@ class PollPolicy:
     running_interval: float = 5.0
     running_growth: float = 0.1
     max_interval: float = 60.0
+    waiting_max_interval: float = 300.0
+    """Cap for jobs waiting to start; they must not crowd out running ones."""
+    min_interval: float = 2.0
+    """Floor when intervals shrink to use spare budget."""
+    budget_share: float = 0.8
+    """Share of the request budget a watch aims to use; the rest absorbs retries."""
     unknown_interval: float = 10.0
     failure_backoff: float = 2.0
     jitter: float = 0.1
@@ -58,6 +69,8 @@ class PollPolicy:
             "starting_interval",
             "running_interval",
             "max_interval",
+            "waiting_max_interval",
+            "min_interval",
             "unknown_interval",
             "failure_backoff",
             "list_interval",
@@ -67,6 +80,8 @@ class PollPolicy:
                 raise ValueError(f"{name} must be a positive number of seconds")
         if self.running_growth < 0:
             raise ValueError("running_growth must not be negative")
+        if not 0 < self.budget_share <= 1:
+            raise ValueError("budget_share must be in (0, 1]")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
         if self.not_found_grace < 1:
@@ -74,8 +89,11 @@ class PollPolicy:
 
     def interval(self, status: JobStatus, time_in_status: float) -> float:
         """The un-jittered wait before the next look at a job in ``status``."""
-        if status in _STARTING:
+        if status is JobStatus.BOOTING:
             base = self.starting_interval
+        elif status in _WAITING:
+            base = self.starting_interval + self.running_growth * max(0.0, time_in_status)
+            return min(base, self.waiting_max_interval)
         elif status is JobStatus.RUNNING:
             base = self.running_interval + self.running_growth * max(0.0, time_in_status)
         else:
@@ -86,9 +104,34 @@ class PollPolicy:
         """``interval`` scaled by a factor in ``[1 - jitter, 1 + jitter)``; ``draw`` in [0, 1)."""
         return interval * (1.0 + self.jitter * (2.0 * draw - 1.0))
 
-    def next_poll(self, status: JobStatus, time_in_status: float, now: float, draw: float) -> float:
-        """When to look at the job next, after seeing it in ``status``."""
-        return now + self.jittered(self.interval(status, time_in_status), draw)
+    def next_poll(
+        self,
+        status: JobStatus,
+        time_in_status: float,
+        now: float,
+        draw: float,
+        scale: float = 1.0,
+    ) -> float:
+        """When to look at the job next, after seeing it in ``status``.
+
+        ``scale`` (at most 1) shrinks the interval when the budget has room to spare.
+        """
+        interval = self.interval(status, time_in_status)
+        if scale < 1.0:
+            interval = max(min(interval, self.min_interval), interval * scale)
+        return now + self.jittered(interval, draw)
+
+    def spare_budget_scale(self, demand: float, budget: float) -> float:
+        """How much to shrink intervals so a watch uses ``budget_share`` of its budget.
+
+        ``demand`` is the polls per second the watched jobs' states ask for (the sum of
+        their 1/interval); ``budget`` the requests per second allowed. 1.0 when the
+        budget is already short (then the due order shares it out).
+        """
+        target = budget * self.budget_share
+        if demand <= 0 or demand >= target:
+            return 1.0
+        return demand / target
 
     def retry_poll(self, consecutive_failures: int, now: float, draw: float) -> float:
         """When to look again after ``consecutive_failures`` failed polls in a row."""

@@ -77,6 +77,8 @@ class _Track:
     via_list: bool = False
     """The job list shows this job: no routine per-job polls, only detail fetches."""
     list_status: str | None = None
+    demand: float = 0.0
+    """Polls per second this job's state asks for (1 / its interval)."""
 
 
 @dataclass(slots=True)
@@ -300,6 +302,8 @@ class _Watch:
         self.deadline = None if timeout is None else self.started + timeout
         self.capacity = anyio.CapacityLimiter(waiter.max_concurrency)
         self.active = len(names)
+        self.demand = 0.0
+        """Polls per second the routinely polled jobs ask for, summed."""
         self._nap_scope: anyio.CancelScope | None = None
         self._wake_pending = False
         self.sweeper: ListSweeper | None = None
@@ -433,9 +437,21 @@ class _Watch:
         elif submission.status in self.waiter.failure:
             self._finish(track, OutcomeKind.FAILED, submission)
         elif not track.via_list or self._list_disagrees(track, submission):
-            draw = self.waiter._random.random()
-            due = self.policy.next_poll(submission.status, now - track.entered_at, now, draw)
-            self.queue.schedule(track.name, due)
+            self._schedule_next(track, submission.status, now)
+
+    def _schedule_next(self, track: _Track, status: JobStatus, now: float) -> None:
+        """Queue the next routine poll, using spare budget to look sooner."""
+        time_in_status = now - track.entered_at
+        self._set_demand(track, 1.0 / self.policy.interval(status, time_in_status))
+        scale = self.policy.spare_budget_scale(self.demand, self.waiter.limiter.per_minute / 60)
+        draw = self.waiter._random.random()
+        self.queue.schedule(
+            track.name, self.policy.next_poll(status, time_in_status, now, draw, scale)
+        )
+
+    def _set_demand(self, track: _Track, demand: float) -> None:
+        self.demand += demand - track.demand
+        track.demand = demand
 
     @staticmethod
     def _list_disagrees(track: _Track, submission: Submission) -> bool:
@@ -462,6 +478,7 @@ class _Watch:
         if not track.via_list and not track.in_flight:
             self.queue.discard(track.name)  # the list looks at it from now on
         track.via_list = True
+        self._set_demand(track, 0.0)
         if summary.raw_status == track.list_status:
             return
         first_sighting = track.list_status is None
@@ -529,6 +546,7 @@ class _Watch:
             return
         track.done = True
         self.active -= 1
+        self._set_demand(track, 0.0)
         outcome = JobOutcome(track.name, kind, submission, error)
         self.outcomes[track.name] = outcome
         logger.info("job %r done: %s", track.name, kind.value)

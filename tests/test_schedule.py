@@ -18,13 +18,30 @@ POLICY = PollPolicy(
 )
 
 
-@pytest.mark.parametrize(
-    "status",
-    [JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING, JobStatus.BOOTING],
-)
-def test_starting_jobs_are_polled_soon(status: JobStatus) -> None:
+def test_booting_jobs_are_polled_soon_however_long_they_boot() -> None:
+    assert POLICY.interval(JobStatus.BOOTING, 0.0) == 5.0
+    assert POLICY.interval(JobStatus.BOOTING, 3600.0) == 5.0
+
+
+@pytest.mark.parametrize("status", [JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING])
+def test_waiting_jobs_are_polled_less_the_longer_they_wait(status: JobStatus) -> None:
     assert POLICY.interval(status, 0.0) == 5.0
-    assert POLICY.interval(status, 3600.0) == 5.0
+    assert POLICY.interval(status, 100.0) == pytest.approx(15.0)
+    assert POLICY.interval(status, 1000.0) == pytest.approx(105.0)
+    assert POLICY.interval(status, 36_000.0) == POLICY.waiting_max_interval
+
+
+def test_spare_budget_shrinks_intervals_down_to_the_floor() -> None:
+    # Watched jobs ask for 0.4 polls/s; the watch may use 0.8 x 2/s: intervals halve.
+    assert POLICY.spare_budget_scale(demand=0.4, budget=2.0) == pytest.approx(0.25)
+    assert POLICY.spare_budget_scale(demand=5.0, budget=2.0) == 1.0
+    assert POLICY.spare_budget_scale(demand=0.0, budget=2.0) == 1.0
+    flat = PollPolicy(jitter=0.0, min_interval=2.0)
+    assert flat.next_poll(JobStatus.RUNNING, 10_000.0, 0.0, 0.5, scale=0.25) == 15.0
+    assert flat.next_poll(JobStatus.BOOTING, 0.0, 0.0, 0.5, scale=0.01) == 2.0
+    # An interval already under the floor is never stretched to it.
+    quick = PollPolicy(jitter=0.0, starting_interval=1.0, min_interval=2.0)
+    assert quick.next_poll(JobStatus.BOOTING, 0.0, 0.0, 0.5, scale=0.5) == 1.0
 
 
 def test_running_interval_grows_with_time_in_state_up_to_the_cap() -> None:
