@@ -63,6 +63,7 @@ __all__ = [
     "collect_job_names",
     "exit_code_for",
     "parse_since",
+    "people_sink",
     "read_tables_file",
     "register",
     "run",
@@ -336,8 +337,14 @@ def _gave_up(tally: Tally, at: datetime, options: WaitOptions) -> bool:
     return (at - first).total_seconds() >= options.unreachable_after
 
 
-async def _cancel_on_sigint(scope: anyio.CancelScope, flags: dict[str, bool]) -> None:
+async def _cancel_on_sigint(
+    scope: anyio.CancelScope,
+    flags: dict[str, bool],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
     with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
         async for _ in signals:
             flags["interrupted"] = True
             scope.cancel()
@@ -377,7 +384,8 @@ async def run_wait(
     try:
         async with anyio.create_task_group() as group:
             if options.handle_sigint:
-                group.start_soon(_cancel_on_sigint, group.cancel_scope, flags)
+                # Installed before the first request, so a Ctrl-C always gets a summary.
+                await group.start(_cancel_on_sigint, group.cancel_scope, flags)
             if sink.refresh_interval is not None:
                 group.start_soon(_redraw, sink, tally, clock, started)
             async with waiter.watch(
@@ -412,17 +420,22 @@ async def run_wait(
     return code
 
 
+def people_sink(out: TextIO, *, title: str = "cdm-status wait") -> Sink:
+    """The live view on a terminal, one plain line per event otherwise."""
+    if out.isatty():
+        from ._live import LiveSink  # rich is imported only when a person watches
+
+        return LiveSink.for_stream(out, title=title)
+    return PlainSink(out)
+
+
 def choose_sink(args: argparse.Namespace, out: TextIO) -> Sink:
-    """JSON lines, failures only, the live view (a terminal) or plain lines."""
+    """JSON lines, failures only, or what :func:`people_sink` picks."""
     if args.json:
         return JsonSink(out)
     if args.quiet:
         return QuietSink(out)
-    if out.isatty():
-        from ._live import LiveSink  # rich is imported only when a person watches
-
-        return LiveSink.for_stream(out)
-    return PlainSink(out)
+    return people_sink(out)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,263 @@
+"""The real ``cdm-status wait`` in a subprocess, against ``cdm-status simulate`` on a
+loopback port: exit codes, JSON lines matched to the simulator's ground truth, plain lines.
+
+The simulator's plans come from its seed, so the ground truth is read from a second
+simulator built in-process from the same flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdm_status.cli import build_parser
+from cdm_status.cli._simulate import build_simulator
+from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
+
+COMMAND = str(Path(sys.executable).with_name("cdm-status"))
+TIMEOUT = 30.0  # bound on any one subprocess; the tests take a second or two each
+
+# Seed 3 with these flags: job_001..003 succeed, 3 of the 30 tables fail, and every run
+# ends within 1,500 simulated seconds: 2 ms of real time at this speed.
+FAST = [
+    "--jobs", "3", "--database-job", "nightly", "--tables", "30", "--parallelism", "30",
+    "--failure-rate", "0.2", "--speed", "1000000", "--seed", "3",
+]  # fmt: skip
+TABLES = [f"table_{index:04d}" for index in range(1, 31)]
+# Real time: every job boots for at least 5 s and runs for at least a minute.
+SLOW = ["--jobs", "2", "--speed", "1", "--token", "right-token"]
+
+
+@dataclass
+class Simulator:
+    process: subprocess.Popen[str]
+    endpoint: str
+    argv: list[str]
+    _twin: Any = None
+
+    def env(self, token: str = "any") -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("HUAWEICLOUD_SDK_", "CDM_"))
+        }
+        env.update(
+            CDM_ENDPOINT=self.endpoint,
+            HUAWEICLOUD_SDK_PROJECT_ID=DEFAULT_PROJECT_ID,
+            CDM_CLUSTER_ID=DEFAULT_CLUSTER_ID,
+            CDM_AUTH_TOKEN=token,
+        )
+        return env
+
+    def ground_truth(self, name: str) -> str:
+        if self._twin is None:
+            self._twin = build_simulator(build_parser().parse_args(["simulate", *self.argv]))
+        final = self._twin.final_status(name)
+        assert final is not None
+        return final.value
+
+
+def read_line(stream: Any, deadline: float) -> str:
+    """The next line of a subprocess pipe, or fail once ``deadline`` passes."""
+    remaining = deadline - time.monotonic()
+    ready, _, _ = select.select([stream], [], [], max(0.0, remaining))
+    assert ready, "the subprocess printed nothing in time"
+    line: str = stream.readline()
+    return line
+
+
+def start_simulator(argv: list[str]) -> Iterator[Simulator]:
+    process = subprocess.Popen(
+        [COMMAND, "simulate", "--port", "0", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        line = ""
+        while "listening on" not in line:
+            line = read_line(process.stdout, deadline)
+            assert line or process.poll() is None, "cdm-status simulate ended early"
+        endpoint = line.split("listening on ")[1].split()[0]
+        yield Simulator(process, endpoint, argv)
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def fast() -> Iterator[Simulator]:
+    yield from start_simulator(FAST)
+
+
+@pytest.fixture(scope="module")
+def slow() -> Iterator[Simulator]:
+    yield from start_simulator(SLOW)
+
+
+def wait(simulator: Simulator, *argv: str, token: str = "any") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [COMMAND, "wait", *argv],
+        env=simulator.env(token),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def one_line(stderr: str) -> str:
+    assert stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("cdm-status: ")
+    return stderr
+
+
+def test_every_job_succeeded_exits_0_with_plain_lines(fast: Simulator) -> None:
+    result = wait(fast, "job_001", "job_002", "job_003")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    # stdout is a pipe: one plain line per transition and per outcome, then the summary.
+    for job in ("job_001", "job_002", "job_003"):
+        assert any(line.endswith(f" {job}: SUCCEEDED (100%)") for line in lines)
+        assert any(f" {job}: succeeded (" in line for line in lines)
+    assert len(lines) == 3 + 3 + 1
+    assert lines[-1].startswith("3 jobs in 0:0")
+    assert lines[-1].split(": ", 1)[1].startswith("3 succeeded; ")
+    assert "\x1b[" not in result.stdout  # no terminal control codes in a pipe
+
+
+def test_json_lines_from_a_tables_file_match_the_ground_truth(
+    fast: Simulator, tmp_path: Path
+) -> None:
+    tables = tmp_path / "tables.txt"
+    tables.write_text("# the nightly migration\n" + "\n".join(TABLES) + "\n\n", encoding="utf-8")
+    result = wait(
+        fast,
+        "--subjobs-of", "nightly", "--tables-file", str(tables), "--table", "table_0001",
+        "--json", "--requests-per-minute", "6000",
+    )  # fmt: skip
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    done = {line["job"]: line for line in lines if line["event"] == "done"}
+    names = [f"nightly_{table}" for table in TABLES]
+    assert sorted(done) == sorted(names)  # table_0001 named twice, watched once
+    for name in names:
+        truth = fast.ground_truth(name)
+        assert done[name]["status"] == truth, name
+        assert done[name]["outcome"] == ("succeeded" if truth == "SUCCEEDED" else "failed")
+    failed = sorted(name for name, line in done.items() if line["outcome"] == "failed")
+    assert len(failed) == 3
+    assert all(done[name]["error_summary"] for name in failed)
+    summary = lines[-1]
+    assert summary["event"] == "summary"
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (30, 27, 3)
+    assert summary["exit_code"] == result.returncode == 1
+    assert one_line(result.stderr).startswith("cdm-status: 3 of 30 jobs did not succeed")
+
+
+def test_timeout_with_jobs_running_exits_3(slow: Simulator) -> None:
+    started = time.monotonic()
+    result = wait(slow, "job_001", "job_002", "--timeout", "1", token="right-token")
+    assert result.returncode == 3, result.stderr
+    assert time.monotonic() - started < 10
+    assert "expired with 2 of 2 jobs still running" in one_line(result.stderr)
+    assert "job_001: timed out: still BOOTING" in result.stdout
+
+
+def test_refused_credentials_exit_4(slow: Simulator) -> None:
+    result = wait(slow, "job_001", "--json", token="wrong-token")
+    assert result.returncode == 4
+    assert "the API refused the credentials: HTTP 401 APIG.0301" in one_line(result.stderr)
+    assert "wrong-token" not in result.stderr + result.stdout
+    assert json.loads(result.stdout.splitlines()[-1])["error"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["job_001", "--since", "yesterday"], "--since: 'yesterday' is neither"),
+        (["--table", "orders"], "--table and --tables-file need --subjobs-of"),
+        (["--subjobs-of", "nightly", "--tables-file", "/nonexistent"], "cannot read"),
+    ],
+)
+def test_usage_errors_exit_2(fast: Simulator, argv: list[str], message: str) -> None:
+    result = wait(fast, *argv)
+    assert result.returncode == 2
+    assert message in one_line(result.stderr)
+    assert result.stdout == ""
+
+
+def test_ctrl_c_prints_the_summary_then_exits_130(slow: Simulator) -> None:
+    process = subprocess.Popen(
+        [COMMAND, "wait", "job_001", "job_002"],
+        env=slow.env("right-token"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = read_line(process.stdout, time.monotonic() + TIMEOUT)
+        assert " job_00" in first  # the first look at a job: the watch is under way
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+    assert process.returncode == 130
+    assert one_line(err) == "cdm-status: interrupted\n"
+    assert out.splitlines()[-1].startswith("2 jobs in 0:0")
+    assert out.splitlines()[-1].endswith("2 not finished (interrupted)")
+
+
+def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [COMMAND, "wait", "job_001", "job_002", "job_003"],
+        env={**fast.env(), "COLUMNS": "100", "TERM": "xterm"},
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(terminal)
+    chunks = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            ready, _, _ = select.select([controller], [], [], deadline - time.monotonic())
+            assert ready, "no output from the live view in time"
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the command ended
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=TIMEOUT)
+    finally:
+        process.kill()
+        os.close(controller)
+        assert process.stderr is not None
+        process.stderr.close()
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
+    assert process.returncode == 0
+    assert "cdm-status wait" in screen  # the view's title
+    assert "3/3" in screen
+    assert "succeeded 3" in screen
+    assert "3 jobs in 0:0" in screen
