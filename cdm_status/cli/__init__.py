@@ -10,12 +10,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _simulate, _status, _wait
+from . import _demo, _simulate, _status, _wait
 from ._common import CommandError
 
 __all__ = ["main"]
 
-_COMMANDS = (_status, _wait, _simulate)
+_COMMANDS = (_status, _wait, _simulate, _demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
