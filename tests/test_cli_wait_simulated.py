@@ -162,3 +162,31 @@ async def test_since_ignores_the_previous_run() -> None:
     assert done[0]["outcome"] == "timed_out"
     assert done[0]["status"] == "NEVER_EXECUTED"
     assert code == 3
+
+
+class ClosesAfter(io.StringIO):
+    """A pipe whose reader leaves after ``lines`` lines (``wait ... | head``)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+
+    def write(self, text: str) -> int:
+        if self.left <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= text.count("\n")
+        return super().write(text)
+
+
+async def test_a_closed_output_stops_the_watch_quietly() -> None:
+    sim = simulator()
+    names = [sim.add_job(f"job{index}", plan=JobPlan(5, 600 * index)) for index in range(1, 4)]
+    clock = sim.clock
+    assert isinstance(clock, FakeClock)
+    out, err = ClosesAfter(2), io.StringIO()
+    options = WaitOptions(clock=clock, random=random.Random(5), stderr=err)
+    async with sim.client() as client, clock.autojump():
+        code = await run_wait(client, names, options, PlainSink(out))
+    assert len(out.getvalue().splitlines()) == 2
+    assert code == 3  # the jobs were still running when the reader left
+    assert err.getvalue() == "cdm-status: standard output was closed; stopped watching\n"

@@ -9,6 +9,7 @@ aggregate numbers from the :class:`~._tally.Tally` that the runner keeps. The li
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ from ._tally import FAILURE_KINDS, Tally, describe_error, failure_summary
 
 __all__ = [
     "JsonSink",
+    "OutputClosed",
     "PlainSink",
     "QuietSink",
     "Sink",
@@ -184,6 +186,22 @@ def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
     }
 
 
+class OutputClosed(Exception):
+    """The reader of the output went away (``wait ... | head -1``): stop watching."""
+
+
+def _discard_output(out: TextIO) -> None:
+    # Point the closed stream at /dev/null, so that the interpreter's last flush at exit
+    # does not fail again and print "Exception ignored ... BrokenPipeError".
+    try:
+        fileno = out.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+
+
 class _LineSink:
     """An output of whole lines, flushed one by one (a pipe reader sees each at once)."""
 
@@ -194,8 +212,12 @@ class _LineSink:
 
     def _write(self, line: str) -> None:
         out = self._out or sys.stdout  # looked up late, so that pytest's capture sees it
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except BrokenPipeError:
+            _discard_output(out)
+            raise OutputClosed from None
 
     def start(self, tally: Tally) -> None:
         pass

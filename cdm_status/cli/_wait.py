@@ -21,6 +21,7 @@ says more than one still running: waiting longer would not turn the run green.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import signal
@@ -54,8 +55,16 @@ from ._common import (
     client_from_args,
     describe_api_error,
 )
-from ._sinks import JsonSink, PlainSink, QuietSink, Sink, WaitResult, format_duration
-from ._tally import Tally
+from ._sinks import (
+    JsonSink,
+    OutputClosed,
+    PlainSink,
+    QuietSink,
+    Sink,
+    WaitResult,
+    format_duration,
+)
+from ._tally import Tally, describe_error
 
 __all__ = [
     "STRATEGIES",
@@ -316,6 +325,8 @@ def _reason(code: int, tally: Tally, options: WaitOptions) -> str | None:
         for outcome in tally.outcomes.values():
             if outcome.kind is OutcomeKind.ERROR and isinstance(outcome.error, CDMError):
                 return str(describe_api_error(outcome.error))
+            if outcome.kind is OutcomeKind.ERROR and outcome.error is not None:
+                return f"unexpected error: {describe_error(outcome.error)}"
         return f"the API stayed unreachable: {tally.last_poll_error or 'no answer'}"
     if code == EXIT_JOB_FAILED:
         bad = len(tally.failures)
@@ -378,7 +389,7 @@ async def run_wait(
         strategy=_strategy(options.strategy),
     )
     tally = Tally(names)
-    flags = {"interrupted": False, "unreachable": False}
+    flags = {"interrupted": False, "unreachable": False, "output_closed": False}
     started = clock.monotonic()
     sink.start(tally)
     try:
@@ -394,7 +405,11 @@ async def run_wait(
                 async for event in events:
                     at = utc_datetime(clock.time())
                     tally.record(event, at)
-                    sink.handle(event, at, tally)
+                    try:
+                        sink.handle(event, at, tally)
+                    except OutputClosed:
+                        flags["output_closed"] = True
+                        break
                     if isinstance(event, PollFailed) and _gave_up(tally, at, options):
                         flags["unreachable"] = True
                         break
@@ -411,7 +426,12 @@ async def run_wait(
         )
         reason = _reason(code, tally, options)
         elapsed = clock.monotonic() - started
-        sink.finish(tally, WaitResult(code, elapsed, reason, flags["interrupted"]))
+        if flags["output_closed"]:
+            # Nobody reads the output any more; the exit code still says what was seen.
+            reason = "standard output was closed; stopped watching"
+        else:
+            with contextlib.suppress(OutputClosed):
+                sink.finish(tally, WaitResult(code, elapsed, reason, flags["interrupted"]))
     finally:
         sink.close()
     if reason is not None:
