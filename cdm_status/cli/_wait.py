@@ -129,9 +129,9 @@ def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "wait",
         help="wait for jobs (or a whole-database job's subjobs) to finish",
-        description="Wait for CDM jobs to finish, under the API's rate limit. On a terminal "
-        "it shows a live view; otherwise it prints one line per status change; --json "
-        "prints one JSON object per line.",
+        description="Wait for CDM jobs to finish, under the API's rate limit.\n"
+        "On a terminal it shows a live view; otherwise it prints one line per status\n"
+        "change and outcome; --json prints one JSON object per line.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
