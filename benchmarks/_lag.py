@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import random
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,29 @@ class Sightings:
         history = self.seen.setdefault(job, [])
         if not history or history[-1][0] != status:
             history.append((status, at))
+
+
+class NetworkDelay(httpx.AsyncBaseTransport):
+    """Adds a round-trip time drawn from ``[low, high)`` seconds (virtual clock) to every
+    request, so that loops started together drift apart as they would on a real network."""
+
+    def __init__(
+        self,
+        inner: httpx.AsyncBaseTransport,
+        clock: FakeClock,
+        seed: int,
+        low: float = 0.02,
+        high: float = 0.12,
+    ) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._low = low
+        self._high = high
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self._clock.sleep(self._random.uniform(self._low, self._high))
+        return await self._inner.handle_async_request(request)
 
 
 def status_url(simulator: CDMSimulator, job: str) -> str:

@@ -2,7 +2,8 @@
 
 A whole-database migration of N subjobs runs on the CDM simulator with the documented
 limits on (120 status and 120 list requests per user per minute, over any 60 s window),
-on a shared virtual clock, so hours of migration run in seconds. Each client watches every
+on a shared virtual clock, so hours of migration run in seconds; every request takes a
+round trip of 20-120 ms. Each client watches every
 subjob; the lag is the time between the simulator's ground-truth state change and the
 moment the client saw it. Compared: cdm-status (``auto`` and ``per_job``) and two
 hand-written baselines (see ``_lag.py``).
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _lag import Sightings, naive_gather, score, sdk_pattern, until  # type: ignore[import-not-found]
+from _lag import NetworkDelay, Sightings, naive_gather, score, sdk_pattern, until  # type: ignore[import-not-found]
 
 from cdm_status import JobStatusWaiter, StatusChanged
 from cdm_status.testing import CDMSimulator, FakeClock, RateLimits
@@ -119,7 +120,8 @@ async def run_one(name: str, scenario: Scenario) -> dict[str, Any] | None:
     assert isinstance(clock, FakeClock)
     started_wall = time.perf_counter()
     start = clock.time()
-    http = httpx.AsyncClient(transport=simulator.transport(), base_url=simulator.endpoint)
+    transport = NetworkDelay(simulator.transport(), clock, seed=SEED)
+    http = httpx.AsyncClient(transport=transport, base_url=simulator.endpoint)
     async with clock.autojump():
         sightings = await watch(simulator, http, jobs, horizon)
     await http.aclose()
