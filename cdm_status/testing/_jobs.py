@@ -72,8 +72,14 @@ class Job:
         return min(moments) if moments else None
 
     def exists(self, now: float) -> bool:
-        gone = self.gone_at()
-        return gone is None or now < gone
+        # Asked for every job on every list page: no allocation on the way.
+        if self.deleted_at is not None and now >= self.deleted_at:
+            return False
+        for run in self.runs:
+            vanishes = run.vanishes_at
+            if vanishes is not None and now >= vanishes:
+                return False
+        return True
 
     def current(self, now: float) -> tuple[Run, RunState] | None:
         """The newest run submitted by ``now``, and its state then."""
@@ -94,6 +100,9 @@ class JobRegistry:
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._jobs: dict[str, Job] = {}
+        self._listings: dict[
+            tuple[str, str], tuple[list[Job], list[tuple[Job, float | None]] | None]
+        ] = {}
         self._submissions = 0
 
     def names(self) -> list[str]:
@@ -110,8 +119,32 @@ class JobRegistry:
         """The job's record even if it is gone (ground truth); KeyError if never added."""
         return self._jobs[name]
 
-    def visible(self, now: float) -> list[Job]:
-        return [self._jobs[name] for name in self.names() if self._jobs[name].exists(now)]
+    def listed(self, needle: str, job_type: str, now: float) -> list[Job]:
+        """The jobs the list API shows for a filter and a type at ``now``, in name order.
+
+        Every list page asks this; with thousands of jobs a scan per request would cost
+        more than everything else the simulator does. The name/type match is cached until
+        the next change to any job, with each job's end of existence, so a request only
+        compares numbers (and nothing at all when no job can disappear).
+        """
+        key = (needle, job_type)
+        cached = self._listings.get(key)
+        if cached is None:
+            candidates = [
+                (job, job.gone_at())
+                for job in (self._jobs[name] for name in sorted(self._jobs))
+                if job.listed and job.job_type == job_type and needle in job.name.lower()
+            ]
+            mortal = any(gone is not None for _, gone in candidates)
+            cached = ([job for job, _ in candidates], candidates if mortal else None)
+            self._listings[key] = cached
+        everyone, with_ends = cached
+        if with_ends is None:
+            return everyone
+        return [job for job, gone in with_ends if gone is None or now < gone]
+
+    def _changed(self) -> None:
+        self._listings.clear()
 
     # ------------------------------------------------------------------ creation
 
@@ -132,6 +165,7 @@ class JobRegistry:
             raise ValueError(f"job {name!r} already exists")
         job = Job(name, job_type, now, listed=listed, failure_rate=failure_rate, plan=plan)
         self._jobs[name] = job
+        self._changed()
         if started:
             job.born_started = True
             self.start(name, now)
@@ -176,6 +210,7 @@ class JobRegistry:
 
     def start(self, name: str, now: float) -> Run:
         """A new run of ``name`` from ``now``; ``Cdm.0052`` if one is running."""
+        self._changed()  # runs or existence change: list caches are stale
         job = self.get(name, now)
         if job.status(now) in ACTIVE:
             raise JobError("Cdm.0052", f"Job[{name}] is running.")
@@ -230,6 +265,7 @@ class JobRegistry:
 
     def stop(self, name: str, now: float) -> Run:
         """Stop the running run of ``name``; ``Cdm.0053`` if none runs."""
+        self._changed()  # runs or existence change: list caches are stale
         job = self.get(name, now)
         current = job.current(now)
         if current is None or current[1].status not in ACTIVE:
@@ -247,6 +283,7 @@ class JobRegistry:
 
     def delete(self, name: str, now: float, at: float | None = None) -> None:
         """Delete ``name`` at ``at`` (default ``now``) with its subjobs."""
+        self._changed()  # runs or existence change: list caches are stale
         job = self.get(name, now)
         when = now if at is None else at
         for each in [job, *(self._jobs[child] for child in job.children)]:

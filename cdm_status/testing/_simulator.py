@@ -428,11 +428,7 @@ class CDMSimulator:
         if job_type not in JOB_TYPES:
             raise _Reply(400, cdm_error("Cdm.0002", f"jobType {job_type} is not supported."))
         needle = params.get("filter", "").lower()
-        matching = [
-            job
-            for job in self._jobs.visible(now)
-            if job.listed and job.job_type == job_type and needle in job.name.lower()
-        ]
+        matching = self._jobs.listed(needle, job_type, now)
         page = matching[(page_no - 1) * page_size : page_no * page_size]
         entries = []
         for job in page:
