@@ -105,7 +105,7 @@ class CDMClient:
         http_client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
-        max_connections: int = 10,
+        max_connections: int = 2,
         clock: Clock | None = None,
     ) -> None:
         self.endpoint = _check_endpoint(endpoint)
@@ -127,7 +127,8 @@ class CDMClient:
                 follow_redirects=False,
             )
         self._http = http_client
-        self._in_flight = anyio.CapacityLimiter(max_connections)
+        # fast_acquire: no scheduling round trip when a slot is free (most requests).
+        self._in_flight = anyio.Semaphore(max_connections, fast_acquire=True)
 
     def __repr__(self) -> str:
         return (
@@ -298,7 +299,8 @@ class CDMClient:
     ) -> bytes:
         async with self._in_flight:
             request = self._http.build_request(method, url, headers={"Accept": "application/json"})
-            started = self._clock.monotonic()
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = self._clock.monotonic() if debug else 0.0
             try:
                 response = await self._http.send(
                     request,
@@ -316,13 +318,14 @@ class CDMClient:
                 ) from exc
             except httpx.DecodingError as exc:
                 raise ResponseFormatError(f"{method} {request.url.path}: {exc}") from exc
-        logger.debug(
-            "%s %s -> %d in %.3fs",
-            method,
-            request.url.raw_path.decode("ascii"),
-            response.status_code,
-            self._clock.monotonic() - started,
-        )
+        if debug:
+            logger.debug(
+                "%s %s -> %d in %.3fs",
+                method,
+                request.url.raw_path.decode("ascii"),
+                response.status_code,
+                self._clock.monotonic() - started,
+            )
         if response.status_code == 200:
             return body
         if 300 <= response.status_code < 400:

@@ -109,6 +109,22 @@ class RetryPolicy:
 
         ``on_retry(error, delay)`` is told about each wait before it starts.
         """
+        # Fast path: the first attempt runs outside tenacity, whose AsyncRetrying costs
+        # 20-60 us of CPU per call. Only a retryable failure pays for it; tenacity then
+        # sees that failure (replayed, no second request) as attempt 1.
+        try:
+            return await attempt()
+        except Exception as error:
+            if self.max_attempts == 1 or not is_retryable(error):
+                raise
+            first: BaseException | None = error
+
+        async def replay() -> _T:
+            nonlocal first
+            if first is not None:
+                error, first = first, None
+                raise error
+            return await attempt()
 
         planned: dict[int, float] = {}
 
@@ -142,4 +158,4 @@ class RetryPolicy:
             before_sleep=before_sleep,
             reraise=True,
         )
-        return await retrying(attempt)
+        return await retrying(replay)
