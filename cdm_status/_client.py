@@ -8,6 +8,7 @@ thousand concurrent callers queue here instead of timing out in httpx's pool.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -31,12 +32,12 @@ from ._errors import (
 )
 from ._models import JobSummary, Submission
 from ._ratelimit import RateLimiter
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, is_retryable, was_not_acted_on
 from ._signer import canonical_query
 from ._wire import (
     MAX_BODY_BYTES,
-    job_list_path,
-    job_status_path,
+    cluster_path,
+    job_path,
     parse_job_list,
     parse_submissions,
     validate_name,
@@ -108,9 +109,9 @@ class CDMClient:
         max_connections: int = 2,
         clock: Clock | None = None,
     ) -> None:
-        self.endpoint = _check_endpoint(endpoint)
-        self.project_id = validate_name(project_id, "project_id")
-        self.cluster_id = validate_name(cluster_id, "cluster_id")
+        self._endpoint = _check_endpoint(endpoint)
+        self._project_id = validate_name(project_id, "project_id")
+        self._cluster_id = validate_name(cluster_id, "cluster_id")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._auth = auth
@@ -127,8 +128,24 @@ class CDMClient:
                 follow_redirects=False,
             )
         self._http = http_client
+        self._cluster = cluster_path(self.project_id, self.cluster_id)
         # fast_acquire: no scheduling round trip when a slot is free (most requests).
         self._in_flight = anyio.Semaphore(max_connections, fast_acquire=True)
+
+    # Read-only: the request paths are built from them once, here.
+
+    @property
+    def endpoint(self) -> str:
+        """The base URL, without a trailing slash."""
+        return self._endpoint
+
+    @property
+    def project_id(self) -> str:
+        return self._project_id
+
+    @property
+    def cluster_id(self) -> str:
+        return self._cluster_id
 
     def __repr__(self) -> str:
         return (
@@ -203,8 +220,8 @@ class CDMClient:
         ``limiter``: every attempt (retries included) first takes a slot from it, and a 429
         or ``Retry-After`` pauses it, so many callers can share one API budget.
         """
-        path = job_status_path(self.project_id, self.cluster_id, job_name)
-        body = await self._get(path, job_name=job_name, limiter=limiter)
+        path = job_path(self._cluster, job_name, "status")
+        body = await self._call("GET", path, job_name=job_name, limiter=limiter)
         return parse_submissions(body, job_name=job_name)
 
     async def get_status(self, job_name: str, *, limiter: RateLimiter | None = None) -> Submission:
@@ -244,21 +261,47 @@ class CDMClient:
             "page_size": str(page_size),
             "jobType": job_type,
         }
-        path = job_list_path(self.project_id, self.cluster_id)
-        body = await self._get(path, params=params, limiter=limiter)
+        body = await self._call("GET", f"{self._cluster}/job/all", params=params, limiter=limiter)
         total, jobs = parse_job_list(body)
         return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
 
+    async def start_job(
+        self, job_name: str, *, variables: Mapping[str, str] | None = None
+    ) -> Submission:
+        """Start a run of ``job_name`` (``PUT .../job/{job_name}/start``); its submission.
+
+        ``variables`` fills the job's ``${name}`` placeholders. CDM answers ``Cdm.0052``
+        (a ``BadRequestError``) when the job is already running. Only a request that surely
+        did nothing (throttled, or never connected) is retried: a start is never sent twice.
+        To wait for this run, pass ``since`` a moment taken just before the start.
+        """
+        payload = json.dumps({"variables": dict(variables or {})}).encode()
+        path = job_path(self._cluster, job_name, "start")
+        body = await self._call("PUT", path, job_name=job_name, content=payload)
+        submissions = parse_submissions(body, job_name=job_name)
+        return submissions[0] if submissions else Submission.never_executed(job_name)
+
+    async def stop_job(self, job_name: str) -> None:
+        """Stop the running run of ``job_name`` (``PUT .../job/{job_name}/stop``).
+
+        CDM answers ``Cdm.0053`` (a ``BadRequestError``) when the job is not running.
+        """
+        path = job_path(self._cluster, job_name, "stop")
+        await self._call("PUT", path, job_name=job_name, content=b"{}")
+
     # ------------------------------------------------------------------ plumbing
 
-    async def _get(
+    async def _call(
         self,
+        method: str,
         path: str,
         *,
         job_name: str | None = None,
         params: Mapping[str, str] | None = None,
         limiter: RateLimiter | None = None,
+        content: bytes | None = None,
     ) -> bytes:
+        """Send one API call with the retry policy; the body of its 200 answer."""
         url = self.endpoint + path
         if params:
             # Encoded as the official SDK does (sorted, quote(safe="~"): a space is %20).
@@ -270,7 +313,7 @@ class CDMClient:
             if limiter is not None:
                 await limiter.acquire()
             try:
-                return await self._send_once("GET", url, job_name=job_name)
+                return await self._send_once(method, url, job_name=job_name, content=content)
             except APIError as error:
                 if limiter is not None and (
                     isinstance(error, RateLimitedError) or error.retry_after is not None
@@ -286,9 +329,11 @@ class CDMClient:
                 raise
 
         def on_retry(error: BaseException, delay: float) -> None:
-            logger.debug("GET %s failed (%s); retrying in %.2fs", path, _brief(error), delay)
+            logger.debug("%s %s failed (%s); retrying in %.2fs", method, path, _brief(error), delay)
 
-        return await self._retry.call(attempt, on_retry=on_retry)
+        # GETs change nothing and may be repeated; a start or stop may not.
+        retry_if = is_retryable if method == "GET" else was_not_acted_on
+        return await self._retry.call(attempt, on_retry=on_retry, retry_if=retry_if)
 
     async def _send_once(
         self,
@@ -296,9 +341,13 @@ class CDMClient:
         url: str,
         *,
         job_name: str | None,
+        content: bytes | None = None,
     ) -> bytes:
+        headers = {"Accept": "application/json"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         async with self._in_flight:
-            request = self._http.build_request(method, url, headers={"Accept": "application/json"})
+            request = self._http.build_request(method, url, headers=headers, content=content)
             debug = logger.isEnabledFor(logging.DEBUG)
             started = self._clock.monotonic() if debug else 0.0
             try:

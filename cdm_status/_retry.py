@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 import anyio
+import httpx
 import tenacity
 
 from ._errors import APIError, RateLimitedError, TransportError
 
-__all__ = ["RetryPolicy", "backoff_delay", "is_retryable"]
+__all__ = ["RetryPolicy", "backoff_delay", "is_retryable", "was_not_acted_on"]
 
 _T = TypeVar("_T")
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
@@ -37,6 +38,17 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, TransportError | RateLimitedError):
         return True
     return isinstance(error, APIError) and error.status_code in RETRYABLE_STATUS
+
+
+def was_not_acted_on(error: BaseException) -> bool:
+    """True when the request surely did nothing: throttled by the gateway, or never
+    connected. Only these are retried for a request that changes something (start, stop).
+    """
+    if isinstance(error, RateLimitedError):
+        return True
+    return isinstance(error, TransportError) and isinstance(
+        error.__cause__, httpx.ConnectError | httpx.ConnectTimeout
+    )
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, draw: float) -> float:
@@ -104,10 +116,13 @@ class RetryPolicy:
         attempt: Callable[[], Awaitable[_T]],
         *,
         on_retry: Callable[[BaseException, float], None] | None = None,
+        retry_if: Callable[[BaseException], bool] = is_retryable,
     ) -> _T:
         """Run ``attempt`` until it succeeds or the policy gives up (then re-raise).
 
-        ``on_retry(error, delay)`` is told about each wait before it starts.
+        ``on_retry(error, delay)`` is told about each wait before it starts. ``retry_if``
+        narrows what is retried (a request that changes something must not be sent twice
+        unless the first one certainly did nothing).
         """
         # Fast path: the first attempt runs outside tenacity, whose AsyncRetrying costs
         # 20-60 us of CPU per call. Only a retryable failure pays for it; tenacity then
@@ -115,7 +130,7 @@ class RetryPolicy:
         try:
             return await attempt()
         except Exception as error:
-            if self.max_attempts == 1 or not is_retryable(error):
+            if self.max_attempts == 1 or not retry_if(error):
                 raise
             first: BaseException | None = error
 
@@ -154,7 +169,7 @@ class RetryPolicy:
             sleep=self.sleep,
             stop=stop,
             wait=plan,
-            retry=tenacity.retry_if_exception(is_retryable),
+            retry=tenacity.retry_if_exception(retry_if),
             before_sleep=before_sleep,
             reraise=True,
         )

@@ -21,7 +21,9 @@ from ._models import Counters, JobStatus, JobSummary, Submission, freeze
 __all__ = [
     "MAX_BODY_BYTES",
     "MAX_NAME_LENGTH",
+    "cluster_path",
     "job_list_path",
+    "job_path",
     "job_status_path",
     "parse_job_list",
     "parse_submission",
@@ -77,22 +79,27 @@ def path_segment(value: str, what: str) -> str:
     return quote(validate_name(value, what), safe="")
 
 
-def _cluster_prefix(project_id: str, cluster_id: str) -> str:
+def cluster_path(project_id: str, cluster_id: str) -> str:
+    """``/v1.1/{project_id}/clusters/{cluster_id}/cdm``, validated and encoded."""
     return (
         f"/v1.1/{path_segment(project_id, 'project_id')}"
         f"/clusters/{path_segment(cluster_id, 'cluster_id')}/cdm"
     )
 
 
+def job_path(cluster: str, job_name: str, action: str) -> str:
+    """``{cluster}/job/{job_name}/{action}``: the job name as one encoded segment."""
+    return f"{cluster}/job/{path_segment(job_name, 'job name')}/{action}"
+
+
 def job_status_path(project_id: str, cluster_id: str, job_name: str) -> str:
     """``/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/{job_name}/status``, encoded."""
-    job = path_segment(job_name, "job name")
-    return f"{_cluster_prefix(project_id, cluster_id)}/job/{job}/status"
+    return job_path(cluster_path(project_id, cluster_id), job_name, "status")
 
 
 def job_list_path(project_id: str, cluster_id: str) -> str:
     """``/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/all``: the job list."""
-    return f"{_cluster_prefix(project_id, cluster_id)}/job/all"
+    return f"{cluster_path(project_id, cluster_id)}/job/all"
 
 
 def subjob_name(parent: str, table: str) -> str:

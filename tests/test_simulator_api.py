@@ -164,8 +164,9 @@ async def test_unknown_job_answers_cdm_0100(clock: FakeClock, http_status: int) 
 async def test_wrong_project_or_cluster_is_404(sim: CDMSimulator, which: str) -> None:
     sim.add_job("j", plan=PLAN)
     ids = {"project_id": sim.project_id, "cluster_id": sim.cluster_id, which + "_id": "other"}
-    client = sim.client(retry=RetryPolicy.never())
-    client.project_id, client.cluster_id = ids["project_id"], ids["cluster_id"]
+    client = CDMClient(
+        sim.endpoint, http_client=sim.http_client(), retry=RetryPolicy.never(), **ids
+    )
     with pytest.raises(JobNotFoundError) as raised:
         await client.get_status("j")
     assert raised.value.status_code == 404
