@@ -190,3 +190,12 @@ async def test_a_closed_output_stops_the_watch_quietly() -> None:
     assert len(out.getvalue().splitlines()) == 2
     assert code == 3  # the jobs were still running when the reader left
     assert err.getvalue() == "cdm-status: standard output was closed; stopped watching\n"
+
+
+async def test_the_list_budget_flag_caps_the_job_list_requests() -> None:
+    sim = simulator()
+    names = sim.add_database_job("big", 60, parallelism=20, run_seconds=(60.0, 240.0))
+    code, _, _ = await wait(sim, names, strategy="list", list_requests_per_minute=12)
+    assert code == 0
+    assert sim.stats.by_endpoint["list"] > 0
+    assert sim.stats.max_in_window("list", 60.0) <= 12

@@ -171,6 +171,13 @@ def register(commands: Any) -> None:
         help="status requests per minute, shared by all jobs (CDM allows 120 per user)",
     )
     parser.add_argument(
+        "--list-requests-per-minute",
+        type=_rate,
+        default=120.0,
+        metavar="N",
+        help="job-list requests per minute, for --strategy auto/list (CDM allows 120)",
+    )
+    parser.add_argument(
         "--strategy",
         choices=STRATEGIES,
         default="auto",
@@ -274,6 +281,7 @@ class WaitOptions:
     timeout: float | None = None
     since: datetime | None = None
     requests_per_minute: float = 120.0
+    list_requests_per_minute: float = 120.0
     strategy: str = "auto"
     clock: Clock | None = None
     random: RandomSource | None = None
@@ -383,6 +391,7 @@ async def run_wait(
     waiter = JobStatusWaiter(
         client,
         requests_per_minute=options.requests_per_minute,
+        list_requests_per_minute=options.list_requests_per_minute,
         clock=clock,
         random=options.random,
         poll=options.poll,
@@ -475,6 +484,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         since=since,
         requests_per_minute=args.requests_per_minute,
+        list_requests_per_minute=args.list_requests_per_minute,
         strategy=args.strategy,
         clock=clock,
         handle_sigint=True,
