@@ -343,7 +343,9 @@ class CDMClient:
         job_name: str | None,
         content: bytes | None = None,
     ) -> bytes:
-        headers = {"Accept": "application/json"}
+        # CDM's answers are small: asking for them uncompressed keeps a hostile or broken
+        # server from handing us a decompression bomb (the size cap counts decoded bytes).
+        headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if content is not None:
             headers["Content-Type"] = "application/json"
         async with self._in_flight:

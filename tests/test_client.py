@@ -78,6 +78,8 @@ async def test_get_submissions_newest_first_and_get_status() -> None:
     assert request.method == "GET"
     assert request.url.raw_path == PREFIX + b"j/status"
     assert request.headers["Accept"] == "application/json"
+    # Uncompressed answers only: no decompression bomb can get past the size cap.
+    assert request.headers["Accept-Encoding"] == "identity"
 
 
 @pytest.mark.anyio
