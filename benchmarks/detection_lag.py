@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 from _lag import NetworkDelay, Sightings, naive_gather, score, sdk_pattern, until  # type: ignore[import-not-found]
+from _report import save  # type: ignore[import-not-found]
 
 from cdm_status import JobStatusWaiter, StatusChanged
 from cdm_status.testing import CDMSimulator, FakeClock, RateLimits
 
-RESULTS = Path(__file__).parent / "results" / "detection_lag.json"
 HOUR = 3600.0
 
 
@@ -176,9 +173,7 @@ def main() -> None:
                 )
     print()
     print(table(rows))
-    RESULTS.parent.mkdir(exist_ok=True)
-    machine = {"python": platform.python_version(), "machine": platform.machine()}
-    RESULTS.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    save("detection_lag", rows)
 
 
 if __name__ == "__main__":

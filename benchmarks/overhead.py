@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -63,9 +62,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from _report import machine_info  # type: ignore[import-not-found]
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "overhead.json"
@@ -622,41 +622,6 @@ def run_cell(key: str, endpoint: str, concurrency: int, total: int, cap: float) 
 
 
 # =========================================================================== the run
-
-
-def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    versions: dict[str, str | None] = {}
-    for package in (
-        "cdm-status",
-        "httpx",
-        "httpcore",
-        "h11",
-        "anyio",
-        "tenacity",
-        "uvicorn",
-        "huaweicloudsdkcdm",
-        "huaweicloudsdkcore",
-        "requests",
-        "urllib3",
-    ):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "packages": versions,
-    }
 
 
 def _spawn_cell(

@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
-import json
-import platform
 import time
 import tracemalloc
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import anyio
+from _report import save  # type: ignore[import-not-found]
 
 from cdm_status import JobDone, JobStatus, JobStatusWaiter, PollPolicy, RateLimiter, Submission
 from cdm_status.testing import FakeClock
-
-RESULTS = Path(__file__).parent / "results" / "scale.json"
 
 
 class InstantAPI:
@@ -117,9 +113,7 @@ def main() -> None:
         print(f"  {size:>7,} jobs: {rows[-1]['cpu_seconds']:.1f} s CPU", flush=True)
     print()
     print(table(rows))
-    RESULTS.parent.mkdir(exist_ok=True)
-    machine = {"python": platform.python_version(), "machine": platform.machine()}
-    RESULTS.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
+    save("scale", rows)
 
 
 if __name__ == "__main__":
