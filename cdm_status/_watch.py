@@ -120,25 +120,36 @@ class Watch:
             async with anyio.create_task_group() as polls:
                 if self.sweeper is not None:
                     polls.start_soon(self.sweeper.run)
+                if self.deadline is not None:
+                    polls.start_soon(self._expire_at_deadline, polls.cancel_scope)
                 await self._dispatch(polls)
                 polls.cancel_scope.cancel()
         finally:
             self.send.close()
 
+    async def _expire_at_deadline(self, polls: anyio.CancelScope) -> None:
+        # A task of its own: the deadline holds even while the dispatcher waits for a
+        # poll slot, or every poll waits on the network or on a paused budget.
+        assert self.deadline is not None
+        await self.clock.sleep(self.deadline - self.clock.monotonic())
+        self._expire()
+        polls.cancel()
+
     async def _dispatch(self, polls: anyio.abc.TaskGroup) -> None:
         while self.active:
             now = self.clock.monotonic()
-            if self.deadline is not None and now >= self.deadline:
-                self._expire()
-                return
-            name = self.queue.pop_due(now)
-            if name is None:
-                due = self.queue.next_due()
-                wake_at = min((t for t in (due, self.deadline) if t is not None), default=None)
-                await self._nap(None if wake_at is None else wake_at - now)
+            due = self.queue.next_due()
+            if due is None or due > now:
+                await self._nap(None if due is None else due - now)
                 continue
+            # The slot first, then the job: whatever changed while we waited for the slot
+            # (a job cancelled, rescheduled, or seen on the list) is taken into account.
             token = object()
             await self.capacity.acquire_on_behalf_of(token)
+            name = self.queue.pop_due(self.clock.monotonic())
+            if name is None:
+                self.capacity.release_on_behalf_of(token)
+                continue
             track = self.tracks[name]
             track.in_flight = True
             polls.start_soon(self._poll, track, token)

@@ -111,3 +111,15 @@ async def test_status_changes_carry_the_full_submission() -> None:
     assert final.submission.error_summary
     assert isinstance(run.events[-1], type(run.events[-1]))
     assert not any(isinstance(e, StatusChanged) and e.previous == e.current for e in run.events)
+
+
+async def test_the_deadline_holds_while_every_poll_slot_is_busy() -> None:
+    # One slot, held by a poll whose answer takes 50 s: the dispatcher waits for that
+    # slot, but the watch still ends at its deadline, not when the slot frees up.
+    simulator = migration(2, faults=Faults(latency=50.0))
+    simulator.add_job("a", plan=JobPlan(boot_seconds=5, run_seconds=600))
+    simulator.add_job("b", plan=JobPlan(boot_seconds=5, run_seconds=600))
+    simulator.faults.script(["slow"])
+    run = await run_watch(simulator, ["a", "b"], timeout=10.0, max_concurrency=1)
+    assert run.outcomes == {"a": OutcomeKind.TIMED_OUT, "b": OutcomeKind.TIMED_OUT}
+    assert simulator.clock.monotonic() == pytest.approx(10.0)
