@@ -22,7 +22,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._batching import common_prefix, wants_list
 from ._clock import utc_datetime
-from ._errors import CDMError, JobNotFoundError, is_permanent
+from ._errors import AuthenticationError, CDMError, JobNotFoundError, is_permanent
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobStatus, JobSummary, Submission
 from ._schedule import DueQueue
@@ -317,6 +317,14 @@ class Watch:
             if track.exists or track.not_found >= self.policy.not_found_grace:
                 self._finish(track, OutcomeKind.NOT_FOUND, track.submission, error)
                 return
+        elif isinstance(error, AuthenticationError):
+            # The credentials, not this job: every other poll would be refused too (and
+            # each refusal would cost a request from the budget). End them all now.
+            logger.error("the API refused the credentials: %s", error)
+            for other in self.tracks.values():
+                self.queue.discard(other.name)
+                self._finish(other, OutcomeKind.ERROR, other.submission, error)
+            return
         elif is_permanent(error):
             if not isinstance(error, CDMError):
                 logger.error("polling %r failed unexpectedly", track.name, exc_info=error)

@@ -159,9 +159,9 @@ async def test_a_job_never_seen_gets_a_grace_period_before_not_found() -> None:
     assert len(ghost_polls) == PollPolicy().not_found_grace
 
 
-async def test_permanent_errors_end_the_job_without_more_polls() -> None:
+async def test_a_permission_refusal_ends_that_job_without_more_polls() -> None:
     api = ScriptedCDM(FakeClock())
-    api.job("a", (0, 401))
+    api.job("a", (0, 403))
     api.job("b", (0, "RUNNING"), (30, "SUCCEEDED"))
     events, _ = await watch_all(api, ["a", "b"])
     assert dones(events) == {"a": OutcomeKind.ERROR, "b": OutcomeKind.SUCCEEDED}
@@ -325,3 +325,15 @@ def test_bad_arguments_are_refused_before_any_request() -> None:
         JobStatusWaiter(object(), max_concurrency=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="both success and failure"):
         JobStatusWaiter(object(), success=[JobStatus.FAILED])  # type: ignore[arg-type]
+
+
+async def test_refused_credentials_end_every_job_at_once() -> None:
+    api = ScriptedCDM(FakeClock())
+    names = [f"j{i}" for i in range(30)]
+    for name in names:
+        api.job(name, (0, 401))
+    events, _ = await watch_all(api, names, max_concurrency=1)
+    assert dones(events) == dict.fromkeys(names, OutcomeKind.ERROR)
+    assert len(api.requests) == 1  # not one refused request per job
+    done = next(e for e in events if isinstance(e, JobDone))
+    assert isinstance(done.outcome.error, AuthenticationError)
