@@ -265,18 +265,21 @@ def test_next_polls_are_never_in_the_past_nor_later_than_the_cap(
     st.integers(min_value=1, max_value=60),
     st.floats(0.05, 10),
     st.lists(st.sampled_from(ALL_STATUSES), min_size=1, max_size=8),
-    st.randoms(use_true_random=False),
+    st.integers(min_value=0, max_value=2**32),
 )
 def test_under_any_budget_every_job_is_polled_within_its_cap(
     policy: PollPolicy,
     jobs: int,
     per_second: float,
     statuses: list[JobStatus],
-    rng: random.Random,
+    seed: int,
 ) -> None:
     """A dispatcher that sends ``per_second`` polls a second, always to the job due
     longest: a job waits at most its cap, plus one round of the whole watch when the
     budget cannot keep up with everybody."""
+    # A seeded generator, not st.randoms(): this loop draws up to 2,400 numbers, more than
+    # hypothesis lets one example consume (its data_too_large health check).
+    rng = random.Random(seed)
     queue = DueQueue()
     last_poll: dict[str, float] = {}
     status_of = {f"job{i}": statuses[i % len(statuses)] for i in range(jobs)}
