@@ -37,6 +37,7 @@ from ._signer import canonical_query
 from ._wire import (
     MAX_BODY_BYTES,
     cluster_path,
+    job_list_path,
     job_path,
     parse_job_list,
     parse_submissions,
@@ -261,7 +262,7 @@ class CDMClient:
             "page_size": str(page_size),
             "jobType": job_type,
         }
-        body = await self._call("GET", f"{self._cluster}/job/all", params=params, limiter=limiter)
+        body = await self._call("GET", job_list_path(self._cluster), params=params, limiter=limiter)
         total, jobs = parse_job_list(body)
         return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
 

@@ -40,8 +40,9 @@ __all__ = ["EventStream", "JobStatusWaiter"]
 
 logger = logging.getLogger("cdm_status")
 
-DEFAULT_SUCCESS = frozenset({JobStatus.SUCCEEDED})
-DEFAULT_FAILURE = frozenset({JobStatus.FAILED, JobStatus.FAILURE_ON_SUBMIT, JobStatus.STOPPED})
+# From the one status table in _models, so the two can never disagree.
+DEFAULT_SUCCESS = frozenset(status for status in JobStatus if status.is_success)
+DEFAULT_FAILURE = frozenset(status for status in JobStatus if status.is_failure)
 
 
 @dataclass(slots=True)

@@ -24,7 +24,6 @@ __all__ = [
     "cluster_path",
     "job_list_path",
     "job_path",
-    "job_status_path",
     "parse_job_list",
     "parse_submission",
     "parse_submissions",
@@ -92,14 +91,9 @@ def job_path(cluster: str, job_name: str, action: str) -> str:
     return f"{cluster}/job/{path_segment(job_name, 'job name')}/{action}"
 
 
-def job_status_path(project_id: str, cluster_id: str, job_name: str) -> str:
-    """``/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/{job_name}/status``, encoded."""
-    return job_path(cluster_path(project_id, cluster_id), job_name, "status")
-
-
-def job_list_path(project_id: str, cluster_id: str) -> str:
-    """``/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/all``: the job list."""
-    return f"{cluster_path(project_id, cluster_id)}/job/all"
+def job_list_path(cluster: str) -> str:
+    """``{cluster}/job/all``: the job list."""
+    return f"{cluster}/job/all"
 
 
 def subjob_name(parent: str, table: str) -> str:

@@ -11,7 +11,8 @@ import pytest
 from cdm_status import Counters, JobStatus, ResponseFormatError, Submission, subjob_name
 from cdm_status._wire import (
     COUNTERS_GROUP,
-    job_status_path,
+    cluster_path,
+    job_path,
     parse_submission,
     parse_submissions,
     validate_name,
@@ -392,7 +393,7 @@ def test_numeric_strings_and_integral_floats_are_read() -> None:
 
 
 def test_status_path_encodes_every_name_as_one_segment() -> None:
-    path = job_status_path("p r", "c/d", "a b/c_ü%")
+    path = job_path(cluster_path("p r", "c/d"), "a b/c_ü%", "status")
     assert path == "/v1.1/p%20r/clusters/c%2Fd/cdm/job/a%20b%2Fc_%C3%BC%25/status"
 
 

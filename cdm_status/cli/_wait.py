@@ -34,7 +34,7 @@ from typing import Any, TextIO
 import anyio
 import anyio.abc
 
-from .._batching import Strategy
+from .._batching import STRATEGIES, Strategy
 from .._client import CDMClient
 from .._clock import Clock, SystemClock, utc_datetime
 from .._errors import CDMError
@@ -78,10 +78,6 @@ __all__ = [
     "run",
     "run_wait",
 ]
-
-_STRATEGY_BY_NAME: dict[str, Strategy] = {"auto": "auto", "per_job": "per_job", "list": "list"}
-STRATEGIES = tuple(_STRATEGY_BY_NAME)
-"""``--strategy`` values, passed to ``JobStatusWaiter(strategy=...)``."""
 
 UNREACHABLE_AFTER = 300.0
 """Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up."""
@@ -294,8 +290,9 @@ class WaitOptions:
 
 
 def _strategy(name: str) -> Strategy:
-    if name in _STRATEGY_BY_NAME:
-        return _STRATEGY_BY_NAME[name]
+    for strategy in STRATEGIES:  # ``--strategy`` values, as JobStatusWaiter takes them
+        if strategy == name:
+            return strategy
     raise CommandError(f"--strategy must be one of {', '.join(STRATEGIES)}", EXIT_USAGE)
 
 
