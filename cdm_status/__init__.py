@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._auth import AKSKAuth, TokenAuth
+from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "Budget",
     "CDMClient",
     "CDMError",
     "Clock",

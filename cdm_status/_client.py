@@ -21,6 +21,7 @@ import anyio
 import httpx
 
 from ._auth import AKSKAuth, TokenAuth
+from ._budget import Budget
 from ._clock import Clock, SystemClock
 from ._errors import (
     APIError,
@@ -31,7 +32,6 @@ from ._errors import (
     error_from_response,
 )
 from ._models import JobSummary, Submission
-from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, is_retryable, was_not_acted_on
 from ._signer import canonical_query
 from ._wire import (
@@ -214,7 +214,7 @@ class CDMClient:
     # ------------------------------------------------------------------ the API
 
     async def get_submissions(
-        self, job_name: str, *, limiter: RateLimiter | None = None
+        self, job_name: str, *, limiter: Budget | None = None
     ) -> list[Submission]:
         """Every submission the status API returns for ``job_name``, newest first.
 
@@ -225,7 +225,7 @@ class CDMClient:
         body = await self._call("GET", path, job_name=job_name, limiter=limiter)
         return parse_submissions(body, job_name=job_name)
 
-    async def get_status(self, job_name: str, *, limiter: RateLimiter | None = None) -> Submission:
+    async def get_status(self, job_name: str, *, limiter: Budget | None = None) -> Submission:
         """The newest submission of ``job_name``.
 
         A job that never ran (an empty ``submissions`` list) gives a submission with status
@@ -241,7 +241,7 @@ class CDMClient:
         page_no: int = 1,
         page_size: int = 100,
         job_type: str = "NORMAL_JOB",
-        limiter: RateLimiter | None = None,
+        limiter: Budget | None = None,
     ) -> JobPage:
         """One page of the job list (``GET .../cdm/job/all``): names and last statuses.
 
@@ -299,7 +299,7 @@ class CDMClient:
         *,
         job_name: str | None = None,
         params: Mapping[str, str] | None = None,
-        limiter: RateLimiter | None = None,
+        limiter: Budget | None = None,
         content: bytes | None = None,
     ) -> bytes:
         """Send one API call with the retry policy; the body of its 200 answer."""

@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from ._batching import LIST_JOB_TYPES, PAGE_SIZE, list_is_quicker
+from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock
 from ._errors import CDMError, is_permanent
 from ._models import JobSummary
-from ._ratelimit import RateLimiter
 from ._schedule import PollPolicy
 
 __all__ = ["ListSweeper", "SweepTarget"]
@@ -59,7 +59,7 @@ class ListSweeper:
         target: SweepTarget,
         *,
         prefix: str,
-        limiter: RateLimiter,
+        limiter: Budget,
         status_per_minute: float,
         clock: Clock,
         policy: PollPolicy,

@@ -25,6 +25,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._batching import STRATEGIES, Strategy
+from ._budget import Budget
 from ._client import CDMClient
 from ._clock import Clock, SystemClock
 from ._errors import CDMError, JobFailedError, WaitTimeoutError
@@ -102,6 +103,10 @@ class JobStatusWaiter:
     jobs a request, from its own budget of ``list_requests_per_minute``) and asks a job's
     status only when the list shows it changed, falling back to per-job polling for jobs
     the list does not show; ``auto`` (the default) lists when that detects changes sooner.
+
+    ``budget`` and ``list_budget`` replace the local :class:`RateLimiter` of each API with
+    any :class:`Budget` (one shared across processes, say); ``requests_per_minute`` and
+    ``list_requests_per_minute`` are then unused.
     """
 
     def __init__(
@@ -117,6 +122,8 @@ class JobStatusWaiter:
         failure: Iterable[JobStatus] = DEFAULT_FAILURE,
         strategy: Strategy = "auto",
         list_requests_per_minute: float = 120,
+        budget: Budget | None = None,
+        list_budget: Budget | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -127,8 +134,10 @@ class JobStatusWaiter:
         self._clock = clock or SystemClock()
         self._random: RandomSource = random or _random.Random()
         self.poll_policy = poll or PollPolicy()
-        self.limiter = RateLimiter(requests_per_minute, clock=self._clock)
-        self.list_limiter = RateLimiter(list_requests_per_minute, clock=self._clock)
+        self.limiter: Budget = budget or RateLimiter(requests_per_minute, clock=self._clock)
+        self.list_limiter: Budget = list_budget or RateLimiter(
+            list_requests_per_minute, clock=self._clock
+        )
         self.max_concurrency = max_concurrency
         self.success = frozenset(success)
         self.failure = frozenset(failure)

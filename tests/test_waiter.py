@@ -337,3 +337,33 @@ async def test_refused_credentials_end_every_job_at_once() -> None:
     assert len(api.requests) == 1  # not one refused request per job
     done = next(e for e in events if isinstance(e, JobDone))
     assert isinstance(done.outcome.error, AuthenticationError)
+
+
+class CountingBudget:
+    """A Budget of the test's own: the waiter must send through it, pauses included."""
+
+    def __init__(self) -> None:
+        self.per_minute = 120.0
+        self.acquired = 0
+        self.paused: list[float] = []
+
+    async def acquire(self) -> None:
+        self.acquired += 1
+
+    def pause(self, seconds: float) -> None:
+        self.paused.append(seconds)
+
+
+async def test_any_budget_implementation_stands_behind_the_waiter() -> None:
+    from cdm_status import Budget
+
+    api = ScriptedCDM(FakeClock())
+    api.job("a", (0, "RUNNING"), (60, "SUCCEEDED"))
+    api.inject("a", 429)
+    budget = CountingBudget()
+    assert isinstance(budget, Budget)
+    events, waiter = await watch_all(api, ["a"], budget=budget)
+    assert waiter.limiter is budget
+    assert budget.acquired == len(api.requests) > 1  # every attempt, the retry included
+    assert budget.paused == [3.0]
+    assert dones(events) == {"a": OutcomeKind.SUCCEEDED}
