@@ -33,6 +33,7 @@ from ._models import Counters, JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._schedule import PollPolicy
+from ._telemetry import WaiterStats
 from ._waiter import EventStream, JobStatusWaiter
 from ._wire import subjob_name
 
@@ -77,6 +78,7 @@ __all__ = [
     "TokenAuth",
     "TransportError",
     "WaitTimeoutError",
+    "WaiterStats",
     "__version__",
     "subjob_name",
 ]

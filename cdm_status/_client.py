@@ -34,6 +34,7 @@ from ._errors import (
 from ._models import JobSummary, Submission
 from ._retry import RetryPolicy, is_retryable, was_not_acted_on
 from ._signer import canonical_query
+from ._telemetry import Telemetry
 from ._wire import (
     MAX_BODY_BYTES,
     cluster_path,
@@ -93,6 +94,8 @@ class CDMClient:
     :class:`AKSKAuth` or any ``httpx.Auth``. A user-supplied ``http_client`` is used as it
     is and never closed by this object; otherwise one is created with ``timeout`` and a
     pool of ``max_connections`` (requests beyond that wait here, never in httpx's pool).
+    ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive its metrics and
+    request spans; OpenTelemetry's global providers by default (see ``_telemetry``).
 
     Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
     """
@@ -109,6 +112,8 @@ class CDMClient:
         timeout: float = 30.0,
         max_connections: int = 2,
         clock: Clock | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         self._endpoint = _check_endpoint(endpoint)
         self._project_id = validate_name(project_id, "project_id")
@@ -132,6 +137,12 @@ class CDMClient:
         self._cluster = cluster_path(self.project_id, self.cluster_id)
         # fast_acquire: no scheduling round trip when a slot is free (most requests).
         self._in_flight = anyio.Semaphore(max_connections, fast_acquire=True)
+        self._telemetry = Telemetry(
+            self._clock,
+            endpoint=self._endpoint,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+        )
 
     # Read-only: the request paths are built from them once, here.
 
@@ -309,16 +320,20 @@ class CDMClient:
             # httpx would write "+" for a space, which a gateway may read back as "+" or
             # " ": the signature would then cover a different query than the one checked.
             url += "?" + canonical_query(params.items())
+        call = self._telemetry.call(method, path, job_name)
 
         async def attempt() -> bytes:
             if limiter is not None:
-                await limiter.acquire()
+                with call.budget_wait():
+                    await limiter.acquire()
             try:
-                return await self._send_once(method, url, job_name=job_name, content=content)
+                with call.attempt():
+                    return await self._send_once(method, url, job_name=job_name, content=content)
             except APIError as error:
                 if limiter is not None and (
                     isinstance(error, RateLimitedError) or error.retry_after is not None
                 ):
+                    call.throttled()
                     # The budget is per user: one 429 means everybody waits. The server's
                     # Retry-After is capped like the retry policy caps it, so that one
                     # absurd header cannot stall every caller for hours.
@@ -330,11 +345,13 @@ class CDMClient:
                 raise
 
         def on_retry(error: BaseException, delay: float) -> None:
+            call.retrying(error, delay)
             logger.debug("%s %s failed (%s); retrying in %.2fs", method, path, _brief(error), delay)
 
         # GETs change nothing and may be repeated; a start or stop may not.
         retry_if = is_retryable if method == "GET" else was_not_acted_on
-        return await self._retry.call(attempt, on_retry=on_retry, retry_if=retry_if)
+        with call:
+            return await self._retry.call(attempt, on_retry=on_retry, retry_if=retry_if)
 
     async def _send_once(
         self,
@@ -350,6 +367,7 @@ class CDMClient:
         if content is not None:
             headers["Content-Type"] = "application/json"
         async with self._in_flight:
+            self._telemetry.sending()
             request = self._http.build_request(method, url, headers=headers, content=content)
             debug = logger.isEnabledFor(logging.DEBUG)
             started = self._clock.monotonic() if debug else 0.0

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -34,6 +35,7 @@ from ._models import JobStatus, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RandomSource
 from ._schedule import PollPolicy
+from ._telemetry import WaiterStats
 from ._watch import Watch
 from ._wire import validate_name
 
@@ -107,6 +109,10 @@ class JobStatusWaiter:
     ``budget`` and ``list_budget`` replace the local :class:`RateLimiter` of each API with
     any :class:`Budget` (one shared across processes, say); ``requests_per_minute`` and
     ``list_requests_per_minute`` are then unused.
+
+    ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive the job metrics
+    and the span of each watch; by default the client's. :meth:`stats` gives the same
+    figures without OpenTelemetry.
     """
 
     def __init__(
@@ -124,6 +130,8 @@ class JobStatusWaiter:
         list_requests_per_minute: float = 120,
         budget: Budget | None = None,
         list_budget: Budget | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -144,6 +152,9 @@ class JobStatusWaiter:
         if self.success & self.failure:
             raise ValueError("a status cannot be both success and failure")
         self._flights: dict[str, _Flight] = {}
+        self._telemetry = client._telemetry.fork(
+            meter_provider=meter_provider, tracer_provider=tracer_provider
+        )
 
     def __repr__(self) -> str:
         return (
@@ -222,6 +233,16 @@ class JobStatusWaiter:
         if outcome.error is not None:
             raise outcome.error
         raise CDMError(f"watch of {job_name!r} ended {outcome.kind}")  # pragma: no cover
+
+    def stats(self) -> WaiterStats:
+        """What this waiter and its client have done so far, as a plain snapshot.
+
+        The figures the OpenTelemetry metrics report (requests by API, answers by status
+        code, budget wait, throttle pauses, jobs active and finished, status changes, poll
+        failures), counted whether or not OpenTelemetry is installed. Request figures are
+        the client's: every waiter and direct call on it.
+        """
+        return self._telemetry.stats(requests=self._client._telemetry)
 
     # ------------------------------------------------------------------ polling
 

@@ -87,6 +87,7 @@ class Watch:
         self.deadline = None if timeout is None else self.started + timeout
         self.capacity = anyio.CapacityLimiter(waiter.max_concurrency)
         self.active = len(names)
+        self.record = waiter._telemetry.watch(len(names))
         self.demand = 0.0
         """Polls per second the routinely polled jobs ask for, summed."""
         self._nap_scope: anyio.CancelScope | None = None
@@ -116,6 +117,7 @@ class Watch:
     # ------------------------------------------------------------------ dispatcher
 
     async def run(self) -> None:
+        self.record.start(self.active)
         try:
             async with anyio.create_task_group() as polls:
                 if self.sweeper is not None:
@@ -125,6 +127,7 @@ class Watch:
                 await self._dispatch(polls)
                 polls.cancel_scope.cancel()
         finally:
+            self.record.end()
             self.send.close()
 
     async def _expire_at_deadline(self, polls: anyio.CancelScope) -> None:
@@ -227,6 +230,7 @@ class Watch:
                 submission.raw_status,
             )
             track.status, track.raw_status, track.entered_at = submission.status, raw, now
+            self.record.status_changed(submission.status.value)
             self._emit(event)
         if submission.status in self.waiter.success:
             self._finish(track, OutcomeKind.SUCCEEDED, submission)
@@ -332,6 +336,7 @@ class Watch:
             return
         track.failures += 1
         logger.warning("polling %r failed (%d in a row): %s", track.name, track.failures, error)
+        self.record.poll_failed(error)
         self._emit(PollFailed(track.name, error, track.failures))
         now = self.clock.monotonic()
         draw = self.waiter._random.random()
@@ -354,6 +359,7 @@ class Watch:
         outcome = JobOutcome(track.name, kind, submission, error)
         self.outcomes[track.name] = outcome
         logger.info("job %r done: %s", track.name, kind.value)
+        self.record.job_finished(kind.value)
         self._emit(JobDone(outcome))
 
     def _emit(self, event: Event) -> None:

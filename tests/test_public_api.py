@@ -20,14 +20,19 @@ def test_version_comes_from_package_metadata() -> None:
     assert cdm_status.__version__ == version("cdm-status")
 
 
-def test_import_does_not_pull_in_the_command_line_or_rich() -> None:
+def test_import_does_not_pull_in_the_command_line_rich_or_opentelemetry() -> None:
+    # OpenTelemetry is installed here (the test extra): importing must still leave it out.
+    import importlib.util
+
+    assert importlib.util.find_spec("opentelemetry.metrics") is not None
     # httpx itself imports rich for its own CLI when click happens to be installed, so
     # measure what importing cdm_status adds on top of httpx.
     code = (
         "import sys, httpx; before = set(sys.modules); "
         "import cdm_status, cdm_status.testing; "
         "added = set(sys.modules) - before; "
-        "bad = sorted(m for m in added if m.split('.')[0] in ('rich', 'uvicorn') "
+        "bad = sorted(m for m in added if m.split('.')[0] in "
+        "('rich', 'uvicorn', 'opentelemetry') "
         "or m.startswith('cdm_status.cli')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
