@@ -87,6 +87,26 @@ async def test_all_succeeded_exits_0_with_nothing_on_stderr() -> None:
     assert "job3: RUNNING -> SUCCEEDED" in out
 
 
+async def test_the_summary_counts_the_requests_the_api_served() -> None:
+    sim = simulator(faults=Faults())
+    names = [sim.add_job(f"job{index}", plan=JobPlan(5, 60 * index)) for index in range(1, 4)]
+    sim.faults.script(["503", "503", "429"])
+    code, out, _ = await wait(sim, names)
+    summary = parse(out)[-1]
+    assert code == 0
+    assert summary["requests"] == sim.stats.total
+    assert summary["throttle_pauses"] == 1
+    assert summary["budget_wait_seconds"] > 0  # the 429 paused the budget
+
+    sim = simulator(faults=Faults())
+    names = [sim.add_job(f"job{index}", plan=JobPlan(5, 60 * index)) for index in range(1, 4)]
+    sim.faults.script(["503", "503", "429"])
+    code, out, _ = await wait(sim, names, json_lines=False)
+    assert out.splitlines()[-1].endswith(
+        f"; {sim.stats.total:,} requests (1 answered 429, 2 answered 503, 1 throttle pause)"
+    )
+
+
 async def test_a_missing_job_exits_1() -> None:
     sim = simulator()
     sim.add_job("there", plan=JobPlan(5, 30))

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TextIO
 
 from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from .._models import Submission
+from .._telemetry import WaiterStats
 from ._format import format_bytes
 from ._tally import FAILURE_KINDS, Tally, describe_error, failure_summary
 
@@ -40,6 +41,8 @@ class WaitResult:
     elapsed: float
     reason: str | None = None
     interrupted: bool = False
+    stats: WaiterStats | None = None
+    """The waiter's figures (requests sent and how they were answered), when known."""
 
 
 class Sink(Protocol):
@@ -105,9 +108,24 @@ def summary_line(tally: Tally, result: WaitResult) -> str:
     line = f"{jobs} in {format_duration(result.elapsed)}: {', '.join(parts) or 'nothing seen'}"
     if tally.rows_written or tally.bytes_written:
         line += f"; {written_phrase(tally.rows_written, tally.bytes_written)}"
+    if result.stats is not None:
+        line += f"; {requests_phrase(result.stats)}"
     if result.interrupted:
         line += " (interrupted)"
     return line
+
+
+def requests_phrase(stats: WaiterStats) -> str:
+    """``1,093 requests (55 answered 503, 2 ConnectError, 1 throttle pause)``."""
+    sent = stats.requests_sent
+    notes = [f"{count:,} answered {code}" for code, count in sorted(stats.responses.items())]
+    notes = [note for note in notes if not note.endswith(" 200")]
+    notes += [f"{count:,} {kind}" for kind, count in sorted(stats.request_errors.items())]
+    if stats.throttle_pauses:
+        pauses = stats.throttle_pauses
+        notes.append(f"{pauses:,} throttle pause{'s' if pauses != 1 else ''}")
+    head = "1 request" if sent == 1 else f"{sent:,} requests"
+    return f"{head} ({', '.join(notes)})" if notes else head
 
 
 def written_phrase(rows: int, size: int) -> str:
@@ -183,6 +201,15 @@ def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
         "elapsed_seconds": round(result.elapsed, 3),
         "exit_code": result.exit_code,
         "interrupted": result.interrupted,
+        **(
+            {}
+            if result.stats is None
+            else {
+                "requests": result.stats.requests_sent,
+                "throttle_pauses": result.stats.throttle_pauses,
+                "budget_wait_seconds": round(result.stats.budget_wait, 3),
+            }
+        ),
     }
 
 

@@ -437,7 +437,8 @@ async def run_wait(
             reason = "standard output was closed; stopped watching"
         else:
             with contextlib.suppress(OutputClosed):
-                sink.finish(tally, WaitResult(code, elapsed, reason, flags["interrupted"]))
+                result = WaitResult(code, elapsed, reason, flags["interrupted"], waiter.stats())
+                sink.finish(tally, result)
     finally:
         sink.close()
     if reason is not None:
