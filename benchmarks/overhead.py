@@ -6,7 +6,12 @@ What it measures
 
     - ``cdm-status``: ``CDMClient.get_status`` with the project's defaults (token auth,
       ``max_connections=2``), the same with ``max_connections=10``, and the same signing
-      every request with AK/SK (as the official SDK always does);
+      every request with AK/SK (as the official SDK always does); and the defaults
+      three ways for the cost of telemetry: without the OpenTelemetry API
+      (``cdm-no-otel``: its import refused, only the plain tallies behind ``stats()``),
+      with the API and no SDK (``cdm``: OpenTelemetry's no-ops), and with the SDK
+      (``cdm-otel``: a ``MeterProvider`` with an in-memory reader, a ``TracerProvider``
+      whose ``SimpleSpanProcessor`` hands every span to an exporter that drops it);
     - ``httpx``: a bare ``httpx.AsyncClient`` GET + ``json.loads``, with httpx's default
       limits (every request handed to httpx at once), and tuned: a pool of 2, keep-alive
       limit = connection limit, no pool timeout, and an ``asyncio.Semaphore(2)`` capping
@@ -120,6 +125,19 @@ CLIENTS: dict[str, ClientSpec] = {
             "cdm-status (AK/SK)",
             "cdm-status-variant",
             "CDMClient.get_status, AKSKAuth (signs every request, like the SDK), defaults",
+        ),
+        ClientSpec(
+            "cdm-no-otel",
+            "cdm-status (no OpenTelemetry)",
+            "cdm-status-variant",
+            "defaults, the OpenTelemetry API not importable: plain tallies only",
+        ),
+        ClientSpec(
+            "cdm-otel",
+            "cdm-status (OpenTelemetry SDK)",
+            "cdm-status-variant",
+            "defaults, SDK MeterProvider (in-memory reader) + TracerProvider "
+            "(SimpleSpanProcessor, an exporter that drops spans)",
         ),
         ClientSpec(
             "httpx-default",
@@ -411,6 +429,12 @@ async def _cdm_client(endpoint: str, key: str) -> tuple[Callable[[str], Awaitabl
         auth = AKSKAuth(FAKE_AK, FAKE_SK, project_id=PROJECT_ID)
     if key == "cdm-tuned":
         settings["max_connections"] = LARGE_POOL
+    if key == "cdm-no-otel":
+        from cdm_status import _telemetry
+
+        _telemetry._OTEL[:] = [None]  # as if the API were not installed
+    if key == "cdm-otel":
+        settings.update(_otel_providers())
     client = CDMClient(endpoint, PROJECT_ID, CLUSTER_ID, auth=auth, **settings)
 
     async def poll(job: str) -> None:
@@ -419,6 +443,30 @@ async def _cdm_client(endpoint: str, key: str) -> tuple[Callable[[str], Awaitabl
             raise ValueError("no status")
 
     return poll, client
+
+
+def _otel_providers() -> dict[str, Any]:
+    """An SDK meter provider and tracer provider, as an application would install them
+    (minus the network: metrics are collected in memory, finished spans are dropped)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(Drop()))
+    return {
+        "meter_provider": MeterProvider(metric_readers=[InMemoryMetricReader()]),
+        "tracer_provider": tracers,
+    }
 
 
 async def _httpx_client(
@@ -767,6 +815,80 @@ def ratios(cells: list[dict[str, Any]], concurrencies: Sequence[int]) -> list[di
     return out
 
 
+def hook_cost(polls: int = 20_000, repeat: int = 5) -> dict[str, float]:
+    """CPU µs per poll of the telemetry hooks alone, as the client calls them for one
+    answered status request (span, budget wait, attempt, sending), without the network:
+    no API, the API without an SDK, and the SDK (the least of ``repeat`` runs each)."""
+    from cdm_status import _telemetry
+    from cdm_status._clock import SystemClock
+
+    endpoint = "http://127.0.0.1:8080"
+    path = _status_path(JOBS[0])
+    _telemetry._OTEL[:] = [None]
+    recorders = {"no_api": _telemetry.Telemetry(SystemClock(), endpoint=endpoint)}
+    _telemetry._OTEL.clear()
+    recorders["api"] = _telemetry.Telemetry(SystemClock(), endpoint=endpoint)
+    recorders["sdk"] = _telemetry.Telemetry(SystemClock(), endpoint=endpoint, **_otel_providers())
+
+    def run(recorder: Any, count: int) -> None:
+        for _ in range(count):
+            call = recorder.call("GET", path, JOBS[0])
+            with call:
+                with call.budget_wait():
+                    pass
+                with call.attempt():
+                    recorder.sending()
+
+    out: dict[str, float] = {}
+    for name, recorder in recorders.items():
+        run(recorder, 1_000)
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.process_time()
+            run(recorder, polls)
+            best = min(best, time.process_time() - started)
+        out[name] = round(best / polls * 1e6, 2)
+    return out
+
+
+def telemetry_overhead(
+    cells: list[dict[str, Any]], concurrencies: Sequence[int]
+) -> list[dict[str, Any]]:
+    """CPU per poll added by telemetry: the API's no-ops and the SDK, over no API at all."""
+    out: list[dict[str, Any]] = []
+    for concurrency in concurrencies:
+        base = _cpu(cells, "cdm-no-otel", concurrency)
+        api = _cpu(cells, "cdm", concurrency)
+        sdk = _cpu(cells, "cdm-otel", concurrency)
+        if base is None or sdk is None:
+            continue
+        out.append(
+            {
+                "concurrency": concurrency,
+                "no_api_us": base,
+                "api_us": api,
+                "sdk_us": sdk,
+                "api_added_us": None if api is None else round(api - base, 1),
+                "sdk_added_us": round(sdk - base, 1),
+            }
+        )
+    return out
+
+
+def telemetry_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| in flight | no API µs/poll | API, no SDK | SDK (metrics + spans) | added by the SDK |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['concurrency']:,} | {_fmt(row['no_api_us'])} | {_fmt(row['api_us'])} "
+            f"| {_fmt(row['sdk_us'])} | {row['sdk_added_us']:+.1f} µs "
+            f"({row['sdk_added_us'] / row['no_api_us'] * 100:+.0f}%) |"
+        )
+    return "\n".join(lines)
+
+
 def ratio_table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| client | in flight | vs SDK (target ≤ 0.5) | vs best bare httpx (≤ 1.2) "
@@ -844,6 +966,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.close()
     elapsed = time.perf_counter() - started
     compared = ratios(cells, concurrencies)
+    telemetry = telemetry_overhead(cells, concurrencies)
+    hooks = hook_cost() if "cdm-otel" in keys else None
 
     print(
         f"## Client overhead ({args.requests:,} polls per cell, {args.server} server, "
@@ -853,6 +977,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(ratio_table(compared))
     print()
+    if telemetry:
+        print("Telemetry (the same run):\n")
+        print(telemetry_table(telemetry))
+        print()
+    if hooks:
+        print(
+            "Telemetry hooks alone, CPU per poll (no network; the least of 5 runs of "
+            f"20,000): no API {hooks['no_api']} µs, the API without an SDK {hooks['api']} µs, "
+            f"the SDK (metrics + spans) {hooks['sdk']} µs.\n"
+        )
     for key in keys:
         print(f"- {CLIENTS[key].label}: {CLIENTS[key].note}")
     print(
@@ -880,6 +1014,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "clients": {key: asdict(CLIENTS[key]) for key in keys},
         "cells": cells,
         "ratios": compared,
+        "telemetry": telemetry,
+        "telemetry_hooks_us_per_poll": hooks,
         "targets": {"vs_sdk": 0.5, "vs_best_httpx": 1.2, "errors_at_1000": 0},
         "elapsed_s": round(elapsed, 1),
     }
