@@ -198,6 +198,38 @@ async def test_list_sweeps_are_counted_under_the_list_api() -> None:
     assert run.points("cdm_status.jobs.finished", "cdm.outcome") == Counter({("succeeded",): 150})
 
 
+async def test_leaving_a_watch_early_leaves_no_job_active() -> None:
+    reader = InMemoryMetricReader()
+    exporter = InMemorySpanExporter()
+    tracers = TracerProvider()
+    tracers.add_span_processor(SimpleSpanProcessor(exporter))
+    clock = FakeClock()
+    simulator = CDMSimulator(clock=clock)
+    for name in ("a", "b", "c"):
+        simulator.add_job(name, plan=JobPlan(boot_seconds=10, run_seconds=3600))
+    client = simulator.client()
+    async with client, clock.autojump():
+        meters = MeterProvider(metric_readers=[reader])
+        waiter = JobStatusWaiter(
+            client, clock=clock, meter_provider=meters, tracer_provider=tracers
+        )
+        async with waiter.watch(["a", "b", "c"]) as stream:
+            async for event in stream:
+                if isinstance(event, StatusChanged) and event.current.value == "RUNNING":
+                    assert waiter.stats().jobs_active == 3
+                    stream.cancel("a")
+                if isinstance(event, JobDone):
+                    break  # b and c never end
+    metrics, _ = read_metrics(reader)
+    assert metrics["cdm_status.jobs.active"] == Counter({(): 0})
+    assert metrics["cdm_status.jobs.finished"] == Counter({(("cdm.outcome", "cancelled"),): 1})
+    stats = waiter.stats()
+    assert stats.jobs_active == 0
+    assert stats.jobs_finished == {"cancelled": 1}
+    # The waiter's own providers took the watch; the client's (global, no SDK) the requests.
+    assert [span.name for span in exporter.get_finished_spans()] == ["cdm_status.watch"]
+
+
 def attribute_values(span: ReadableSpan) -> list[str]:
     values = [str(v) for v in (span.attributes or {}).values()]
     values += [str(k) for k in (span.attributes or {})]
