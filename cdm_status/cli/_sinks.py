@@ -108,10 +108,10 @@ def summary_line(tally: Tally, result: WaitResult) -> str:
     line = f"{jobs} in {format_duration(result.elapsed)}: {', '.join(parts) or 'nothing seen'}"
     if tally.rows_written or tally.bytes_written:
         line += f"; {written_phrase(tally.rows_written, tally.bytes_written)}"
-    if result.stats is not None:
-        line += f"; {requests_phrase(result.stats)}"
     if result.interrupted:
         line += " (interrupted)"
+    if result.stats is not None:
+        line += f"; {requests_phrase(result.stats)}"
     return line
 
 
