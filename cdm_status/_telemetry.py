@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -214,6 +215,7 @@ def _load_otel() -> tuple[Any, ...] | None:
     return _OTEL[0]
 
 
+@functools.cache
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
