@@ -3,6 +3,8 @@ exporter, against the simulator's own counts; and ``waiter.stats()``."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import random
 import subprocess
 import sys
@@ -226,6 +228,7 @@ async def test_leaving_a_watch_early_leaves_no_job_active() -> None:
     stats = waiter.stats()
     assert stats.jobs_active == 0
     assert stats.jobs_finished == {"cancelled": 1}
+    assert pickle.loads(pickle.dumps(stats)) == stats == copy.deepcopy(stats)
     # The waiter's own providers took the watch; the client's (global, no SDK) the requests.
     assert [span.name for span in exporter.get_finished_spans()] == ["cdm_status.watch"]
 
