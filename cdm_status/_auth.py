@@ -29,8 +29,29 @@ TokenProvider = Callable[[], Awaitable[str]]
 """An async callable returning a current IAM token."""
 
 TOKEN_HEADER = "X-Auth-Token"
+SECRET_HEADERS = ("X-Auth-Token", "Authorization", "X-Security-Token")
+"""Request headers whose values are secrets: never quoted in an error or a log line."""
 MAX_PEEK_BYTES = 64 * 1024
 """Largest 401 body read to look for "token expires" (gateway error bodies are tiny)."""
+
+
+def check_header_value(value: object, setting: str) -> str:
+    """``value`` if it can be sent as an HTTP header value, else ``ValueError``.
+
+    Only visible ASCII is accepted (credentials and ids never hold anything else). The
+    error names ``setting`` and never quotes the value: it is usually a secret, and an
+    HTTP library that meets it in a header would quote the whole header in its error.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{setting} must be a non-empty string")
+    for position, char in enumerate(value):
+        if not 0x21 <= ord(char) <= 0x7E:
+            kind = "non-ASCII" if ord(char) > 0x7E else "control or space"
+            raise ValueError(
+                f"{setting} contains a {kind} character (U+{ord(char):04X}) at position "
+                f"{position}; only visible ASCII can be sent in a header"
+            )
+    return value
 
 
 def _token_expired(response: httpx.Response) -> bool:
@@ -47,14 +68,15 @@ class TokenAuth(httpx.Auth):
 
     ``token`` is the token itself, or an async callable returning one. With a callable, a
     401 whose body says the token expired makes it ask once for a fresh token and repeat
-    the request once.
+    the request once. A provider's token may end with one newline (what reading a token
+    file gives): it is stripped. Any other control, space or non-ASCII character is
+    refused with a ``ValueError`` naming ``setting``, before anything is sent.
     """
 
-    def __init__(self, token: str | TokenProvider) -> None:
+    def __init__(self, token: str | TokenProvider, *, setting: str = "token") -> None:
+        self._setting = setting
         if isinstance(token, str):
-            if not token or any(char in token for char in "\r\n\0"):
-                raise ValueError("token must be a non-empty string without CR, LF or NUL")
-            self._static: str | None = token
+            self._static: str | None = check_header_value(token, setting)
             self._provider: TokenProvider | None = None
         elif callable(token):
             self._static = None
@@ -77,9 +99,13 @@ class TokenAuth(httpx.Auth):
             if self._current is None or (refresh and self._current == stale):
                 token = self._provider()
                 value = await token if inspect.isawaitable(token) else token
-                if not isinstance(value, str) or not value:
-                    raise TypeError("the token provider must return a non-empty string")
-                self._current = value
+                if not isinstance(value, str):
+                    raise TypeError("the token provider must return a string")
+                if value.endswith("\n"):
+                    value = value[:-2] if value.endswith("\r\n") else value[:-1]
+                self._current = check_header_value(
+                    value, f"the {self._setting} returned by the token provider"
+                )
             return self._current
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
@@ -137,9 +163,15 @@ class AKSKAuth(httpx.Auth):
         security_token: str | None = None,
         clock: Clock | None = None,
     ) -> None:
-        for what, value in (("ak", ak), ("sk", sk)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{what} must be a non-empty string")
+        check_header_value(ak, "ak")  # it is sent in the Authorization header
+        if not isinstance(sk, str) or not sk:
+            raise ValueError("sk must be a non-empty string")
+        # The SK is never sent, but one with a stray character can never sign correctly.
+        check_header_value(sk, "sk")
+        if project_id is not None:
+            check_header_value(project_id, "project_id")
+        if security_token is not None:
+            check_header_value(security_token, "security_token")
         self._ak = ak
         self._sk = sk
         self._project_id = project_id

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 
-from ._auth import AKSKAuth, TokenAuth
+from ._auth import SECRET_HEADERS, AKSKAuth, TokenAuth, check_header_value
 from ._budget import Budget
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -34,7 +35,7 @@ from ._errors import (
 from ._models import JobSummary, Submission
 from ._retry import RetryPolicy, is_retryable, was_not_acted_on
 from ._signer import canonical_query
-from ._telemetry import Telemetry
+from ._telemetry import Call, Telemetry
 from ._wire import (
     MAX_BODY_BYTES,
     cluster_path,
@@ -78,6 +79,8 @@ def _check_endpoint(endpoint: str) -> str:
         raise ValueError("endpoint must be an http:// or https:// URL with a host")
     if url.query or url.fragment or url.userinfo:
         raise ValueError("endpoint must not carry a query, fragment or credentials")
+    if url.port is not None and not 0 < url.port <= 65535:
+        raise ValueError(f"endpoint port must be between 1 and 65535, not {url.port}")
     return str(url).rstrip("/")
 
 
@@ -94,6 +97,7 @@ class CDMClient:
     :class:`AKSKAuth` or any ``httpx.Auth``. A user-supplied ``http_client`` is used as it
     is and never closed by this object; otherwise one is created with ``timeout`` and a
     pool of ``max_connections`` (requests beyond that wait here, never in httpx's pool).
+    ``timeout`` also bounds each attempt as a whole, a slowly trickling answer included.
     ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive its metrics and
     request spans; OpenTelemetry's global providers by default (see ``_telemetry``).
 
@@ -120,7 +124,13 @@ class CDMClient:
         self._cluster_id = validate_name(cluster_id, "cluster_id")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
+            raise ValueError("timeout must be a positive, finite number of seconds")
         self._auth = auth
+        # httpx's timeouts count each read apart: a body trickling one byte at a time never
+        # ends. This one bounds the whole attempt, from sending to the last byte.
+        self._request_timeout = float(timeout)
+        self._closed = False
         self._retry = retry or RetryPolicy()
         self._clock = clock or SystemClock()
         self._owns_http = http_client is None
@@ -199,7 +209,8 @@ class CDMClient:
                 value = _env(variable, env)
                 if value is None:
                     raise ValueError(f"set {variable}")
-                settings[key] = value
+                # Ids are plain ASCII; the project id is also a header (X-Project-Id).
+                settings[key] = check_header_value(value, variable)
         if "auth" not in settings:
             settings["auth"] = auth_from_env(env, project_id=settings["project_id"])
         return cls(**settings)
@@ -218,7 +229,8 @@ class CDMClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP client if this object created it; later calls raise CDMError."""
+        self._closed = True
         if self._owns_http:
             await self._http.aclose()
 
@@ -323,12 +335,11 @@ class CDMClient:
         call = self._telemetry.call(method, path, job_name)
 
         async def attempt() -> bytes:
-            if limiter is not None:
-                with call.budget_wait():
-                    await limiter.acquire()
             try:
                 with call.attempt():
-                    return await self._send_once(method, url, job_name=job_name, content=content)
+                    return await self._send_once(
+                        method, url, job_name=job_name, content=content, limiter=limiter, call=call
+                    )
             except APIError as error:
                 if limiter is not None and (
                     isinstance(error, RateLimitedError) or error.retry_after is not None
@@ -353,25 +364,63 @@ class CDMClient:
         with call:
             return await self._retry.call(attempt, on_retry=on_retry, retry_if=retry_if)
 
+    async def _within_deadline(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """``work()``, or ``_Expired`` once ``timeout`` passes on the client's clock."""
+        if type(self._clock) is SystemClock:
+            # SystemClock waits on the event loop's clock: a cancel scope's deadline is the
+            # same wait, without a task per request.
+            with anyio.move_on_after(self._request_timeout):
+                return await work()
+            raise _Expired
+        done: list[_T] = []
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+
+            async def watchdog() -> None:
+                await self._clock.sleep(self._request_timeout)
+                group.cancel_scope.cancel()
+
+            group.start_soon(watchdog)
+            try:
+                done.append(await work())
+            except Exception as error:  # re-raised below, not wrapped in an ExceptionGroup
+                failure = error
+            group.cancel_scope.cancel()
+        if done:
+            return done[0]
+        if failure is not None:
+            raise failure
+        raise _Expired
+
     async def _send_once(
         self,
         method: str,
         url: str,
         *,
         job_name: str | None,
+        call: Call,
         content: bytes | None = None,
+        limiter: Budget | None = None,
     ) -> bytes:
+        if self._closed or self._http.is_closed:
+            raise CDMError("the client is closed; open a new CDMClient")
         # CDM's answers are small: asking for them uncompressed keeps a hostile or broken
         # server from handing us a decompression bomb (the size cap counts decoded bytes).
         headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if content is not None:
             headers["Content-Type"] = "application/json"
         async with self._in_flight:
+            # The budget slot is taken only once a connection is free: a slot taken while
+            # waiting for one would be spent late, bunching requests into one server window.
+            if limiter is not None:
+                with call.budget_wait():
+                    await limiter.acquire()
             self._telemetry.sending()
             request = self._http.build_request(method, url, headers=headers, content=content)
             debug = logger.isEnabledFor(logging.DEBUG)
             started = self._clock.monotonic() if debug else 0.0
-            try:
+
+            async def exchange() -> tuple[httpx.Response, bytes]:
                 response = await self._http.send(
                     request,
                     auth=self._auth or httpx.USE_CLIENT_DEFAULT,
@@ -379,15 +428,30 @@ class CDMClient:
                     stream=True,
                 )
                 try:
-                    body = await _read_capped(response)
+                    return response, await _read_capped(response)
                 finally:
                     await response.aclose()
+
+            scrubbed: str | None = None
+            try:
+                response, body = await self._within_deadline(exchange)
             except httpx.TransportError as exc:
-                raise TransportError(
-                    f"{method} {request.url.path}: {type(exc).__name__}: {exc}"
-                ) from exc
+                text = f"{method} {request.url.path}: {type(exc).__name__}: {exc}"
+                scrubbed = _scrub(text, request)
+                if scrubbed == text:
+                    raise TransportError(text) from exc
             except httpx.DecodingError as exc:
                 raise ResponseFormatError(f"{method} {request.url.path}: {exc}") from exc
+            except _Expired:
+                raise TransportError(
+                    f"{method} {request.url.path}: no complete answer within "
+                    f"{self._request_timeout:g}s"
+                ) from None
+            if scrubbed is not None:  # set only when the text held a secret
+                # The HTTP library quoted a header value: its exception is left behind
+                # (raised outside the except block, it is not even the context), so no
+                # traceback or log record can show it.
+                raise TransportError(scrubbed)
         if debug:
             logger.debug(
                 "%s %s -> %d in %.3fs",
@@ -414,6 +478,30 @@ class CDMClient:
         )
 
 
+class _Expired(Exception):
+    """The overall deadline of one attempt passed."""
+
+
+_T = TypeVar("_T")
+
+# Pieces of a header value as they may appear in an error text (which may show the value
+# as a bytes literal, with escapes): a run of visible characters other than \ ' ".
+_VISIBLE_RUN = re.compile(r"[\x21-\x7e]+")
+_MIN_SECRET_PIECE = 4
+
+
+def _scrub(text: str, request: httpx.Request) -> str:
+    """``text`` with every piece of a secret header value of ``request`` hidden."""
+    for name in SECRET_HEADERS:
+        raw = request.headers.get_list(name)
+        for value in raw:
+            for piece in sorted(_VISIBLE_RUN.findall(value), key=len, reverse=True):
+                for part in re.split(r"[\\'\"]", piece):
+                    if len(part) >= _MIN_SECRET_PIECE:
+                        text = text.replace(part, "<hidden>")
+    return text
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
     """The body, refusing (without reading it whole) one larger than MAX_BODY_BYTES."""
     declared = response.headers.get("content-length", "")
@@ -434,20 +522,27 @@ def _brief(error: BaseException) -> str:
 
 
 def auth_from_env(environ: Mapping[str, str], *, project_id: str | None) -> httpx.Auth:
-    """AK/SK (preferred) or token credentials from the official SDK's variables."""
+    """AK/SK (preferred) or token credentials from the official SDK's variables.
+
+    A credential that cannot be sent in a header raises ``ValueError`` naming its
+    variable, never quoting its value.
+    """
     ak = _env("HUAWEICLOUD_SDK_AK", environ)
     sk = _env("HUAWEICLOUD_SDK_SK", environ)
     if ak or sk:
         if not (ak and sk):
             missing = "HUAWEICLOUD_SDK_SK" if ak else "HUAWEICLOUD_SDK_AK"
             raise ValueError(f"set {missing} (AK and SK go together)")
-        return AKSKAuth(
-            ak,
-            sk,
-            project_id=project_id,
-            security_token=_env("HUAWEICLOUD_SDK_SECURITY_TOKEN", environ),
-        )
+        security_token = _env("HUAWEICLOUD_SDK_SECURITY_TOKEN", environ)
+        for variable, value in (
+            ("HUAWEICLOUD_SDK_AK", ak),
+            ("HUAWEICLOUD_SDK_SK", sk),
+            ("HUAWEICLOUD_SDK_SECURITY_TOKEN", security_token),
+        ):
+            if value is not None:
+                check_header_value(value, variable)
+        return AKSKAuth(ak, sk, project_id=project_id, security_token=security_token)
     token = _env("CDM_AUTH_TOKEN", environ)
     if token:
-        return TokenAuth(token)
+        return TokenAuth(token, setting="CDM_AUTH_TOKEN")
     raise ValueError("set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK, or CDM_AUTH_TOKEN")
