@@ -11,7 +11,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._models import JobStatus
 from .._wire import subjob_name, validate_name
@@ -208,8 +208,12 @@ class JobRegistry:
             table=table,
         )
 
-    def start(self, name: str, now: float) -> Run:
-        """A new run of ``name`` from ``now``; ``Cdm.0052`` if one is running."""
+    def start(self, name: str, now: float, *, requested_at: float | None = None) -> Run:
+        """A new run of ``name`` from ``now``; ``Cdm.0052`` if one is running.
+
+        ``requested_at``: when the start request arrived (real time), the run's creation
+        date; the simulator clock may run faster than real time.
+        """
         self._changed()  # runs or existence change: list caches are stale
         job = self.get(name, now)
         if job.status(now) in ACTIVE:
@@ -217,13 +221,13 @@ class JobRegistry:
         # A run scheduled for later (a subjob waiting for a slot) is replaced by this one.
         job.runs = [run for run in job.runs if run.submitted_at <= now]
         if job.database is not None:
-            return self._start_database(job, now)
+            return self._start_database(job, now, requested_at)
         plan = job.plan or random_plan(self._rng, failure_rate=job.failure_rate)
-        run = self._run(job, plan, now, table=name)
+        run = replace(self._run(job, plan, now, table=name), requested_at=requested_at)
         job.runs.append(run)
         return run
 
-    def _start_database(self, job: Job, now: float) -> Run:
+    def _start_database(self, job: Job, now: float, requested_at: float | None) -> Run:
         spec = job.database
         assert spec is not None
         slots = [now] * spec.parallelism
@@ -239,6 +243,8 @@ class JobRegistry:
                 self._rng, failure_rate=spec.failure_rate, run_seconds=spec.run_seconds
             )
             run = self._run(child, plan, start, table=table)
+            if start == now:  # started by the request itself; later ones by the parent
+                run = replace(run, requested_at=requested_at)
             child.runs.append(run)
             heapq.heappush(slots, run.ended_at)
             first_running = min(first_running or run.running_at, run.running_at)
@@ -259,7 +265,7 @@ class JobRegistry:
             error_summary=summary,
             error_details=details,
         )
-        run = self._run(job, parent_plan, now, table=job.name)
+        run = replace(self._run(job, parent_plan, now, table=job.name), requested_at=requested_at)
         job.runs.append(run)
         return run
 

@@ -26,7 +26,7 @@ def submission(run: Run, state: RunState, *, user_key: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "job-name": run.job_name,
         "status": state.status.value,
-        "creation-date": _ms(run.submitted_at),
+        "creation-date": _ms(run.created_at),
         "creation-user": plan.user,
         "progress": state.progress,
         "submission-id": run.submission_id,

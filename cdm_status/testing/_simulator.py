@@ -397,7 +397,9 @@ class CDMSimulator:
             if endpoint == "status":
                 return self._status_body(name, now)
             if endpoint == "start":
-                self._jobs.start(name, now)
+                # Dated by the request's (real) time, as CDM dates it: a client compares
+                # it with its own clock (``since``), whatever speed the jobs play at.
+                self._jobs.start(name, now, requested_at=self.gateway_clock.time())
             else:
                 self._jobs.stop(name, now)
             return self._status_body(name, now)

@@ -178,6 +178,14 @@ class Run:
     external_id: str
     table: str
     stopped_at: float | None = None
+    requested_at: float | None = None
+    """When the start request arrived, by the gateway's (real) clock, for a run started
+    over the API; its ``creation-date``. None for runs the simulator started itself."""
+
+    @property
+    def created_at(self) -> float:
+        """The run's ``creation-date``: request time if started over the API."""
+        return self.submitted_at if self.requested_at is None else self.requested_at
 
     @property
     def running_at(self) -> float:
