@@ -71,16 +71,26 @@ def test_unusable_job_lists_are_usage_errors(argv: list[str], message: str) -> N
 # ---------------------------------------------------------------------- --since
 
 
-def test_since_now_and_iso_times() -> None:
+def test_since_now_and_iso_times_allow_for_clock_skew() -> None:
+    # The server's clock dates the runs: a run created a little before the time given
+    # (a lagging server clock, or 'now' read just after the start) still counts.
+    skewed = datetime(2025, 12, 31, 23, 59, 30, tzinfo=timezone.utc)
     assert parse_since(None, now=NOW) is None
-    assert parse_since("now", now=NOW) == datetime(2026, 1, 1, tzinfo=timezone.utc)
-    assert parse_since("2026-01-01T08:00:00+08:00", now=NOW) == datetime(
-        2026, 1, 1, tzinfo=timezone.utc
-    )
-    assert parse_since("2026-01-01T00:00:00Z", now=NOW) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_since("now", now=NOW) == skewed
+    assert parse_since("2026-01-01T08:00:00+08:00", now=NOW) == skewed
+    assert parse_since("2026-01-01T00:00:00Z", now=NOW) == skewed
+    assert parse_since("0001-01-01T00:00:10Z", now=NOW) == datetime.min.replace(tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-13-01T00:00:00Z", "2026-01-01T08:00:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-01-01T08:00:00",
+        "0001-01-01T00:00:00+01:00",  # before the year 1 in UTC
+    ],
+)
 def test_bad_since_is_a_usage_error(text: str) -> None:
     with pytest.raises(CommandError) as caught:
         parse_since(text, now=NOW)

@@ -41,6 +41,28 @@ TABLES = [f"table_{index:04d}" for index in range(1, 31)]
 SLOW = ["--jobs", "2", "--speed", "1", "--token", "right-token"]
 
 
+def cli_env(
+    endpoint: str,
+    *,
+    token: str = "any",
+    project_id: str = DEFAULT_PROJECT_ID,
+    cluster_id: str = DEFAULT_CLUSTER_ID,
+) -> dict[str, str]:
+    """This process's environment, with only the given connection settings."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("HUAWEICLOUD_SDK_", "CDM_"))
+    }
+    env.update(
+        CDM_ENDPOINT=endpoint,
+        HUAWEICLOUD_SDK_PROJECT_ID=project_id,
+        CDM_CLUSTER_ID=cluster_id,
+        CDM_AUTH_TOKEN=token,
+    )
+    return env
+
+
 @dataclass
 class Simulator:
     process: subprocess.Popen[str]
@@ -49,18 +71,7 @@ class Simulator:
     _twin: Any = None
 
     def env(self, token: str = "any") -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("HUAWEICLOUD_SDK_", "CDM_"))
-        }
-        env.update(
-            CDM_ENDPOINT=self.endpoint,
-            HUAWEICLOUD_SDK_PROJECT_ID=DEFAULT_PROJECT_ID,
-            CDM_CLUSTER_ID=DEFAULT_CLUSTER_ID,
-            CDM_AUTH_TOKEN=token,
-        )
-        return env
+        return cli_env(self.endpoint, token=token)
 
     def ground_truth(self, name: str) -> str:
         if self._twin is None:

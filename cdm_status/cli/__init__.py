@@ -1,4 +1,4 @@
-"""The ``cdm-status`` command: ``status``, ``wait``, ``simulate`` and ``demo``.
+"""The ``cdm-status`` command: ``status``, ``wait``, ``run``, ``simulate`` and ``demo``.
 
 Only this package writes to the terminal. ``import cdm_status`` never imports it (nor
 ``rich``): library users pay nothing for the command line.
@@ -10,12 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _demo, _simulate, _status, _wait
+from . import _demo, _run, _simulate, _status, _wait
 from ._common import CommandError
+from ._sinks import OutputClosed
 
 __all__ = ["main"]
 
-_COMMANDS = (_status, _wait, _simulate, _demo)
+_COMMANDS = (_status, _wait, _run, _simulate, _demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +34,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    # A server's error message may hold any character; on an ASCII-only terminal
+    # (PYTHONIOENCODING=ascii, LANG=C) it is written escaped instead of ending in a
+    # traceback.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the README for their meaning)."""
+    _tolerant_streams()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -45,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as error:
         print(f"cdm-status: {error}", file=sys.stderr)
         return error.exit_code
+    except OutputClosed as closed:
+        # What was asked was done; only its output could not be written.
+        print(f"cdm-status: {closed.reason}", file=sys.stderr)
+        return closed.exit_code
     except KeyboardInterrupt:
         print("cdm-status: interrupted", file=sys.stderr)
         return 130

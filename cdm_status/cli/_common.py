@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Mapping
 
@@ -42,8 +43,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--project-id", help="project id [HUAWEICLOUD_SDK_PROJECT_ID]")
     group.add_argument("--cluster-id", help="CDM cluster id [CDM_CLUSTER_ID]")
     group.add_argument(
-        "--request-timeout", type=float, default=30.0, help="seconds per HTTP request (30)"
+        "--request-timeout",
+        type=positive_number,
+        default=30.0,
+        help="seconds per HTTP request, its whole answer included (30)",
     )
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a positive, finite number (``nan``, ``inf``, ``-1`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
 
 
 def client_from_args(

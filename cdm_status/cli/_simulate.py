@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -113,8 +114,10 @@ def build_simulator(args: argparse.Namespace) -> Any:
     for flag, value in (("--fault-503", args.fault_503), ("--failure-rate", args.failure_rate)):
         if not 0.0 <= value <= 1.0:
             raise CommandError(f"{flag} must be between 0 and 1", EXIT_USAGE)
-    if args.speed <= 0:
-        raise CommandError("--speed must be positive", EXIT_USAGE)
+    if not (args.speed > 0 and math.isfinite(args.speed)):
+        raise CommandError("--speed must be a positive, finite number", EXIT_USAGE)
+    if not 0 <= args.port <= 65535:
+        raise CommandError("--port must be between 0 and 65535", EXIT_USAGE)
     for flag, value in (("--jobs", args.jobs), ("--rate-limit", args.rate_limit)):
         if value < 0:
             raise CommandError(f"{flag} must not be negative", EXIT_USAGE)

@@ -30,6 +30,7 @@ __all__ = [
     "WaitResult",
     "format_duration",
     "summary_line",
+    "write_line",
 ]
 
 
@@ -214,7 +215,27 @@ def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
 
 
 class OutputClosed(Exception):
-    """The reader of the output went away (``wait ... | head -1``): stop watching."""
+    """The output cannot be written any more: its reader went away (``wait ... | head
+    -1``) or the device refused (``> /dev/full``). Stop writing; say why on stderr."""
+
+    def __init__(self, reason: str = "standard output was closed", exit_code: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+        """The exit code of the command that could not write (what it saw)."""
+
+
+def write_line(out: TextIO, line: str) -> None:
+    """Write and flush one line; ``OutputClosed`` if the output cannot take it."""
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        _discard_output(out)
+        raise OutputClosed from None
+    except OSError as error:
+        _discard_output(out)
+        raise OutputClosed(f"cannot write to standard output: {error.strerror}") from None
 
 
 def _discard_output(out: TextIO) -> None:
@@ -238,13 +259,8 @@ class _LineSink:
         self._out = out
 
     def _write(self, line: str) -> None:
-        out = self._out or sys.stdout  # looked up late, so that pytest's capture sees it
-        try:
-            out.write(line + "\n")
-            out.flush()
-        except BrokenPipeError:
-            _discard_output(out)
-            raise OutputClosed from None
+        # sys.stdout is looked up late, so that pytest's capture sees it.
+        write_line(self._out or sys.stdout, line)
 
     def start(self, tally: Tally) -> None:
         pass
@@ -260,10 +276,11 @@ class JsonSink(_LineSink):
     """``--json``: one JSON object per line."""
 
     def handle(self, event: Event, at: datetime, tally: Tally) -> None:
-        self._write(json.dumps(event_to_json(event, at), ensure_ascii=False))
+        # ASCII with \u escapes: valid JSON whatever encoding the output has.
+        self._write(json.dumps(event_to_json(event, at)))
 
     def finish(self, tally: Tally, result: WaitResult) -> None:
-        self._write(json.dumps(summary_to_json(tally, result), ensure_ascii=False))
+        self._write(json.dumps(summary_to_json(tally, result)))
 
 
 # ---------------------------------------------------------------------- plain lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from ._common import (
     describe_api_error,
 )
 from ._format import format_bytes, submission_to_json
+from ._sinks import write_line
 
 
 def register(commands: Any) -> None:
@@ -49,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     except CDMError as error:
         raise describe_api_error(error) from None
     if args.json:
-        print(json.dumps(submission_to_json(submission), sort_keys=True))
+        write_line(sys.stdout, json.dumps(submission_to_json(submission), sort_keys=True))
     else:
-        print(render_submission(submission))
+        write_line(sys.stdout, render_submission(submission))
     return EXIT_OK
 
 

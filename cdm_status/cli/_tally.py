@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .._errors import CDMError
+from .._errors import (
+    APIError,
+    CDMError,
+    JobNotFoundError,
+    RateLimitedError,
+    ResponseFormatError,
+)
 from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from .._models import Submission
 
@@ -68,6 +74,16 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def is_answer(error: BaseException) -> bool:
+    """True for a failed poll that the API answered all the same: not found, a body of
+    the wrong shape, a client error. Throttling, 5xx and network errors are no answer."""
+    if isinstance(error, ResponseFormatError):
+        return True
+    if isinstance(error, RateLimitedError) or not isinstance(error, APIError):
+        return False
+    return error.status_code < 500
+
+
 def failure_summary(outcome: JobOutcome) -> str:
     """Why a job did not succeed, in one line: CDM's error summary when there is one."""
     submission = outcome.submission
@@ -113,6 +129,12 @@ class Tally:
         self.last_poll_error: str | None = None
         self.answered = False
         """True once the API gave any answer (a status or a permanent error)."""
+        self.status_seen = False
+        """True once the API gave a status of any job."""
+        self.error_answers = 0
+        """Failed polls that the API did answer (not found, a bad body, a 4xx)."""
+        self.not_found: set[str] = set()
+        """Jobs the API answered "not found" for, at least once."""
         self.first_poll_failure_at: datetime | None = None
 
     # ------------------------------------------------------------------ input
@@ -120,7 +142,7 @@ class Tally:
     def record(self, event: Event, at: datetime) -> None:
         """Take one event of the watch into account; ``at`` is when it was seen."""
         if isinstance(event, StatusChanged):
-            self.answered = True
+            self.answered = self.status_seen = True
             previous = self._status.get(event.job_name)
             current = event.submission.raw_status
             self._set_status(event.job_name, current)
@@ -129,6 +151,10 @@ class Tally:
         elif isinstance(event, PollFailed):
             self.poll_failures += 1
             self.last_poll_error = describe_error(event.error)
+            if is_answer(event.error):
+                self.error_answers += 1
+            if isinstance(event.error, JobNotFoundError):
+                self.not_found.add(event.job_name)
             if self.first_poll_failure_at is None:
                 self.first_poll_failure_at = at
         elif isinstance(event, JobDone):
@@ -140,6 +166,8 @@ class Tally:
             return  # the waiter promises one outcome per job; never count one twice
         if outcome.kind not in (OutcomeKind.TIMED_OUT, OutcomeKind.CANCELLED):
             self.answered = True  # a timeout or a cancellation is no answer from the API
+        if outcome.kind in (OutcomeKind.SUCCEEDED, OutcomeKind.FAILED):
+            self.status_seen = True
         self.outcomes[name] = outcome
         self.outcome_counts[outcome.kind] += 1
         self._move(self._status.pop(name), None)

@@ -9,7 +9,8 @@ Exit codes (also in the README and ``--help``):
 3    the timeout expired with jobs still running
 4    the API refused the credentials (or gave another permanent error), or stayed
      unreachable
-130  interrupted (Ctrl-C), after printing the summary of what was seen
+130  interrupted (Ctrl-C), after printing the summary of what was seen; or the output
+     closed (``| head -1``) before the end, no failure seen
 ==== ==============================================================================
 
 When several apply, the first in this order wins: 130, 4, 1, 3. A job known to have failed
@@ -28,7 +29,7 @@ import signal
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 import anyio
@@ -37,7 +38,7 @@ import anyio.abc
 from .._batching import STRATEGIES, Strategy
 from .._client import CDMClient
 from .._clock import Clock, SystemClock, utc_datetime
-from .._errors import CDMError
+from .._errors import APIError, CDMError
 from .._events import JobOutcome, OutcomeKind, PollFailed
 from .._retry import RandomSource
 from .._schedule import PollPolicy
@@ -54,6 +55,7 @@ from ._common import (
     add_connection_arguments,
     client_from_args,
     describe_api_error,
+    positive_number,
 )
 from ._sinks import (
     JsonSink,
@@ -79,6 +81,17 @@ __all__ = [
     "run_wait",
 ]
 
+SINCE_SKEW = 30.0
+"""Seconds a ``--since`` time is moved back: the server's clock dates the runs and may lag
+this host's (or the run may have been created a moment before ``now`` was read)."""
+
+MISSING_SAMPLE = 10
+"""In a watch of more jobs than this, when this many answered "not found" and none was
+seen to exist, the names are wrong (a wrong --subjobs-of): say so then, once."""
+
+UNKNOWN_PLACE_CODES = frozenset({"Cdm.0001"})
+"""CDM codes for a project or cluster that does not exist: every job would get it."""
+
 UNREACHABLE_AFTER = 300.0
 """Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up."""
 
@@ -89,11 +102,18 @@ exit codes:
   2    usage or configuration error
   3    the timeout expired with jobs still running
   4    the API refused the credentials, or stayed unreachable
-  130  interrupted (Ctrl-C), after printing the summary of what was seen
+  130  interrupted (Ctrl-C), after printing the summary of what was seen, or the
+       output closed before the end (e.g. | head -1)
 
 examples:
   cdm-status wait orders_daily customers_daily --timeout 3600
   cdm-status wait --subjobs-of nightly_db --tables-file tables.txt --json
+
+waiting for runs you start yourself:
+  cdm-status run orders_daily          # starts it, then waits for that very run
+  SINCE=$(date -u +%Y-%m-%dT%H:%M:%SZ)  # read the time BEFORE starting the jobs,
+  ...start the jobs...
+  cdm-status wait orders_daily customers_daily --since "$SINCE"
 """
 
 
@@ -107,16 +127,6 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not (value >= 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a non-negative number of seconds: {text!r}")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
     return value
 
 
@@ -156,19 +166,20 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--since",
         metavar="now|ISO-8601",
-        help="ignore runs created before this moment (e.g. 'now' right after starting "
-        "the jobs, or 2026-01-01T08:00:00+08:00); a time needs its UTC offset",
+        help=f"ignore runs created before this moment, less {SINCE_SKEW:g}s for clock skew: "
+        "'now', or a time with its UTC offset such as 2026-01-01T08:00:00+08:00. Take it "
+        "BEFORE starting the jobs (see below), or use 'cdm-status run'",
     )
     parser.add_argument(
         "--requests-per-minute",
-        type=_rate,
+        type=positive_number,
         default=120.0,
         metavar="N",
         help="status requests per minute, shared by all jobs (CDM allows 120 per user)",
     )
     parser.add_argument(
         "--list-requests-per-minute",
-        type=_rate,
+        type=positive_number,
         default=120.0,
         metavar="N",
         help="job-list requests per minute, for --strategy auto/list (CDM allows 120)",
@@ -193,8 +204,9 @@ def register(commands: Any) -> None:
 def read_tables_file(lines: Iterable[str]) -> list[str]:
     """Table names from a file's lines: stripped; blank lines and ``#`` lines skipped."""
     tables = []
-    for line in lines:
-        text = line.strip()
+    for number, line in enumerate(lines):
+        # A file saved "UTF-8 with BOM" (Windows editors) starts with U+FEFF: not a name.
+        text = (line.removeprefix("\ufeff") if number == 0 else line).strip()
         if text and not text.startswith("#"):
             tables.append(text)
     return tables
@@ -243,12 +255,20 @@ def collect_job_names(
 
 
 def parse_since(text: str | None, *, now: float) -> datetime | None:
-    """``--since``: ``now`` (``now`` is epoch seconds) or an ISO-8601 time with its offset."""
+    """``--since``: ``now`` (``now`` is epoch seconds) or an ISO-8601 time with its offset,
+    moved back by :data:`SINCE_SKEW` (the server's clock dates the runs, not this host's).
+    """
     if text is None:
         return None
-    if text.strip().lower() == "now":
-        return utc_datetime(now)
     value = text.strip()
+    when = utc_datetime(now) if value.lower() == "now" else _parse_time(text, value)
+    try:
+        return when - timedelta(seconds=SINCE_SKEW)
+    except OverflowError:  # within the skew of the year 1: nothing is older anyway
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _parse_time(text: str, value: str) -> datetime:
     if value[-1:] in ("Z", "z"):  # fromisoformat() accepts "Z" only from Python 3.11 on
         value = value[:-1] + "+00:00"
     try:
@@ -264,7 +284,10 @@ def parse_since(text: str | None, *, now: float) -> datetime | None:
             f"--since: {text!r} has no UTC offset; add one, e.g. {text}Z or {text}+08:00",
             EXIT_USAGE,
         )
-    return when.astimezone(timezone.utc)
+    try:
+        return when.astimezone(timezone.utc)
+    except OverflowError:
+        raise CommandError(f"--since: {text!r} is out of range in UTC", EXIT_USAGE) from None
 
 
 # ---------------------------------------------------------------------- running
@@ -322,27 +345,52 @@ def exit_code_for(
     return EXIT_OK
 
 
-def _reason(code: int, tally: Tally, options: WaitOptions) -> str | None:
+def _reason(
+    code: int, tally: Tally, options: WaitOptions, fatal: CDMError | None = None
+) -> str | None:
     """The one line on stderr that says why the exit code is not 0."""
     if code == EXIT_INTERRUPTED:
         return "interrupted"
     if code == EXIT_API:
+        if fatal is not None:
+            return str(describe_api_error(fatal))
         for outcome in tally.outcomes.values():
             if outcome.kind is OutcomeKind.ERROR and isinstance(outcome.error, CDMError):
                 return str(describe_api_error(outcome.error))
             if outcome.kind is OutcomeKind.ERROR and outcome.error is not None:
                 return f"unexpected error: {describe_error(outcome.error)}"
+        if tally.error_answers:
+            return f"the API answered only with errors: {tally.last_poll_error}"
         return f"the API stayed unreachable: {tally.last_poll_error or 'no answer'}"
     if code == EXIT_JOB_FAILED:
+        if not tally.failures:
+            return (
+                f"none of the first {len(tally.not_found):,} of {tally.total:,} jobs exists "
+                f"(e.g. {min(tally.not_found)}): check the job names; stopped"
+            )
         bad = len(tally.failures)
         first = tally.failures[0]
         more = f" (first: {first.job}: {first.summary})"
-        return f"{bad} of {tally.total} jobs did not succeed{more}"
+        return f"{bad:,} of {tally.total:,} jobs did not succeed{more}"
     if code == EXIT_TIMEOUT:
         left = tally.total - tally.done + tally.count(OutcomeKind.TIMED_OUT)
         limit = "" if options.timeout is None else f" of {format_duration(options.timeout)}"
-        return f"the timeout{limit} expired with {left} of {tally.total} jobs still running"
+        return f"the timeout{limit} expired with {left:,} of {tally.total:,} jobs still running"
     return None
+
+
+def _unknown_place(error: APIError) -> bool:
+    """True for an answer that says the project or cluster does not exist."""
+    return error.error_code in UNKNOWN_PLACE_CODES
+
+
+def _all_missing(tally: Tally) -> bool:
+    """True when enough jobs answered "not found", and none was seen, to stop early."""
+    return (
+        tally.total > MISSING_SAMPLE
+        and len(tally.not_found) >= MISSING_SAMPLE
+        and not tally.status_seen
+    )
 
 
 def _gave_up(tally: Tally, at: datetime, options: WaitOptions) -> bool:
@@ -395,7 +443,9 @@ async def run_wait(
         strategy=_strategy(options.strategy),
     )
     tally = Tally(names)
-    flags = {"interrupted": False, "unreachable": False, "output_closed": False}
+    flags = {"interrupted": False, "unreachable": False, "all_missing": False}
+    output_closed: OutputClosed | None = None
+    fatal: CDMError | None = None
     started = clock.monotonic()
     sink.start(tally)
     try:
@@ -413,28 +463,43 @@ async def run_wait(
                     tally.record(event, at)
                     try:
                         sink.handle(event, at, tally)
-                    except OutputClosed:
-                        flags["output_closed"] = True
+                    except OutputClosed as closed:
+                        output_closed = closed
                         break
-                    if isinstance(event, PollFailed) and _gave_up(tally, at, options):
+                    if not isinstance(event, PollFailed):
+                        continue
+                    if isinstance(event.error, APIError) and _unknown_place(event.error):
+                        fatal = event.error
+                        break
+                    if _all_missing(tally):
+                        flags["all_missing"] = True
+                        break
+                    if _gave_up(tally, at, options):
                         flags["unreachable"] = True
                         break
             group.cancel_scope.cancel()
         # Jobs that timed out without one answer from the API mean the API was not there.
         timed_out = tally.count(OutcomeKind.TIMED_OUT)
-        if timed_out and not tally.answered and tally.poll_failures:
+        if timed_out and not tally.answered and tally.poll_failures and not tally.error_answers:
             flags["unreachable"] = True
         code = exit_code_for(
             tally.outcomes.values(),
-            total=tally.total,
+            # Jobs left unfinished because the output went away did not time out.
+            total=None if output_closed else tally.total,
             interrupted=flags["interrupted"],
             unreachable=flags["unreachable"],
         )
-        reason = _reason(code, tally, options)
+        if fatal is not None:
+            code = EXIT_API
+        elif flags["all_missing"]:
+            code = EXIT_JOB_FAILED
+        elif output_closed and code == EXIT_OK and tally.done < tally.total:
+            code = EXIT_INTERRUPTED  # stopped before the end, like Ctrl-C
+        reason = _reason(code, tally, options, fatal)
         elapsed = clock.monotonic() - started
-        if flags["output_closed"]:
+        if output_closed:
             # Nobody reads the output any more; the exit code still says what was seen.
-            reason = "standard output was closed; stopped watching"
+            reason = f"{output_closed.reason}; stopped watching"
         else:
             with contextlib.suppress(OutputClosed):
                 result = WaitResult(code, elapsed, reason, flags["interrupted"], waiter.stats())

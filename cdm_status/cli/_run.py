@@ -1,0 +1,151 @@
+"""``cdm-status run JOB``: start a job, then wait for that very run.
+
+The run is told apart from older ones by its creation date as the start's answer gives it:
+the server's own clock, so no clock skew between this host and CDM can make the new run
+look stale (or an old one look new), as a ``--since`` read on this host could.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import timedelta
+from typing import Any
+
+import anyio
+
+from .._clock import SystemClock, utc_datetime
+from .._errors import CDMError, TransportError
+from .._models import Submission
+from .._wire import validate_name
+from ._common import (
+    EXIT_API,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    CommandError,
+    add_connection_arguments,
+    client_from_args,
+    describe_api_error,
+)
+from ._sinks import OutputClosed, format_time, write_line
+from ._wait import SINCE_SKEW, WaitOptions, _positive_seconds, choose_sink, run_wait
+
+_EPILOG = """\
+exit codes (as for wait):
+  0    the run succeeded
+  1    the run failed or was stopped
+  2    usage or configuration error
+  3    the timeout expired with the run still going
+  4    the start was refused (e.g. Cdm.0052: already running), the credentials were
+       refused, or the API stayed unreachable
+  130  interrupted (Ctrl-C)
+
+The start is sent once: it is repeated only when it surely did nothing (throttled with
+429, or the connection never opened).
+
+example:
+  cdm-status run orders_daily --variables day=2026-01-01 region=north --timeout 3600
+"""
+
+
+def _variable(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"not NAME=VALUE: {text!r}")
+    return name.strip(), value
+
+
+def register(commands: Any) -> None:
+    """Add ``run`` to the subcommands."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "run",
+        help="start a job, then wait for that run to finish",
+        description="Start a CDM job (PUT .../start), then wait for the run it started, "
+        "shown as 'wait' shows it. The run is recognised by the creation date the start "
+        "returned, on the server's clock.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("job", metavar="JOB", help="the job to start")
+    parser.add_argument(
+        "--variables",
+        nargs="+",
+        action="extend",
+        type=_variable,
+        default=[],
+        metavar="NAME=VALUE",
+        help="values for the job's ${NAME} placeholders",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="stop waiting after this long (exit 3); the run goes on",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON object per line")
+    output.add_argument("--quiet", action="store_true", help="print only a failure and the summary")
+    add_connection_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _started_line(submission: Submission, *, as_json: bool) -> str:
+    created = submission.creation_date
+    if as_json:
+        return json.dumps(
+            {
+                "event": "started",
+                "job": submission.job_name,
+                "status": submission.raw_status,
+                "submission_id": submission.submission_id,
+                "created": None if created is None else created.isoformat(),
+            }
+        )
+    when = "" if created is None else f" (created {format_time(created)})"
+    return f"started {submission.job_name}: {submission.raw_status}{when}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``run`` subcommand."""
+    try:
+        job = validate_name(args.job, "job name")
+    except ValueError as error:
+        raise CommandError(str(error), EXIT_USAGE) from None
+    variables = dict(args.variables)
+    client = client_from_args(args)
+    logger = logging.getLogger("cdm_status")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    clock = SystemClock()
+    sink = choose_sink(args, sys.stdout)
+
+    async def main() -> int:
+        async with client:
+            asked_at = clock.time()
+            try:
+                submission = await client.start_job(job, variables=variables)
+            except TransportError as error:
+                raise CommandError(
+                    f"could not tell whether {job} started (no answer to the start): {error}",
+                    EXIT_API,
+                ) from None
+            except CDMError as error:
+                raise describe_api_error(error) from None
+            try:
+                write_line(sys.stdout, _started_line(submission, as_json=args.json))
+            except OutputClosed as closed:
+                reason = f"{closed.reason}; {job} was started, not waited for"
+                raise OutputClosed(reason, EXIT_INTERRUPTED) from None
+            # The server's date of this run; without one, this host's time of the start.
+            since = submission.creation_date or (
+                utc_datetime(asked_at) - timedelta(seconds=SINCE_SKEW)
+            )
+            options = WaitOptions(
+                timeout=args.timeout, since=since, clock=clock, handle_sigint=True
+            )
+            return await run_wait(client, [job], options, sink)
+
+    code: int = anyio.run(main)
+    return code
