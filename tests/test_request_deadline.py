@@ -77,7 +77,9 @@ async def test_wait_counts_trickling_answers_as_never_answered() -> None:
     clock = FakeClock()
     requests: list[float] = []
     out, err = io.StringIO(), io.StringIO()
-    options = WaitOptions(clock=clock, random=random.Random(1), stderr=err, unreachable_after=120)
+    options = WaitOptions(
+        clock=clock, random=random.Random(1), stderr=err, unreachable_after=120, timeout=600
+    )
     async with trickling_client(clock, requests, timeout=2.0) as client, clock.autojump():
         code = await run_wait(client, ["slow"], options, PlainSink(out))
     assert code == 4
