@@ -26,7 +26,7 @@ def most_at_once(sim: CDMSimulator, names: list[str]) -> int:
     return best
 
 
-async def test_200_tables_run_to_completion_in_under_a_second() -> None:
+async def test_200_tables_run_to_completion_on_virtual_time() -> None:
     began = time.perf_counter()
     clock = FakeClock()
     sim = CDMSimulator(clock=clock, seed=11)
@@ -47,8 +47,10 @@ async def test_200_tables_run_to_completion_in_under_a_second() -> None:
         if finished == 200:
             break
         await clock.advance(120)
+    # Hours of migration on the fake clock: a real sleep anywhere would take hours. The
+    # bound is loose on purpose (a busy CI core); speed is measured in benchmarks/.
     wall = time.perf_counter() - began
-    assert wall < 1.0, f"took {wall:.2f}s of wall time"
+    assert wall < 30.0, f"took {wall:.2f}s of wall time"
     assert clock.monotonic() > 3600  # hours of simulated migration
     outcomes = {name: sim.final_status(name) for name in names}
     assert set(outcomes.values()) == {JobStatus.SUCCEEDED, JobStatus.FAILED}
