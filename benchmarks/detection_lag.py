@@ -8,7 +8,13 @@ subjob; the lag is the time between the simulator's ground-truth state change an
 moment the client saw it. Compared: cdm-status (``auto`` and ``per_job``) and two
 hand-written baselines (see ``_lag.py``).
 
+Every case runs once per progress shape (how running subjobs report ``progress``: see
+``cdm_status.testing._progress``) and start order of the tables. The shape never moves
+a start or an end, so a client that ignores progress scores the same on every shape;
+the hand-written loops ignore it, and run on the first shape and order only.
+
     .venv/bin/python benchmarks/detection_lag.py [--sizes 100,1000,10000]
+        [--shapes linear,stalling,jumpy,zero,absent] [--orders in_order,shuffled]
 
 Prints a markdown table and writes ``benchmarks/results/detection_lag.json``.
 """
@@ -28,7 +34,15 @@ from _lag import NetworkDelay, Sightings, naive_gather, score, sdk_pattern, unti
 from _report import save  # type: ignore[import-not-found]
 
 from cdm_status import JobStatusWaiter, StatusChanged
-from cdm_status.testing import CDMSimulator, FakeClock, RateLimits
+from cdm_status.testing import (
+    PROGRESS_SHAPES,
+    START_ORDERS,
+    CDMSimulator,
+    FakeClock,
+    ProgressShape,
+    RateLimits,
+    StartOrder,
+)
 
 HOUR = 3600.0
 
@@ -54,14 +68,19 @@ FAILURE_RATE = 0.02
 SEED = 2026
 
 
-def build(scenario: Scenario) -> tuple[CDMSimulator, list[str]]:
-    simulator = CDMSimulator(clock=FakeClock(), seed=SEED, limits=RateLimits.cdm_defaults())
+def build(
+    scenario: Scenario, shape: ProgressShape, order: StartOrder
+) -> tuple[CDMSimulator, list[str]]:
+    simulator = CDMSimulator(
+        clock=FakeClock(), seed=SEED, limits=RateLimits.cdm_defaults(), progress=shape
+    )
     jobs = simulator.add_database_job(
         "erp",
         scenario.tables,
         parallelism=scenario.parallelism,
         failure_rate=FAILURE_RATE,
         run_seconds=RUN_SECONDS,
+        start_order=order,
     )
     return simulator, jobs
 
@@ -107,12 +126,14 @@ CLIENTS: dict[str, tuple[Callable[..., Awaitable[Sightings]], bool]] = {
 }
 
 
-async def run_one(name: str, scenario: Scenario) -> dict[str, Any] | None:
+async def run_one(
+    name: str, scenario: Scenario, shape: ProgressShape, order: StartOrder
+) -> dict[str, Any] | None:
     watch, is_baseline = CLIENTS[name]
     horizon = scenario.baseline_horizon if is_baseline else scenario.horizon
     if horizon is None:
         return None
-    simulator, jobs = build(scenario)
+    simulator, jobs = build(scenario, shape, order)
     clock = simulator.clock
     assert isinstance(clock, FakeClock)
     started_wall = time.perf_counter()
@@ -124,14 +145,19 @@ async def run_one(name: str, scenario: Scenario) -> dict[str, Any] | None:
     await http.aclose()
     result = score(simulator, jobs, sightings, start + horizon)
     stats = simulator.stats
+    status_requests = stats.by_endpoint.get("status", 0)
+    list_requests = stats.by_endpoint.get("list", 0)
     return {
         "client": name,
+        "progress": shape,
+        "order": order,
         "subjobs": scenario.tables,
         "parallelism": scenario.parallelism,
         "horizon_h": horizon / HOUR,
         **result.row(),
-        "status_requests": stats.by_endpoint.get("status", 0),
-        "list_requests": stats.by_endpoint.get("list", 0),
+        "status_requests": status_requests,
+        "list_requests": list_requests,
+        "requests_per_job": (status_requests + list_requests) / scenario.tables,
         "throttled_429": stats.by_status.get(429, 0),
         "wall_seconds": time.perf_counter() - started_wall,
     }
@@ -139,17 +165,19 @@ async def run_one(name: str, scenario: Scenario) -> dict[str, Any] | None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "| subjobs | client | window | end lag p50 | p95 | max | all changes p95 "
-        "| ends seen / missed | lost | status req | list req | 429s |"
+        "| subjobs | client | progress | order | window | end lag p50 | p95 | max "
+        "| all changes p95 | ends seen / missed | lost | status req | list req | req/job "
+        "| 429s |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 15]
     for row in rows:
         lines.append(
-            f"| {row['subjobs']:,} | {row['client']} | {row['horizon_h']:g} h "
+            f"| {row['subjobs']:,} | {row['client']} | {row['progress']} "
+            f"| {row['order'].replace('_', ' ')} | {row['horizon_h']:g} h "
             f"| {row['end_p50']:.1f} s | {row['end_p95']:.1f} s | {row['end_max']:.1f} s "
             f"| {row['change_p95']:.1f} s | {row['ends_seen']:,} / {row['ends_missed']:,} "
             f"| {row['lost']} | {row['status_requests']:,} | {row['list_requests']:,} "
-            f"| {row['throttled_429']:,} |"
+            f"| {row['requests_per_job']:.1f} | {row['throttled_429']:,} |"
         )
     return "\n".join(lines)
 
@@ -158,19 +186,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100,1000,10000")
     parser.add_argument("--clients", default=";".join(CLIENTS), help="names, ;-separated")
+    parser.add_argument(
+        "--shapes",
+        default="linear,stalling,jumpy,zero,absent",
+        help=f"progress shapes, ,-separated, of: {', '.join(PROGRESS_SHAPES)}",
+    )
+    parser.add_argument(
+        "--orders",
+        default="in_order",
+        help=f"start orders of the tables, ,-separated, of: {', '.join(START_ORDERS)}",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    shapes: list[ProgressShape] = args.shapes.split(",")
+    orders: list[StartOrder] = args.orders.split(",")
+    for values, allowed in ((shapes, PROGRESS_SHAPES), (orders, START_ORDERS)):
+        for value in values:
+            if value not in allowed:
+                parser.error(f"{value!r} is not one of {', '.join(allowed)}")
     rows: list[dict[str, Any]] = []
     for size in sizes:
-        for name in args.clients.split(";"):
-            row = asyncio.run(run_one(name, SCENARIOS[size]))
-            if row is not None:
-                rows.append(row)
-                print(
-                    f"  {size:>6} {name:<32} p95 end lag {row['end_p95']:8.1f} s "
-                    f"({row['wall_seconds']:.1f} s wall)",
-                    flush=True,
-                )
+        for order in orders:
+            for shape in shapes:
+                for name in args.clients.split(";"):
+                    if CLIENTS[name][1] and (shape, order) != (shapes[0], orders[0]):
+                        continue  # the hand-written loops never read progress
+                    row = asyncio.run(run_one(name, SCENARIOS[size], shape, order))
+                    if row is None:
+                        continue
+                    rows.append(row)
+                    print(
+                        f"  {size:>6} {name:<30} {shape:<8} {order:<8} p95 end lag "
+                        f"{row['end_p95']:8.1f} s ({row['wall_seconds']:.1f} s wall)",
+                        flush=True,
+                    )
     print()
     print(table(rows))
     save("detection_lag", rows)

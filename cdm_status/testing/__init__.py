@@ -14,7 +14,9 @@ from typing import Any
 
 from ._clocks import FakeClock, ScaledClock
 from ._faults import FaultKind, Faults, Outage
+from ._jobs import START_ORDERS, StartOrder
 from ._limits import RateLimits, ServerStats
+from ._progress import PROGRESS_SHAPES, ProgressCurve, ProgressShape
 from ._simulator import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID, CDMSimulator
 from ._timeline import JobPlan, Transition, random_plan
 from ._transport import SimulatorTransport
@@ -23,17 +25,22 @@ from ._verify import SimulatorAuth
 __all__ = [
     "DEFAULT_CLUSTER_ID",
     "DEFAULT_PROJECT_ID",
+    "PROGRESS_SHAPES",
+    "START_ORDERS",
     "CDMSimulator",
     "FakeClock",
     "FaultKind",
     "Faults",
     "JobPlan",
     "Outage",
+    "ProgressCurve",
+    "ProgressShape",
     "RateLimits",
     "ScaledClock",
     "ServerStats",
     "SimulatorAuth",
     "SimulatorTransport",
+    "StartOrder",
     "Transition",
     "random_plan",
     "serve",

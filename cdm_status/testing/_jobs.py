@@ -12,12 +12,18 @@ import heapq
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 from .._models import JobStatus
 from .._wire import subjob_name, validate_name
+from ._progress import ProgressShape, draw_curve
 from ._timeline import JobPlan, Run, RunState, Transition, random_plan
 
-__all__ = ["DatabaseSpec", "Job", "JobError", "JobRegistry"]
+__all__ = ["START_ORDERS", "DatabaseSpec", "Job", "JobError", "JobRegistry", "StartOrder"]
+
+StartOrder = Literal["in_order", "shuffled"]
+"""The order in which a whole-database job's tables take free slots."""
+START_ORDERS: tuple[StartOrder, ...] = get_args(StartOrder)
 
 ACTIVE = frozenset({JobStatus.BOOTING, JobStatus.RUNNING})
 
@@ -44,6 +50,7 @@ class DatabaseSpec:
     failure_rate: float
     plans: Mapping[str, JobPlan]
     run_seconds: tuple[float, float]
+    start_order: StartOrder = "in_order"
 
 
 @dataclass(slots=True)
@@ -95,10 +102,25 @@ class Job:
 
 
 class JobRegistry:
-    """Every job of one simulated cluster."""
+    """Every job of one simulated cluster.
 
-    def __init__(self, rng: random.Random) -> None:
+    ``rng`` draws durations and outcomes; ``progress_rng`` each run's progress curve (of
+    ``progress`` shape) and ``order_rng`` shuffled start orders, apart, so that neither
+    changes when jobs start or end.
+    """
+
+    def __init__(
+        self,
+        rng: random.Random,
+        *,
+        progress: ProgressShape = "linear",
+        progress_rng: random.Random | None = None,
+        order_rng: random.Random | None = None,
+    ) -> None:
         self._rng = rng
+        self._progress = progress
+        self._progress_rng = progress_rng or random.Random(0)
+        self._order_rng = order_rng or random.Random(0)
         self._jobs: dict[str, Job] = {}
         self._listings: dict[
             tuple[str, str], tuple[list[Job], list[tuple[Job, float | None]] | None]
@@ -199,6 +221,9 @@ class JobRegistry:
 
     def _run(self, job: Job, plan: JobPlan, at: float, table: str) -> Run:
         self._submissions += 1
+        curve = plan.progress
+        if curve is None:
+            curve = draw_curve(self._progress, self._progress_rng)
         return Run(
             job_name=job.name,
             submission_id=len(job.runs) + 1,
@@ -206,6 +231,7 @@ class JobRegistry:
             plan=plan,
             external_id=f"job_local{self._rng.randrange(10**9, 10**10)}_{self._submissions:04d}",
             table=table,
+            progress_curve=curve,
         )
 
     def start(self, name: str, now: float, *, requested_at: float | None = None) -> Run:
@@ -235,7 +261,13 @@ class JobRegistry:
         last_end = now
         failed: list[Run] = []
         rows = 0
-        for table, child_name in zip(spec.tables, job.children, strict=True):
+        order = list(range(len(spec.tables)))
+        if spec.start_order == "shuffled":
+            # Durations are still drawn in slot order: the same slot timeline as in order,
+            # only which table takes which slot changes.
+            self._order_rng.shuffle(order)
+        for index in order:
+            table, child_name = spec.tables[index], job.children[index]
             child = self._jobs[child_name]
             child.runs = [run for run in child.runs if run.submitted_at <= now]
             start = heapq.heappop(slots)

@@ -31,6 +31,8 @@ def submission(run: Run, state: RunState, *, user_key: str) -> dict[str, Any]:
         "progress": state.progress,
         "submission-id": run.submission_id,
     }
+    if not run.progress_curve.reported:
+        del body["progress"]  # versions that never send it
     if state.status is JobStatus.BOOTING:
         return body  # early states are sparse: only the fields above
     body.update(

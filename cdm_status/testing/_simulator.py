@@ -26,8 +26,9 @@ from .._clock import Clock, SystemClock
 from .._models import JobStatus
 from ._asgi import Receive, Request, Scope, Send, encode, lifespan, read_request, respond
 from ._faults import FaultKind, Faults
-from ._jobs import DatabaseSpec, JobError, JobRegistry, table_names
+from ._jobs import START_ORDERS, DatabaseSpec, JobError, JobRegistry, StartOrder, table_names
 from ._limits import RateLimits, ServerStats, SlidingWindow, retry_after_header
+from ._progress import PROGRESS_SHAPES, ProgressShape
 from ._render import cdm_error, gateway_error, list_entry, submission
 from ._timeline import JobPlan, Transition
 from ._transport import SimulatorTransport
@@ -66,6 +67,9 @@ class CDMSimulator:
     ``not_found_status`` is the HTTP status of ``Cdm.0100`` (400, or 500 as one CDM page
     documents). ``user_key`` spells the last-update-user field (Sqoop's
     ``last-udpate-user`` typo by default; ``last-update-user`` is the other reading).
+    ``progress`` is how running jobs report progress: ``linear`` (default), ``stalling``,
+    ``jumpy``, ``zero``, ``absent`` or ``mixed`` (see ``cdm_status.testing._progress``);
+    it never changes when jobs start or end.
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -84,7 +88,10 @@ class CDMSimulator:
         not_found_status: int = 400,
         user_key: str = "last-udpate-user",
         gateway_clock: Clock | None = None,
+        progress: ProgressShape = "linear",
     ) -> None:
+        if progress not in PROGRESS_SHAPES:
+            raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
         self.clock: Clock = clock or SystemClock()
         self.gateway_clock: Clock = gateway_clock or self.clock
         self.seed = seed
@@ -97,7 +104,13 @@ class CDMSimulator:
         self.user_key = user_key
         self.stats = ServerStats()
         # Separate generators, so that turning faults on does not change job plans.
-        self._jobs = JobRegistry(random.Random(f"{seed}:jobs"))
+        self.progress: ProgressShape = progress
+        self._jobs = JobRegistry(
+            random.Random(f"{seed}:jobs"),
+            progress=progress,
+            progress_rng=random.Random(f"{seed}:progress"),
+            order_rng=random.Random(f"{seed}:order"),
+        )
         self._fault_rng = random.Random(f"{seed}:faults")
         self._id_rng = random.Random(f"{seed}:ids")
         self._windows: dict[str, SlidingWindow] = {}
@@ -148,6 +161,7 @@ class CDMSimulator:
         run_seconds: tuple[float, float] = (30.0, 1800.0),
         listed: bool = True,
         started: bool = True,
+        start_order: StartOrder = "in_order",
     ) -> list[str]:
         """A whole-database job ``parent`` migrating ``tables`` (names, or a count giving
         ``table_0001``...): one subjob ``<parent>_<table>`` per table, at most
@@ -158,10 +172,14 @@ class CDMSimulator:
         runs; the others are drawn (``run_seconds`` range, ``failure_rate``). The parent
         runs from the first subjob's start to the last one's end and fails if any table
         failed. ``listed=False`` hides the subjobs from the job list (CDM does not
-        document that they appear in it).
+        document that they appear in it). ``start_order`` is the order in which tables
+        take free slots: ``in_order`` (table order) or ``shuffled`` (seeded; the same
+        durations in slot order, so only which table runs when changes).
         """
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
+        if start_order not in START_ORDERS:
+            raise ValueError(f"start_order must be one of {', '.join(START_ORDERS)}")
         names = table_names(tables)
         spec = DatabaseSpec(
             tables=names,
@@ -169,6 +187,7 @@ class CDMSimulator:
             failure_rate=failure_rate,
             plans=dict(plans or {}),
             run_seconds=run_seconds,
+            start_order=start_order,
         )
         unknown = set(spec.plans) - set(names)
         if unknown:

@@ -21,6 +21,7 @@ import random
 from dataclasses import dataclass, replace
 
 from .._models import JobStatus
+from ._progress import LINEAR, ProgressCurve
 
 __all__ = ["OUTCOMES", "JobPlan", "Run", "RunState", "Transition", "random_plan"]
 
@@ -46,6 +47,7 @@ class JobPlan:
     are ``-1`` ("not measured", as for a JDBC source) unless given. ``error_summary`` and
     ``error_details`` default to a realistic Sqoop failure. ``vanish_after``: seconds after
     the run starts at which the job is deleted (later requests answer ``Cdm.0100``).
+    ``progress``: how the reported progress moves (default: the simulator's shape).
     """
 
     boot_seconds: float
@@ -59,6 +61,8 @@ class JobPlan:
     error_details: str | None = None
     vanish_after: float | None = None
     user: str = "cdm"
+    progress: ProgressCurve | None = None
+    """How reported progress follows running time; None: the simulator's shape."""
 
     def __post_init__(self) -> None:
         for name in ("boot_seconds", "run_seconds"):
@@ -181,6 +185,8 @@ class Run:
     requested_at: float | None = None
     """When the start request arrived, by the gateway's (real) clock, for a run started
     over the API; its ``creation-date``. None for runs the simulator started itself."""
+    progress_curve: ProgressCurve = LINEAR
+    """How the reported progress follows the running time (see ``_progress``)."""
 
     @property
     def created_at(self) -> float:
@@ -267,7 +273,7 @@ class Run:
 
     def _progress(self, now: float) -> float:
         # Never 100 until the run has actually succeeded.
-        return min(99.0, round(100.0 * self._fraction(now), 1))
+        return min(99.0, round(100.0 * self.progress_curve.work(self._fraction(now)), 1))
 
     def _rows_by(self, now: float) -> int:
         return int(self.plan.rows * self._fraction(now))
