@@ -52,6 +52,8 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--failure-rate",
         "--speed",
         "--seed",
+        "--progress",
+        "--start-order",
         "--rate-limit",
         "--fault-503",
         "--token",
@@ -104,11 +106,39 @@ def test_the_command_builds_the_simulator_its_flags_describe() -> None:
     ):
         assert expected in text
     assert "CDM_AUTH_TOKEN=tok" in banner(sim, "x", parse("--token", "tok"))
+    assert sim.progress == "linear"  # the defaults
+
+
+@pytest.mark.anyio
+async def test_progress_and_start_order_flags_shape_the_migration() -> None:
+    migration = ["--jobs", "0", "--database-job", "db", "--tables", "30"]
+    shaped = parse(*migration, "--progress", "absent", "--start-order", "shuffled")
+    plain, absent = build_simulator(parse(*migration)), build_simulator(shaped)
+    assert absent.progress == "absent"
+    assert "absent progress" in banner(absent, "x", shaped)
+    names = [f"db_table_{i:04d}" for i in range(1, 31)]
+
+    def first_started(sim: CDMSimulator) -> list[str]:
+        return [name for name in names if sim.status(name) is not JobStatus.NEVER_EXECUTED]
+
+    assert first_started(plain) == names[:10]  # 10 slots, taken in table order
+    assert first_started(absent) != names[:10]
+    assert len(first_started(absent)) == 10
+    async with absent.client() as client:
+        assert (await client.get_status(first_started(absent)[0])).progress is None
 
 
 @pytest.mark.parametrize(
     "argv",
-    [["--ak", "A"], ["--fault-503", "2"], ["--speed", "0"], ["--tables", "0"], ["--jobs", "-1"]],
+    [
+        ["--ak", "A"],
+        ["--fault-503", "2"],
+        ["--speed", "0"],
+        ["--tables", "0"],
+        ["--jobs", "-1"],
+        ["--progress", "smooth"],
+        ["--start-order", "reversed"],
+    ],
 )
 def test_impossible_flags_are_usage_errors(
     argv: list[str], capsys: pytest.CaptureFixture[str]

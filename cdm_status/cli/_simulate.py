@@ -65,6 +65,21 @@ def register(commands: Any) -> None:
         help="probability that a job or table fails, 0..1 (default 0.05)",
     )
     jobs.add_argument(
+        "--progress",
+        default="linear",
+        metavar="SHAPE",
+        help="how running jobs report progress: linear (steady), stalling (stands still "
+        "for long stretches, often at 90-99%%), jumpy (steps), zero (0 until the end), "
+        "absent (no progress field), mixed (each run draws one) (default linear)",
+    )
+    jobs.add_argument(
+        "--start-order",
+        default="in_order",
+        metavar="ORDER",
+        help="order in which the --database-job's tables take free slots: in_order "
+        "(table order) or shuffled (default in_order)",
+    )
+    jobs.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -107,8 +122,23 @@ def register(commands: Any) -> None:
 
 def build_simulator(args: argparse.Namespace) -> Any:
     """The simulator the flags describe (``CommandError(2)`` for impossible ones)."""
-    from ..testing import CDMSimulator, Faults, RateLimits, ScaledClock, SimulatorAuth
+    # The simulator is imported only to serve: the other commands never load it.
+    from ..testing import (
+        PROGRESS_SHAPES,
+        START_ORDERS,
+        CDMSimulator,
+        Faults,
+        RateLimits,
+        ScaledClock,
+        SimulatorAuth,
+    )
 
+    for flag, value, allowed in (
+        ("--progress", args.progress, PROGRESS_SHAPES),
+        ("--start-order", args.start_order, START_ORDERS),
+    ):
+        if value not in allowed:
+            raise CommandError(f"{flag} must be one of {', '.join(allowed)}", EXIT_USAGE)
     if (args.ak is None) != (args.sk is None):
         raise CommandError("--ak and --sk go together", EXIT_USAGE)
     for flag, value in (("--fault-503", args.fault_503), ("--failure-rate", args.failure_rate)):
@@ -136,6 +166,7 @@ def build_simulator(args: argparse.Namespace) -> Any:
         auth=auth,
         limits=limits,
         faults=Faults(unavailable=args.fault_503),
+        progress=args.progress,
     )
     width = max(3, len(str(args.jobs)))
     for index in range(1, args.jobs + 1):
@@ -147,6 +178,7 @@ def build_simulator(args: argparse.Namespace) -> Any:
                 args.tables,
                 parallelism=args.parallelism,
                 failure_rate=args.failure_rate,
+                start_order=args.start_order,
             )
         except ValueError as error:
             raise CommandError(f"--database-job: {error}", EXIT_USAGE) from None
@@ -156,7 +188,8 @@ def build_simulator(args: argparse.Namespace) -> Any:
 def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
     """What to tell the user: where the simulator is and how to point a client at it."""
     lines = [
-        f"CDM simulator listening on {endpoint} (speed x{args.speed:g}, seed {args.seed})",
+        f"CDM simulator listening on {endpoint} (speed x{args.speed:g}, seed {args.seed}, "
+        f"{args.progress} progress)",
         f"  project id: {simulator.project_id}",
         f"  cluster id: {simulator.cluster_id}",
         f"  jobs:       {len(simulator.jobs())}",

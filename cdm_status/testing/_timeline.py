@@ -63,6 +63,9 @@ class JobPlan:
     user: str = "cdm"
     progress: ProgressCurve | None = None
     """How reported progress follows running time; None: the simulator's shape."""
+    progress_seconds: float | None = None
+    """Running time progress is paced for (default ``run_seconds``): a run that fails
+    part way was paced for longer, and dies short of 100%."""
 
     def __post_init__(self) -> None:
         for name in ("boot_seconds", "run_seconds"):
@@ -75,6 +78,10 @@ class JobPlan:
             raise ValueError("rows and rows_skipped must be >= 0")
         if self.vanish_after is not None and self.vanish_after < 0:
             raise ValueError("vanish_after must be >= 0")
+        if self.progress_seconds is not None and not (
+            math.isfinite(self.progress_seconds) and self.progress_seconds > 0
+        ):
+            raise ValueError("progress_seconds must be a finite number > 0")
 
 
 # (summary, details): what Sqoop-based CDM reports for common failures. ``{table}`` is the
@@ -143,6 +150,7 @@ def random_plan(
         boot_seconds=round(boot, 3),
         # A failing run dies part way through what it would have taken.
         run_seconds=round(run * rng.uniform(0.05, 0.95) if fails else run, 3),
+        progress_seconds=round(run, 3) if fails else None,
         outcome=JobStatus.FAILED if fails else JobStatus.SUCCEEDED,
         rows=rows,
         bytes=rows * rng.randint(80, 400),
@@ -272,8 +280,13 @@ class Run:
         return min(1.0, max(0.0, (now - self.running_at) / total))
 
     def _progress(self, now: float) -> float:
+        paced = self.plan.progress_seconds
+        if paced is None:
+            fraction = self._fraction(now)
+        else:
+            fraction = min(1.0, max(0.0, (now - self.running_at) / paced))
         # Never 100 until the run has actually succeeded.
-        return min(99.0, round(100.0 * self.progress_curve.work(self._fraction(now)), 1))
+        return min(99.0, round(100.0 * self.progress_curve.work(fraction), 1))
 
     def _rows_by(self, now: float) -> int:
         return int(self.plan.rows * self._fraction(now))
