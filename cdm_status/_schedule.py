@@ -65,7 +65,8 @@ class PollPolicy:
     """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
 
     def __post_init__(self) -> None:
-        for name in (
+        require_seconds(
+            self,
             "starting_interval",
             "running_interval",
             "max_interval",
@@ -74,10 +75,7 @@ class PollPolicy:
             "unknown_interval",
             "failure_backoff",
             "list_interval",
-        ):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number of seconds")
+        )
         if self.running_growth < 0:
             raise ValueError("running_growth must not be negative")
         if not 0 < self.budget_share <= 1:
@@ -138,6 +136,15 @@ class PollPolicy:
         exponent = min(max(0, consecutive_failures - 1), 30)
         backoff = min(self.failure_backoff * 2.0**exponent, self.max_interval)
         return now + self.jittered(backoff, draw)
+
+
+def require_seconds(owner: object, *names: str) -> None:
+    """Raise ``ValueError`` unless each attribute ``names`` of ``owner`` is a positive,
+    finite number of seconds."""
+    for name in names:
+        value = getattr(owner, name)
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a positive number of seconds")
 
 
 class DueQueue:
