@@ -44,6 +44,7 @@ test: lint typecheck pytest
 
 bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/detection_lag.py
+	$(BIN)/python benchmarks/estimator_replay.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/scale.py
 

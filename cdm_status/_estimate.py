@@ -164,8 +164,10 @@ class EstimatePolicy:
 
     min_gap: float = 2.0
     """Least time between two looks at one job."""
-    max_wait: float = 120.0
-    """Most time between two looks at one running job, whatever the prediction."""
+    max_wait: float = 60.0
+    """Most time between two looks at one running job, whatever the prediction (the
+    default is ``PollPolicy.max_interval``: a failure part way is seen no later than
+    today; longer saves looks at steady jobs and sees failures later)."""
     soon: float = 5.0
     """First wait once the predicted end has passed (doubling with each further look)."""
     refine: float = 0.5
