@@ -9,8 +9,10 @@ in a few numbers; :meth:`EstimatePolicy.next_look` answers when to look at the j
 
 Rules:
 
-* A track follows one run. An observation with another start (a new submission) begins
-  a new track; an answer older than the latest look is ignored.
+* A track follows one run. An observation whose start differs by more than ``SAME_RUN``
+  seconds (a new submission; a start converted from the API's dates to the monotonic
+  clock wobbles by less) begins a new track; an answer older than the latest look is
+  ignored. :func:`run_started` gives the start from a submission.
 * Progress that is missing, negative (``-1``) or not a finite number says nothing about
   the pace: the look is counted, the reading is not. Readings above 100 are 100.
 * Progress never goes back: a reading below the best seen counts as a stall at the best.
@@ -50,9 +52,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from ._models import Submission
 from ._schedule import require_seconds
 
-__all__ = ["EstimatePolicy", "ProgressTrack", "observe"]
+__all__ = ["SAME_RUN", "EstimatePolicy", "ProgressTrack", "observe", "run_started"]
+
+SAME_RUN = 1.0
+"""Seconds two starts may differ by and still be the same run."""
+
+
+def run_started(submission: Submission, *, monotonic: float, epoch: float) -> float | None:
+    """When ``submission``'s run started, on the monotonic clock that reads ``monotonic``
+    while the wall clock reads ``epoch``: ``execute-date`` (the start of RUNNING) where
+    the API sends it, else ``creation-date`` (booting included); None without either."""
+    executed = submission.raw.get("execute-date")
+    if isinstance(executed, int | float) and not isinstance(executed, bool):
+        seconds = float(executed) / 1000.0
+        if math.isfinite(seconds) and seconds > 0:
+            return monotonic - (epoch - seconds)
+    if submission.creation_date is None:
+        return None
+    return monotonic - (epoch - submission.creation_date.timestamp())
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +143,7 @@ def observe(
 ) -> ProgressTrack:
     """The track after a look at ``at`` that read ``progress`` (None: not sent) of the run
     that started at ``started``. ``track`` None, or of another start: a new run."""
-    if track is None or track.started != started:
+    if track is None or abs(track.started - started) > SAME_RUN:
         track = ProgressTrack(started=started)
     if track.looked_at is not None and at < track.looked_at:
         return track  # an answer older than one already read: it says nothing new

@@ -5,14 +5,22 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdm_status import JobStatus, PollPolicy
-from cdm_status._estimate import EstimatePolicy, ProgressTrack, observe
-from cdm_status.testing import PROGRESS_SHAPES, ProgressShape, random_plan
+from cdm_status import JobStatus, PollPolicy, Submission
+from cdm_status._estimate import EstimatePolicy, ProgressTrack, observe, run_started
+from cdm_status.testing import (
+    PROGRESS_SHAPES,
+    CDMSimulator,
+    FakeClock,
+    JobPlan,
+    ProgressShape,
+    random_plan,
+)
 from cdm_status.testing._progress import draw_curve
 from cdm_status.testing._timeline import Run
 
@@ -64,8 +72,59 @@ def test_another_start_is_another_run() -> None:
     )  # fmt: skip
 
 
+def test_a_start_that_wobbles_by_less_than_a_second_is_the_same_run() -> None:
+    # Starts converted from the API's dates to the monotonic clock differ a little at
+    # every look; only another submission moves the start by seconds.
+    track = track_of((100.0, 20.0), started=10.0)
+    same = observe(track, at=200.0, progress=40.0, started=10.4)
+    assert (same.started, same.first_at, same.last_progress) == (10.0, 100.0, 40.0)
+    assert observe(track, at=200.0, progress=40.0, started=12.0).first_at == 200.0
+
+
 def test_readings_above_100_are_read_as_100() -> None:
     assert track_of((100.0, 250.0)).last_progress == 100.0
+
+
+# ---------------------------------------------------------------------------- starts
+
+EPOCH = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "created", "started"),
+    [
+        # execute-date (the start of RUNNING) first, creation-date (booting too) else.
+        ({"execute-date": (EPOCH - 90) * 1000}, EPOCH - 120, 910.0),
+        ({}, EPOCH - 120, 880.0),
+        ({"execute-date": "soon"}, EPOCH - 120, 880.0),
+        ({"execute-date": True}, EPOCH - 120, 880.0),
+        ({"execute-date": -1}, EPOCH - 120, 880.0),
+        ({}, None, None),
+    ],
+)
+def test_run_started_on_the_monotonic_clock(
+    raw: dict[str, object], created: float | None, started: float | None
+) -> None:
+    submission = Submission(
+        job_name="job",
+        status=JobStatus.RUNNING,
+        raw_status="RUNNING",
+        creation_date=None if created is None else datetime.fromtimestamp(created, timezone.utc),
+        raw=raw,
+    )
+    assert run_started(submission, monotonic=1000.0, epoch=EPOCH) == started
+
+
+@pytest.mark.anyio
+async def test_run_started_from_the_simulator_is_when_the_job_began_running() -> None:
+    clock = FakeClock()
+    sim = CDMSimulator(clock=clock)
+    sim.add_job("nightly", plan=JobPlan(boot_seconds=30, run_seconds=300))
+    began = clock.monotonic()
+    await clock.advance(100)
+    submission = await sim.client().get_status("nightly")
+    started = run_started(submission, monotonic=clock.monotonic(), epoch=clock.time())
+    assert started == pytest.approx(began + 30, abs=0.01)
 
 
 # ---------------------------------------------------------------------------- predictions
