@@ -7,6 +7,7 @@ the API's rate limit and reports every status change until each job ends.
 
 from __future__ import annotations
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from ._auth import AKSKAuth, TokenAuth
@@ -82,3 +83,7 @@ __all__ = [
     "__version__",
     "subjob_name",
 ]
+
+# A library never decides where log records go: without this, a script that configures no
+# logging would get the library's warnings on stderr through Python's last-resort handler.
+logging.getLogger("cdm_status").addHandler(logging.NullHandler())

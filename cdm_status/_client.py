@@ -23,7 +23,8 @@ import httpx
 
 from ._auth import SECRET_HEADERS, AKSKAuth, TokenAuth, check_header_value
 from ._budget import Budget
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, loop_deadline
+from ._config import resolve_settings
 from ._errors import (
     APIError,
     CDMError,
@@ -55,10 +56,6 @@ THROTTLE_PAUSE = 3.0
 
 JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
 
-# A region id such as ``cn-north-4``: it becomes part of a host name, so nothing that could
-# end the host (``/``, ``@``, ``:``, ``#``, ``.``) may get in.
-_REGION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
-
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
@@ -84,22 +81,24 @@ def _check_endpoint(endpoint: str) -> str:
     return str(url).rstrip("/")
 
 
-def _env(name: str, environ: Mapping[str, str]) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
 class CDMClient:
     """Async client for CDM's job APIs.
 
     ``endpoint`` is the base URL (``https://cdm.cn-north-4.myhuaweicloud.com``, or a local
     stand-in such as ``http://127.0.0.1:8088``). ``auth`` is a :class:`TokenAuth`, an
     :class:`AKSKAuth` or any ``httpx.Auth``. A user-supplied ``http_client`` is used as it
-    is and never closed by this object; otherwise one is created with ``timeout`` and a
-    pool of ``max_connections`` (requests beyond that wait here, never in httpx's pool).
-    ``timeout`` also bounds each attempt as a whole, a slowly trickling answer included.
-    ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive its metrics and
-    request spans; OpenTelemetry's global providers by default (see ``_telemetry``).
+    is and never closed by this object; otherwise one is created with ``request_timeout``
+    (seconds for each HTTP request; a watch's ``timeout`` is the whole wait) and a pool of
+    ``max_connections`` (requests beyond that wait here, never in httpx's pool).
+    ``request_timeout`` also bounds each attempt as a whole, a slowly trickling answer
+    included. A ``JobStatusWaiter`` keeps as many polls in flight as the client has
+    connections. ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive its
+    metrics and request spans; OpenTelemetry's global providers by default (see
+    ``_telemetry``).
+
+    ``clock`` is the one clock of everything built on this client: retry waits, and the
+    waiter's schedule, rate limits and deadlines unless it is given its own. The default
+    reads the running event loop's clock, so a virtual loop clock moves them all.
 
     Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
     """
@@ -113,7 +112,7 @@ class CDMClient:
         auth: httpx.Auth | None = None,
         http_client: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        request_timeout: float = 30.0,
         max_connections: int = 2,
         clock: Clock | None = None,
         meter_provider: Any = None,
@@ -124,19 +123,24 @@ class CDMClient:
         self._cluster_id = validate_name(cluster_id, "cluster_id")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
-            raise ValueError("timeout must be a positive, finite number of seconds")
+        if not (
+            isinstance(request_timeout, int | float)
+            and math.isfinite(request_timeout)
+            and request_timeout > 0
+        ):
+            raise ValueError("request_timeout must be a positive, finite number of seconds")
+        self.max_connections = max_connections
         self._auth = auth
         # httpx's timeouts count each read apart: a body trickling one byte at a time never
         # ends. This one bounds the whole attempt, from sending to the last byte.
-        self._request_timeout = float(timeout)
+        self._request_timeout = float(request_timeout)
         self._closed = False
         self._retry = retry or RetryPolicy()
         self._clock = clock or SystemClock()
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout, pool=None),
+                timeout=httpx.Timeout(request_timeout, pool=None),
                 limits=httpx.Limits(
                     max_connections=max_connections,
                     max_keepalive_connections=max_connections,
@@ -162,6 +166,11 @@ class CDMClient:
         return self._endpoint
 
     @property
+    def clock(self) -> Clock:
+        """The clock that retries wait on, and that a waiter on this client uses by default."""
+        return self._clock
+
+    @property
     def project_id(self) -> str:
         return self._project_id
 
@@ -178,42 +187,52 @@ class CDMClient:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> CDMClient:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        endpoint: str | None = None,
+        region: str | None = None,
+        project_id: str | None = None,
+        cluster_id: str | None = None,
+        auth: httpx.Auth | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        request_timeout: float = 30.0,
+        max_connections: int = 2,
+        clock: Clock | None = None,
+        meter_provider: Any = None,
+        tracer_provider: Any = None,
+    ) -> CDMClient:
         """A client configured from the environment; keyword arguments win over it.
 
-        ``CDM_ENDPOINT`` (or ``HUAWEICLOUD_SDK_REGION``, giving
-        ``https://cdm.{region}.myhuaweicloud.com``), ``HUAWEICLOUD_SDK_PROJECT_ID``,
-        ``CDM_CLUSTER_ID``, and the credentials: ``HUAWEICLOUD_SDK_AK`` with
-        ``HUAWEICLOUD_SDK_SK`` (plus ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` for temporary ones),
-        or ``CDM_AUTH_TOKEN``. A missing setting raises ``ValueError`` naming the variable.
+        ``endpoint`` / ``CDM_ENDPOINT``, or ``region`` / ``HUAWEICLOUD_SDK_REGION`` (one of
+        the official SDK's regions, giving ``https://cdm.{region}.myhuaweicloud.com``; an
+        unknown one is a ``ValueError`` naming the known ones), ``project_id`` /
+        ``HUAWEICLOUD_SDK_PROJECT_ID``, ``cluster_id`` / ``CDM_CLUSTER_ID``, and the
+        credentials: ``HUAWEICLOUD_SDK_AK`` with ``HUAWEICLOUD_SDK_SK`` (plus
+        ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` for temporary ones), or ``CDM_AUTH_TOKEN``. A
+        missing setting raises ``ValueError`` naming the variable. The other arguments are
+        the constructor's.
         """
         env = os.environ if environ is None else environ
-        settings = dict(overrides)
-        if "endpoint" not in settings:
-            endpoint = _env("CDM_ENDPOINT", env)
-            region = _env("HUAWEICLOUD_SDK_REGION", env)
-            if endpoint is None and region is not None:
-                if not _REGION.fullmatch(region):
-                    raise ValueError(
-                        "HUAWEICLOUD_SDK_REGION must be a region id such as cn-north-4"
-                    )
-                endpoint = f"https://cdm.{region}.myhuaweicloud.com"
-            if endpoint is None:
-                raise ValueError("set CDM_ENDPOINT or HUAWEICLOUD_SDK_REGION")
-            settings["endpoint"] = endpoint
-        for key, variable in (
-            ("project_id", "HUAWEICLOUD_SDK_PROJECT_ID"),
-            ("cluster_id", "CDM_CLUSTER_ID"),
-        ):
-            if key not in settings:
-                value = _env(variable, env)
-                if value is None:
-                    raise ValueError(f"set {variable}")
-                # Ids are plain ASCII; the project id is also a header (X-Project-Id).
-                settings[key] = check_header_value(value, variable)
-        if "auth" not in settings:
-            settings["auth"] = auth_from_env(env, project_id=settings["project_id"])
-        return cls(**settings)
+        settings = resolve_settings(
+            env, endpoint=endpoint, region=region, project_id=project_id, cluster_id=cluster_id
+        )
+        return cls(
+            settings.endpoint,
+            # Ids are plain ASCII; the project id is also a header (X-Project-Id).
+            check_header_value(settings.project_id, "HUAWEICLOUD_SDK_PROJECT_ID"),
+            check_header_value(settings.cluster_id, "CDM_CLUSTER_ID"),
+            auth=auth or auth_from_env(env, project_id=settings.project_id),
+            http_client=http_client,
+            retry=retry,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            clock=clock,
+            meter_provider=meter_provider,
+            tracer_provider=tracer_provider,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -362,14 +381,16 @@ class CDMClient:
         # GETs change nothing and may be repeated; a start or stop may not.
         retry_if = is_retryable if method == "GET" else was_not_acted_on
         with call:
-            return await self._retry.call(attempt, on_retry=on_retry, retry_if=retry_if)
+            return await self._retry.call(
+                attempt, on_retry=on_retry, retry_if=retry_if, clock=self._clock
+            )
 
     async def _within_deadline(self, work: Callable[[], Awaitable[_T]]) -> _T:
-        """``work()``, or ``_Expired`` once ``timeout`` passes on the client's clock."""
+        """``work()``, or ``_Expired`` once ``request_timeout`` passes on the client's clock."""
         if type(self._clock) is SystemClock:
             # SystemClock waits on the event loop's clock: a cancel scope's deadline is the
             # same wait, without a task per request.
-            with anyio.move_on_after(self._request_timeout):
+            with loop_deadline(self._request_timeout):
                 return await work()
             raise _Expired
         done: list[_T] = []
@@ -435,23 +456,27 @@ class CDMClient:
             scrubbed: str | None = None
             try:
                 response, body = await self._within_deadline(exchange)
-            except httpx.TransportError as exc:
-                text = f"{method} {request.url.path}: {type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:
+                error = _translate(exc, method, request.url)
+                text = str(error)
                 scrubbed = _scrub(text, request)
                 if scrubbed == text:
-                    raise TransportError(text) from exc
-            except httpx.DecodingError as exc:
-                raise ResponseFormatError(f"{method} {request.url.path}: {exc}") from exc
+                    raise error from exc
             except _Expired:
                 raise TransportError(
-                    f"{method} {request.url.path}: no complete answer within "
-                    f"{self._request_timeout:g}s"
+                    f"{method} {_host_port(request.url)}{request.url.path}: no complete answer "
+                    f"within {self._request_timeout:g}s",
+                    endpoint=_host_port(request.url),
                 ) from None
             if scrubbed is not None:  # set only when the text held a secret
                 # The HTTP library quoted a header value: its exception is left behind
                 # (raised outside the except block, it is not even the context), so no
                 # traceback or log record can show it.
-                raise TransportError(scrubbed)
+                if isinstance(error, TransportError):
+                    raise TransportError(
+                        scrubbed, endpoint=error.endpoint, connected=error.connected
+                    )
+                raise ResponseFormatError(scrubbed)
         if debug:
             logger.debug(
                 "%s %s -> %d in %.3fs",
@@ -462,13 +487,6 @@ class CDMClient:
             )
         if response.status_code == 200:
             return body
-        if 300 <= response.status_code < 400:
-            raise APIError(
-                f"HTTP {response.status_code}: the API redirected; redirects are not followed",
-                status_code=response.status_code,
-                request_id=response.headers.get("x-request-id"),
-                job_name=job_name,
-            )
         raise error_from_response(
             response.status_code,
             body,
@@ -502,6 +520,28 @@ def _scrub(text: str, request: httpx.Request) -> str:
     return text
 
 
+def _translate(exc: httpx.HTTPError, method: str, url: httpx.URL) -> CDMError:
+    """The one place where httpx's exceptions become this library's errors."""
+    if isinstance(exc, httpx.DecodingError):
+        return ResponseFormatError(f"{method} {url.path}: {exc}")
+    if not isinstance(exc, httpx.TransportError):
+        return TransportError(f"{method} {url.path}: {type(exc).__name__}: {exc}")
+    endpoint = _host_port(url)
+    # Refused, unresolvable, TLS refused or connect timeout: the request never left.
+    connected = not isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    cause = str(exc) or type(exc).__name__
+    if not connected:
+        message = f"cannot connect to {endpoint}: {type(exc).__name__}: {cause}"
+    else:
+        message = f"{method} {endpoint}{url.path}: {type(exc).__name__}: {cause}"
+    return TransportError(message, endpoint=endpoint, connected=connected)
+
+
+def _host_port(url: httpx.URL) -> str:
+    """``host:port`` of a URL, the port filled in from the scheme when implicit."""
+    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
     """The body, refusing (without reading it whole) one larger than MAX_BODY_BYTES."""
     declared = response.headers.get("content-length", "")
@@ -519,6 +559,11 @@ async def _read_capped(response: httpx.Response) -> bytes:
 
 def _brief(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if isinstance(error, CDMError) else repr(error)
+
+
+def _env(name: str, environ: Mapping[str, str]) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
 
 
 def auth_from_env(environ: Mapping[str, str], *, project_id: str | None) -> httpx.Auth:

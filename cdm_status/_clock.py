@@ -9,6 +9,8 @@ user sees.
 
 from __future__ import annotations
 
+import asyncio
+import sys
 import time as _time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
@@ -36,21 +38,63 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock: ``time.monotonic``, ``time.time`` and ``anyio.sleep``."""
+    """The real clock, read where the sleeps wait: the running event loop's clock.
 
-    __slots__ = ()
+    Inside an event loop ``monotonic()`` is ``anyio.current_time()``, the very clock that
+    ``sleep`` waits on, so a virtual loop clock (trio's ``MockClock``, asyncio under
+    ``looptime``) moves both together. ``time()`` is the wall clock taken once per loop and
+    moved on by the loop's clock, so dates and deadlines stay in step under virtual time.
+    Outside any loop both fall back to ``time.monotonic()`` and ``time.time()``.
+    """
+
+    __slots__ = ("_anchor",)
+
+    def __init__(self) -> None:
+        # (loop token, loop time, wall time) at the first wall reading in that loop.
+        self._anchor: tuple[object, float, float] | None = None
 
     def monotonic(self) -> float:
-        return _time.monotonic()
+        if _loop_token() is None:
+            return _time.monotonic()
+        return anyio.current_time()
 
     def time(self) -> float:
-        return _time.time()
+        token = _loop_token()
+        if token is None:
+            return _time.time()
+        now = anyio.current_time()
+        anchor = self._anchor
+        if anchor is None or anchor[0] is not token:
+            anchor = self._anchor = (token, now, _time.time())
+        return anchor[2] + (now - anchor[1])
 
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:
         return "SystemClock()"
+
+
+def _loop_token() -> object | None:
+    """An object that stands for the running event loop, or None outside one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")  # never imported here: only a running trio counts
+    if trio is not None:
+        try:
+            token: object = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            return None
+        return token
+    return None
+
+
+def loop_deadline(seconds: float) -> anyio.CancelScope:
+    """A cancel scope that ends its block after ``seconds`` on the event loop's clock (the
+    clock ``SystemClock`` reads and waits on): a deadline without a task."""
+    return anyio.move_on_after(seconds)
 
 
 def utc_datetime(epoch_seconds: float) -> datetime:

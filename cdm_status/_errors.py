@@ -60,7 +60,22 @@ _MAX_MESSAGE = 500
 
 
 class CDMError(Exception):
-    """Base class of every error this library raises."""
+    """Base class of every error this library raises.
+
+    Every error survives ``pickle`` and ``copy`` with its message and fields (outcomes
+    cross process boundaries: task queues, multiprocessing, Airflow).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own reduce calls ``cls(*args)``, which keyword-only fields refuse.
+        return (_restore_error, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore_error(cls: type[CDMError], args: tuple[Any, ...], fields: dict[str, Any]) -> CDMError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 class APIError(CDMError):
@@ -122,7 +137,17 @@ class ServiceUnavailableError(ServerError):
 
 
 class TransportError(CDMError):
-    """No HTTP answer: connection refused or reset, TLS failure, or a timeout."""
+    """No HTTP answer: connection refused or reset, TLS failure, or a timeout.
+
+    ``endpoint`` is the ``host:port`` that was asked (the message names it too);
+    ``connected`` is False when no connection was ever made (refused, DNS, TLS, connect
+    timeout): such a request surely did nothing on the server.
+    """
+
+    def __init__(self, message: str, *, endpoint: str | None = None, connected: bool = True):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.connected = connected
 
 
 class ResponseFormatError(CDMError):
@@ -239,6 +264,8 @@ def error_from_response(
     retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     cls = _class_for(status_code, code)
     summary = f"HTTP {status_code}"
+    if 300 <= status_code < 400:
+        summary += ": the API redirected; redirects are not followed"
     if code:
         summary += f" {code}"
     if message:

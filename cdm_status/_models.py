@@ -107,6 +107,38 @@ def freeze(value: Any) -> Any:
     return value
 
 
+def thaw(value: Any) -> Any:
+    """The plain, picklable JSON that :func:`freeze` was given (tuples stay tuples)."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(thaw(item) for item in value)
+    return value
+
+
+def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
+    fields = dict(zip(cls.__dataclass_fields__, values, strict=True))
+    fields["raw"] = freeze(fields["raw"])
+    return cls(**fields)
+
+
+class _Picklable:
+    """Pickle and copy support for a frozen value holding a read-only ``raw`` mapping.
+
+    ``mappingproxy`` refuses to be pickled or deep-copied; the value travels as plain
+    data and is frozen again on arrival (outcomes cross processes: task queues, Airflow).
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        names = type(self).__dataclass_fields__  # type: ignore[attr-defined]
+        values = tuple(
+            thaw(getattr(self, name)) if name == "raw" else getattr(self, name) for name in names
+        )
+        return (_rebuild, (type(self), values))
+
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -115,7 +147,7 @@ def _empty() -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class Counters:
+class Counters(_Picklable):
     """Sqoop counters of a finished run. ``None`` means not reported or not measured (-1)."""
 
     rows_read: int | None = None
@@ -133,7 +165,7 @@ class Counters:
 
 
 @dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(_Picklable):
     """One run of a job, as ``GET .../job/{job_name}/status`` reports it."""
 
     job_name: str
@@ -167,7 +199,7 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
-class JobSummary:
+class JobSummary(_Picklable):
     """One entry of the job list (``GET .../cdm/job/all``): a name and its last status."""
 
     name: str

@@ -15,10 +15,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-import anyio
-import httpx
 import tenacity
 
+from ._clock import Clock, SystemClock
 from ._errors import APIError, RateLimitedError, TransportError
 
 __all__ = ["RetryPolicy", "backoff_delay", "is_retryable", "was_not_acted_on"]
@@ -46,9 +45,7 @@ def was_not_acted_on(error: BaseException) -> bool:
     """
     if isinstance(error, RateLimitedError):
         return True
-    return isinstance(error, TransportError) and isinstance(
-        error.__cause__, httpx.ConnectError | httpx.ConnectTimeout
-    )
+    return isinstance(error, TransportError) and not error.connected
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, draw: float) -> float:
@@ -66,10 +63,6 @@ def server_delay(error: BaseException) -> float | None:
     return error.retry_after if isinstance(error, APIError) else None
 
 
-async def _anyio_sleep(seconds: float) -> None:
-    await anyio.sleep(seconds)
-
-
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Retry settings for one request.
@@ -78,6 +71,10 @@ class RetryPolicy:
     time spent waiting past ``max_wait``, whichever comes first; then the last typed error
     is raised. A server's ``Retry-After`` (seconds or HTTP date) replaces the backoff for
     that wait, capped at ``max_retry_after``.
+
+    The waits run on the caller's clock (a ``CDMClient`` passes its own), so a virtual clock
+    moves them; ``sleep`` replaces that wait when given (tests record the delays with it).
+    ``random`` draws the jitter: seed it for repeatable delays.
     """
 
     max_attempts: int = 4
@@ -86,8 +83,8 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_retry_after: float = 30.0
     random: RandomSource = field(default_factory=_random.Random, compare=False, repr=False)
-    sleep: Callable[[float], Awaitable[None]] = field(
-        default=_anyio_sleep, compare=False, repr=False
+    sleep: Callable[[float], Awaitable[None]] | None = field(
+        default=None, compare=False, repr=False
     )
 
     def __post_init__(self) -> None:
@@ -117,36 +114,21 @@ class RetryPolicy:
         *,
         on_retry: Callable[[BaseException, float], None] | None = None,
         retry_if: Callable[[BaseException], bool] = is_retryable,
+        clock: Clock | None = None,
     ) -> _T:
         """Run ``attempt`` until it succeeds or the policy gives up (then re-raise).
 
         ``on_retry(error, delay)`` is told about each wait before it starts. ``retry_if``
         narrows what is retried (a request that changes something must not be sent twice
-        unless the first one certainly did nothing).
+        unless the first one certainly did nothing). The waits sleep on ``clock`` (the
+        system clock when None) unless the policy has its own ``sleep``.
         """
-        # Fast path: the first attempt runs outside tenacity, whose AsyncRetrying costs
-        # 20-60 us of CPU per call. Only a retryable failure pays for it; tenacity then
-        # sees that failure (replayed, no second request) as attempt 1.
-        try:
-            return await attempt()
-        except Exception as error:
-            if self.max_attempts == 1 or not retry_if(error):
-                raise
-            first: BaseException | None = error
-
-        async def replay() -> _T:
-            nonlocal first
-            if first is not None:
-                error, first = first, None
-                raise error
-            return await attempt()
-
         planned: dict[int, float] = {}
 
         def plan(state: tenacity.RetryCallState) -> float:
-            # tenacity >= 8.3 asks wait() before stop(); 8.2 asks stop() first and has no
-            # ``upcoming_sleep``. Planning each wait once, here, works under both orders and
-            # draws the random number exactly once per failed attempt.
+            # tenacity asks wait() and stop() in an order that changed between versions;
+            # planning each wait once, here, works under both and draws the random number
+            # exactly once per failed attempt.
             number = state.attempt_number
             if number not in planned:
                 error = state.outcome.exception() if state.outcome else None
@@ -166,11 +148,11 @@ class RetryPolicy:
                 on_retry(error, plan(state))
 
         retrying = tenacity.AsyncRetrying(
-            sleep=self.sleep,
+            sleep=self.sleep or (clock or SystemClock()).sleep,
             stop=stop,
             wait=plan,
             retry=tenacity.retry_if_exception(retry_if),
             before_sleep=before_sleep,
             reraise=True,
         )
-        return await retrying(replay)
+        return await retrying(attempt)

@@ -28,7 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ._batching import STRATEGIES, Strategy
 from ._budget import Budget
 from ._client import CDMClient
-from ._clock import Clock, SystemClock
+from ._clock import Clock
 from ._errors import CDMError, JobFailedError, WaitTimeoutError
 from ._events import Event, JobOutcome, OutcomeKind
 from ._models import JobStatus, Submission
@@ -96,8 +96,10 @@ class JobStatusWaiter:
     """Waits for many CDM jobs at once, sharing one request budget between them.
 
     ``requests_per_minute`` is the status API's budget (CDM allows 120 per user);
-    ``max_concurrency`` caps requests in flight; ``poll`` says how often each job is looked
-    at; ``clock`` and ``random`` are injectable so tests run on virtual time.
+    ``max_concurrency`` caps requests in flight (default: the client's
+    ``max_connections``); ``poll`` says how often each job is looked at. ``clock`` defaults
+    to the client's clock, so the waiter, its rate limiters and the client's retries run on
+    one clock; ``clock`` and ``random`` are injectable so tests run on virtual time.
     ``success`` and ``failure`` are the statuses that end a job; everything else keeps it
     watched.
 
@@ -120,7 +122,7 @@ class JobStatusWaiter:
         client: CDMClient,
         *,
         requests_per_minute: float = 120,
-        max_concurrency: int = 8,
+        max_concurrency: int | None = None,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
         random: RandomSource | None = None,
@@ -133,13 +135,15 @@ class JobStatusWaiter:
         meter_provider: Any = None,
         tracer_provider: Any = None,
     ) -> None:
+        if max_concurrency is None:
+            max_concurrency = client.max_connections
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
         self.strategy: Strategy = strategy
         self._client = client
-        self._clock = clock or SystemClock()
+        self._clock = clock or client.clock
         self._random: RandomSource = random or _random.Random()
         self.poll_policy = poll or PollPolicy()
         self.limiter: Budget = budget or RateLimiter(requests_per_minute, clock=self._clock)

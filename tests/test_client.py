@@ -409,12 +409,17 @@ def test_from_env_region_builds_the_endpoint() -> None:
     assert CDMClient.from_env(env).endpoint == "http://127.0.0.1:8088"
 
 
-@pytest.mark.parametrize("region", ["evil.test/x", "evil.test#", "a@b", "cn north", "-", "x:1"])
-def test_from_env_refuses_a_region_that_is_not_a_region_id(region: str) -> None:
+@pytest.mark.parametrize(
+    "region", ["evil.test/x", "evil.test#", "a@b", "cn north", "-", "x:1", "cn-nort-4"]
+)
+def test_from_env_refuses_a_region_that_is_not_in_the_sdk_table(region: str) -> None:
     env = {k: v for k, v in ENV.items() if k != "CDM_ENDPOINT"}
     env["HUAWEICLOUD_SDK_REGION"] = region
-    with pytest.raises(ValueError, match="HUAWEICLOUD_SDK_REGION"):
+    with pytest.raises(ValueError, match=r"unknown region .*known regions: .*cn-north-4"):
         CDMClient.from_env(env)
+    # The same check for the keyword argument.
+    with pytest.raises(ValueError, match=r"unknown region .*ae-ad-1"):
+        CDMClient.from_env({}, region=region, project_id="p", cluster_id="c", auth=None)
 
 
 def test_from_env_overrides_win() -> None:

@@ -38,3 +38,19 @@ def test_import_does_not_pull_in_the_command_line_rich_or_opentelemetry() -> Non
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_unconfigured_script_gets_no_library_warnings_on_stderr() -> None:
+    # Python's last-resort handler prints WARNINGs of loggers with no handler anywhere.
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, cdm_status\n"
+        "logging.getLogger('cdm_status').warning('poll failed: ridden out')\n"
+        "logging.getLogger('cdm_status.sub').error('also quiet')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stderr == ""

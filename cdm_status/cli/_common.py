@@ -65,18 +65,15 @@ def client_from_args(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> CDMClient:
     """A CDMClient from the flags, then the environment; CommandError(2) if incomplete."""
-    env = dict(os.environ if environ is None else environ)
-    for flag, variable in (
-        ("endpoint", "CDM_ENDPOINT"),
-        ("region", "HUAWEICLOUD_SDK_REGION"),
-        ("project_id", "HUAWEICLOUD_SDK_PROJECT_ID"),
-        ("cluster_id", "CDM_CLUSTER_ID"),
-    ):
-        value = getattr(args, flag, None)
-        if value:
-            env[variable] = value
     try:
-        return CDMClient.from_env(env, timeout=args.request_timeout)
+        return CDMClient.from_env(
+            os.environ if environ is None else environ,
+            endpoint=getattr(args, "endpoint", None) or None,
+            region=getattr(args, "region", None) or None,
+            project_id=getattr(args, "project_id", None) or None,
+            cluster_id=getattr(args, "cluster_id", None) or None,
+            request_timeout=args.request_timeout,
+        )
     except ValueError as error:
         raise CommandError(f"configuration: {error}", EXIT_USAGE) from None
 

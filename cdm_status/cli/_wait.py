@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import signal
 import sys
@@ -538,11 +537,6 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     since = parse_since(args.since, now=clock.time())
     client = client_from_args(args)
-    # The library logs ridden-out failures as warnings; the outputs already report them,
-    # and Python's last-resort handler would print them (and tracebacks) over the view.
-    logger = logging.getLogger("cdm_status")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
     options = WaitOptions(
         timeout=args.timeout,
         since=since,
