@@ -11,7 +11,6 @@ ENV = {"HUAWEICLOUD_SDK_PROJECT_ID": "proj", "CDM_CLUSTER_ID": "clus", "CDM_AUTH
 
 # The regions of huaweicloudsdkcdm 3.1.219 (CdmRegion.static_fields), in its order.
 SDK_3_1_219 = [
-]
     "cn-north-4",
     "cn-north-1",
     "cn-east-2",

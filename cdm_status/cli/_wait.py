@@ -37,7 +37,7 @@ import anyio.abc
 from .._batching import STRATEGIES, Strategy
 from .._client import CDMClient
 from .._clock import Clock, SystemClock, utc_datetime
-from .._errors import APIError, CDMError
+from .._errors import APIError, CDMError, TransportError
 from .._events import JobOutcome, OutcomeKind, PollFailed
 from .._retry import RandomSource
 from .._schedule import PollPolicy
@@ -92,7 +92,9 @@ UNKNOWN_PLACE_CODES = frozenset({"Cdm.0001"})
 """CDM codes for a project or cluster that does not exist: every job would get it."""
 
 UNREACHABLE_AFTER = 300.0
-"""Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up."""
+"""Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up.
+An endpoint that cannot even be connected to (refused, DNS, TLS) ends the wait at its
+first failed poll instead: nothing suggests it is coming back."""
 
 _EPILOG = """\
 exit codes:
@@ -392,8 +394,13 @@ def _all_missing(tally: Tally) -> bool:
     )
 
 
-def _gave_up(tally: Tally, at: datetime, options: WaitOptions) -> bool:
-    """True when the API has given nothing but failures for ``unreachable_after``."""
+def _gave_up(tally: Tally, event: PollFailed, at: datetime, options: WaitOptions) -> bool:
+    """True when the API has given nothing but failures for ``unreachable_after``, or when
+    the endpoint could not be connected to at all before any answer (fail fast)."""
+    if options.unreachable_after is not None and not tally.answered:
+        error = event.error
+        if isinstance(error, TransportError) and not error.connected:
+            return True
     first = tally.first_poll_failure_at
     if options.unreachable_after is None or tally.answered or first is None:
         return False
@@ -414,12 +421,15 @@ async def _cancel_on_sigint(
             return
 
 
+_WALL = SystemClock()
+
+
 async def _redraw(sink: Sink, tally: Tally, clock: Clock, started: float) -> None:
     # Redraws follow the wall clock: a person watches them, whatever clock the jobs run on.
     interval = sink.refresh_interval
     assert interval is not None
     while True:
-        await anyio.sleep(interval)
+        await _WALL.sleep(interval)
         sink.tick(tally, clock.monotonic() - started)
 
 
@@ -473,7 +483,7 @@ async def run_wait(
                     if _all_missing(tally):
                         flags["all_missing"] = True
                         break
-                    if _gave_up(tally, at, options):
+                    if _gave_up(tally, event, at, options):
                         flags["unreachable"] = True
                         break
             group.cancel_scope.cancel()

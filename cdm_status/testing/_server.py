@@ -139,13 +139,17 @@ async def serve(
             await server.serve(sockets=[sock])
         else:
             await anyio.to_thread.run_sync(lambda: server.run(sockets=[sock]))
+        if not started.is_set():
+            # Ended (or failed to bind) before it served: never leave the caller waiting.
+            raise RuntimeError("the simulator's server stopped before it started")
 
     with _filtered_logs():
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(run)
-                with anyio.fail_after(30):
-                    await started.wait()
+                # No time limit here: the library waits on no clock but the injected one,
+                # and a server that cannot start ends ``run`` with an error instead.
+                await started.wait()
                 try:
                     yield _url(sock)
                 finally:
