@@ -10,6 +10,7 @@ import pytest
 
 from cdm_status import (
     AuthenticationError,
+    CDMClient,
     JobDone,
     JobFailedError,
     JobNotFoundError,
@@ -321,10 +322,22 @@ async def test_concurrent_waits_for_one_job_share_each_poll() -> None:
 
 
 def test_bad_arguments_are_refused_before_any_request() -> None:
+    client = CDMClient("http://127.0.0.1:9", "proj", "clus")  # never sent a request
     with pytest.raises(ValueError, match="max_concurrency"):
-        JobStatusWaiter(object(), max_concurrency=0)  # type: ignore[arg-type]
+        JobStatusWaiter(client, max_concurrency=0)
     with pytest.raises(ValueError, match="both success and failure"):
-        JobStatusWaiter(object(), success=[JobStatus.FAILED])  # type: ignore[arg-type]
+        JobStatusWaiter(client, success=[JobStatus.FAILED])
+
+
+def test_the_waiter_takes_the_clients_clock_and_connection_count() -> None:
+    clock = FakeClock()
+    waiter = JobStatusWaiter(
+        CDMClient("http://127.0.0.1:9", "p", "c", max_connections=5, clock=clock)
+    )
+    assert waiter.max_concurrency == 5
+    assert waiter._clock is clock
+    own = FakeClock()
+    assert JobStatusWaiter(CDMClient("http://127.0.0.1:9", "p", "c"), clock=own)._clock is own
 
 
 async def test_refused_credentials_end_every_job_at_once() -> None:

@@ -266,8 +266,9 @@ class CDMSimulator:
         return httpx.AsyncClient(transport=self.transport(), **kwargs)
 
     def client(self, **kwargs: Any) -> CDMClient:
-        """A ``CDMClient`` bound to this simulator: endpoint, ids, credentials, and a
-        retry policy that waits on the simulator clock. Keyword arguments override."""
+        """A ``CDMClient`` bound to this simulator: endpoint, ids, credentials, the
+        simulator's clock (its retries, and a waiter on it, run on that clock) and a retry
+        policy seeded like the simulator. Keyword arguments override."""
         from .._auth import AKSKAuth, TokenAuth
         from .._client import CDMClient
         from .._retry import RetryPolicy
@@ -282,9 +283,7 @@ class CDMSimulator:
                     project_id=self.project_id,
                     clock=self.auth.clock or self.gateway_clock,
                 )
-        kwargs.setdefault(
-            "retry", RetryPolicy(random=random.Random(self.seed), sleep=self.clock.sleep)
-        )
+        kwargs.setdefault("retry", RetryPolicy(random=random.Random(self.seed)))
         kwargs.setdefault("clock", self.clock)
         kwargs.setdefault("http_client", self.http_client())
         return CDMClient(self.endpoint, self.project_id, self.cluster_id, **kwargs)
