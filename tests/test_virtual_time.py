@@ -1,7 +1,7 @@
-"""The waiter with its DEFAULT clocks under virtual loop clocks.
+"""The waiter with its DEFAULT clocks under a virtual loop clock.
 
-Trio's ``MockClock(autojump_threshold=0)`` (pytest-trio's ``autojump_clock``) and asyncio
-under ``looptime`` both move the loop's clock whenever every task waits. The waiter, its
+Trio's ``MockClock(autojump_threshold=0)`` (pytest-trio's ``autojump_clock``) moves the
+loop's clock whenever every task waits. The waiter, its
 rate limiters and the client's retries read that same clock (``SystemClock`` reads the
 loop's), so hours of polling pass in a fraction of a real second, and deadlines land where
 they should. Only the public API is used: ``JobStatusWaiter(client).wait/watch``.
@@ -107,17 +107,6 @@ async def test_under_trio_mock_clock(
         await SCENARIOS[name](cdm_simulator, cdm_client)
 
 
-@pytest.mark.asyncio
-@pytest.mark.looptime
-@pytest.mark.parametrize("name", SCENARIO_IDS)
-async def test_under_looptime(
-    name: str, cdm_simulator: CDMSimulator, cdm_client: CDMClient
-) -> None:
-    assert isinstance(cdm_simulator.clock, SystemClock)
-    async with cdm_client:
-        await SCENARIOS[name](cdm_simulator, cdm_client)
-
-
 async def storm() -> None:
     sim, names = migration(SystemClock(), 300, faulty=True)
     events = []
@@ -133,12 +122,6 @@ async def storm() -> None:
 
 @pytest.mark.trio
 async def test_the_storm_under_trio_mock_clock(autojump_clock: object) -> None:
-    await storm()
-
-
-@pytest.mark.asyncio
-@pytest.mark.looptime
-async def test_the_storm_under_looptime() -> None:
     await storm()
 
 

@@ -185,6 +185,23 @@ def build_simulator(args: argparse.Namespace) -> Any:
     return simulator
 
 
+def served_jobs(names: list[str], args: argparse.Namespace) -> str:
+    """The job names a user can ask for, shortened when there are many."""
+    plain = [
+        name
+        for name in names
+        if not (args.database_job and name.startswith(args.database_job + "_"))
+    ]
+    shown = ", ".join(plain) if len(plain) <= 6 else f"{plain[0]} ... {plain[-1]}"
+    text = f"{len(names)}" + (f" ({shown})" if plain else "")
+    if args.database_job:
+        text += (
+            f"; whole-database job {args.database_job} with subjobs "
+            f"{args.database_job}_table_0001 ... ({args.tables} tables)"
+        )
+    return text
+
+
 def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
     """What to tell the user: where the simulator is and how to point a client at it."""
     lines = [
@@ -192,7 +209,7 @@ def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
         f"{args.progress} progress)",
         f"  project id: {simulator.project_id}",
         f"  cluster id: {simulator.cluster_id}",
-        f"  jobs:       {len(simulator.jobs())}",
+        f"  jobs:       {served_jobs(simulator.jobs(), args)}",
         "",
         "Point cdm-status (or CDMClient.from_env) at it:",
         f"  export CDM_ENDPOINT={endpoint}",
@@ -213,11 +230,14 @@ def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    simulator = build_simulator(args)
     try:
-        from ..testing._server import serve
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise CommandError(str(error), EXIT_USAGE) from None
+        import uvicorn  # noqa: F401  (only to learn whether the server extra is there)
+    except ImportError:
+        raise CommandError(
+            "simulate needs the server extra: pip install 'cdm-status[server]'", EXIT_USAGE
+        ) from None
+    simulator = build_simulator(args)
+    from ..testing._server import serve
 
     async def main() -> None:
         async with serve(simulator, args.host, args.port, handle_signals=True) as endpoint:
