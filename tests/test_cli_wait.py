@@ -287,3 +287,26 @@ def test_quiet_prints_only_the_failures_and_the_summary() -> None:
     assert lines[0].endswith(f"db_users: FAILED: {LOCK_TIMEOUT}")
     assert "db_ghost: not found" in lines[1]
     assert lines[2].startswith("5 jobs in 0:32:")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), ("2.5", 2.5), ("30s", 30.0), ("15m", 900.0), ("6h", 21600.0),
+     ("1h30m", 5400.0), ("1h30m15s", 5415.0), ("1H", 3600.0)],
+)  # fmt: skip
+def test_timeout_takes_seconds_or_units(text: str, seconds: float) -> None:
+    from cdm_status.cli._wait import parse_duration
+
+    assert parse_duration(text) == seconds
+    args = build_parser().parse_args(["wait", "job", "--timeout", text])
+    assert args.timeout == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "1x", "-5", "30m1h", "1.5.h", "nan"])
+def test_timeout_refuses_what_is_not_a_duration(text: str) -> None:
+    import argparse
+
+    from cdm_status.cli._wait import parse_duration
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)

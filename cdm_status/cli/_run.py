@@ -30,7 +30,7 @@ from ._common import (
     describe_api_error,
 )
 from ._sinks import OutputClosed, format_time, write_line
-from ._wait import SINCE_SKEW, WaitOptions, _positive_seconds, choose_sink, run_wait
+from ._wait import SINCE_SKEW, WaitOptions, choose_sink, parse_duration, run_wait
 
 _EPILOG = """\
 exit codes (as for wait):
@@ -80,7 +80,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=parse_duration,
         metavar="SECONDS",
         help="stop waiting after this long (exit 3); the run goes on",
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import re
 import signal
 import sys
 from collections.abc import Iterable, Sequence
@@ -131,6 +132,25 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """``--timeout``: seconds (``90``, ``2.5``) or units (``30s``, ``15m``, ``6h``, ``1h30m``)."""
+    value = text.strip().lower()
+    try:
+        return _positive_seconds(value)
+    except argparse.ArgumentTypeError:
+        pass
+    found = _DURATION.fullmatch(value)
+    if not value or found is None or not any(found.groups()):
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r} (e.g. 90, 30s, 15m, 6h, 1h30m)"
+        ) from None
+    hours, minutes, seconds = (float(part or 0) for part in found.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
 def register(commands: Any) -> None:
     """Add ``wait`` to the subcommands."""
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -160,8 +180,8 @@ def register(commands: Any) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_seconds,
-        metavar="SECONDS",
+        type=parse_duration,
+        metavar="DURATION",
         help="give up after this long (exit 3); default: wait as long as it takes",
     )
     parser.add_argument(
