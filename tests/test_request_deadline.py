@@ -58,7 +58,7 @@ def trickling_client(clock: FakeClock, requests: list[float], **options: float) 
 async def test_a_trickling_answer_ends_at_the_request_timeout() -> None:
     clock = FakeClock()
     requests: list[float] = []
-    async with trickling_client(clock, requests, timeout=2.0) as client, clock.autojump():
+    async with trickling_client(clock, requests, request_timeout=2.0) as client, clock.autojump():
         began = clock.monotonic()
         with pytest.raises(TransportError, match="no complete answer within 2s"):
             await client.get_status("slow")
@@ -68,7 +68,7 @@ async def test_a_trickling_answer_ends_at_the_request_timeout() -> None:
 
 async def test_a_trickling_answer_within_the_timeout_is_read_whole() -> None:
     clock = FakeClock()
-    async with trickling_client(clock, [], timeout=60.0) as client, clock.autojump():
+    async with trickling_client(clock, [], request_timeout=60.0) as client, clock.autojump():
         submission = await client.get_status("slow")
     assert submission.raw_status == "RUNNING"  # len(BODY) / 2 = 31.5 s < 60 s
 
@@ -80,7 +80,7 @@ async def test_wait_counts_trickling_answers_as_never_answered() -> None:
     options = WaitOptions(
         clock=clock, random=random.Random(1), stderr=err, unreachable_after=120, timeout=600
     )
-    async with trickling_client(clock, requests, timeout=2.0) as client, clock.autojump():
+    async with trickling_client(clock, requests, request_timeout=2.0) as client, clock.autojump():
         code = await run_wait(client, ["slow"], options, PlainSink(out))
     assert code == 4
     assert err.getvalue().startswith("cdm-status: the API stayed unreachable: GET ")
