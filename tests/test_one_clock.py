@@ -64,7 +64,7 @@ def test_the_scan_finds_what_it_looks_for(tmp_path: Path) -> None:
     sample.write_text(
         "import time as t\nimport anyio\nfrom datetime import datetime\n"
         "from asyncio import sleep\n"
-        "t.monotonic()\nanyio.sleep(1)\nanyio.fail_after(2)\ndatetime.now()\n"
+        "t.monotonic()\nanyio.sleep(x)\nanyio.fail_after(x)\ndatetime.now(tz)\n"
     )
     hits = [hit.split(" ", 1)[1] for hit in stray_time(sample, tmp_path)]
     assert sorted(hits) == sorted(
