@@ -148,17 +148,20 @@ def require_seconds(owner: object, *names: str) -> None:
 
 
 class DueQueue:
-    """Jobs ordered by due time; the one due longest comes out first.
+    """Jobs ordered by urgency, then due time; the one due longest comes out first.
 
-    ``schedule`` replaces a job's previous due time; ``discard`` drops it. Both are
+    ``schedule(name, at, urgent=True)`` puts a job before every routine entry (a status
+    request for a job the list saw change must not wait behind routine polls); urgent
+    entries are due at ``at`` like any other and are ordered among themselves by it.
+    ``schedule`` replaces a job's previous entry; ``discard`` drops it. Both are
     O(log n): stale heap entries are skipped lazily.
     """
 
     __slots__ = ("_due", "_heap", "_order")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, str]] = []
-        self._due: dict[str, tuple[float, int]] = {}
+        self._heap: list[tuple[int, float, int, str]] = []
+        self._due: dict[str, tuple[int, float, int]] = {}
         self._order = itertools.count()
 
     def __len__(self) -> int:
@@ -167,29 +170,34 @@ class DueQueue:
     def __contains__(self, name: object) -> bool:
         return name in self._due
 
-    def schedule(self, name: str, at: float) -> None:
-        entry = (at, next(self._order))
+    def schedule(self, name: str, at: float, *, urgent: bool = False) -> None:
+        entry = (0 if urgent else 1, at, next(self._order))
         self._due[name] = entry
         heapq.heappush(self._heap, (*entry, name))
 
     def discard(self, name: str) -> None:
         self._due.pop(name, None)
 
+    def due_at(self, name: str) -> float | None:
+        """When ``name`` is due, or None when it is not queued."""
+        entry = self._due.get(name)
+        return None if entry is None else entry[1]
+
     def _clean(self) -> None:
         heap = self._heap
-        while heap and self._due.get(heap[0][2]) != heap[0][:2]:
+        while heap and self._due.get(heap[0][3]) != heap[0][:3]:
             heapq.heappop(heap)
 
     def next_due(self) -> float | None:
-        """The earliest due time, or None when empty."""
+        """The due time of the job that comes out next, or None when empty."""
         self._clean()
-        return self._heap[0][0] if self._heap else None
+        return self._heap[0][1] if self._heap else None
 
     def pop_due(self, now: float) -> str | None:
-        """The job due longest if it is due by ``now``; else None."""
+        """The job that comes out next if it is due by ``now``; else None."""
         self._clean()
-        if not self._heap or self._heap[0][0] > now:
+        if not self._heap or self._heap[0][1] > now:
             return None
-        _, _, name = heapq.heappop(self._heap)
+        name = heapq.heappop(self._heap)[3]
         del self._due[name]
         return name

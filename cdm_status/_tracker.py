@@ -1,0 +1,452 @@
+"""What a watcher knows about one job, and what each thing it learns means. Pure.
+
+No clock, no I/O, no event loop: each function takes an observation (a status answer, a
+failed request, a row of the job list, its absence from the list, the time) and returns a
+:class:`Decision`: the events to hand to each subscription, and when to look next. The
+engine (``_engine``) does the I/O and applies decisions; tests drive these functions
+directly.
+
+One job is polled once for everyone, so its state is split in two:
+
+* a :class:`JobTrack` per job: where its next look comes from (:class:`JobState`), its
+  failure counts, what the list last said, how often its state asks to be polled;
+* an :class:`Interest` per (subscription, job): what that subscription was last told and
+  its rules (success and failure statuses, ``since``). Two subscriptions with different
+  rules see the same answer differently: one may finish a job the other still watches.
+
+The rules of :class:`JobState`, written once (a move not in :data:`TRANSITIONS` raises
+:class:`IllegalTransition`):
+
+* ``AWAITING_LIST``: a list sweep covers the job; no status request is queued. The list
+  seeing it change, or not showing it, queues one.
+* ``QUEUED``: a status request is queued (a routine poll, a retry, or an urgent detail
+  fetch). The dispatcher takes it (``POLLING``), or the list takes the job over.
+* ``POLLING``: a status request is on its way; never two at once for one job. The answer
+  (or the failure) queues the next look, or hands the job to the list; a request cut off
+  before its answer queues it again.
+* ``RELEASED``: no subscription wants the job any more; nothing moves it again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ._errors import AuthenticationError, CDMError, JobNotFoundError, is_permanent
+from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from ._models import JobStatus, JobSummary, Submission
+from ._schedule import PollPolicy
+
+__all__ = [
+    "NOT_STARTED",
+    "TRANSITIONS",
+    "Decision",
+    "Demand",
+    "IllegalTransition",
+    "Interest",
+    "JobState",
+    "JobTrack",
+    "Moment",
+    "Rules",
+    "aborted",
+    "answered",
+    "dispatched",
+    "failed",
+    "finish",
+    "greet",
+    "listed",
+    "released",
+    "unlisted",
+]
+
+logger = logging.getLogger("cdm_status")
+
+
+class JobState(enum.Enum):
+    """Where the next look at a job comes from."""
+
+    AWAITING_LIST = "awaiting_list"
+    QUEUED = "queued"
+    POLLING = "polling"
+    RELEASED = "released"
+
+
+_S = JobState
+TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+    _S.AWAITING_LIST: frozenset({_S.AWAITING_LIST, _S.QUEUED, _S.RELEASED}),
+    _S.QUEUED: frozenset({_S.QUEUED, _S.POLLING, _S.AWAITING_LIST, _S.RELEASED}),
+    # POLLING -> POLLING is missing on purpose: one status request per job at a time.
+    _S.POLLING: frozenset({_S.QUEUED, _S.AWAITING_LIST, _S.RELEASED}),
+    _S.RELEASED: frozenset(),
+}
+"""Every legal move of :class:`JobState` (from -> allowed next states)."""
+
+NOT_STARTED = frozenset({JobStatus.NEW, JobStatus.NEVER_EXECUTED})
+"""List statuses of a job that has not run yet."""
+
+
+class IllegalTransition(RuntimeError):
+    """A move :data:`TRANSITIONS` does not allow: a bug in the caller, never the API."""
+
+    def __init__(self, job_name: str, current: JobState, wanted: JobState) -> None:
+        super().__init__(f"job {job_name!r}: {current.value} -> {wanted.value} is not allowed")
+        self.job_name = job_name
+        self.current = current
+        self.wanted = wanted
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What ends a job for one subscription, and which runs are too old to count."""
+
+    success: frozenset[JobStatus]
+    failure: frozenset[JobStatus]
+    since: datetime | None = None
+    """Aware UTC; submissions created before it count as "not started yet"."""
+
+    def is_stale(self, submission: Submission) -> bool:
+        return (
+            self.since is not None
+            and submission.creation_date is not None
+            and submission.creation_date < self.since
+        )
+
+
+@dataclass(slots=True)
+class Interest:
+    """One subscription's view of one job: what it was told last, and whether it ended."""
+
+    job_name: str
+    rules: Rules
+    key: int
+    """The subscription's key (the engine routes events by it)."""
+    status: JobStatus | None = None
+    raw_status: str | None = None
+    submission: Submission | None = None
+    done: bool = False
+
+
+@dataclass(slots=True)
+class JobTrack:
+    """What the watcher knows about one job, shared by every interested subscription."""
+
+    name: str
+    state: JobState = JobState.QUEUED
+    status: JobStatus | None = None
+    """The status polls are planned by (the freshest run any interested party counts)."""
+    raw_status: str | None = None
+    entered_at: float = 0.0
+    submission: Submission | None = None
+    """The last answer, as received (a stand-in for a job that never ran)."""
+    exists: bool = False
+    failures: int = 0
+    not_found: int = 0
+    via_list: bool = False
+    """The job list shows this job: no routine per-job polls, only detail fetches."""
+    list_status: str | None = None
+    demand: float = 0.0
+    """Polls per second this job's state asks for (1 / its interval)."""
+
+    def move(self, wanted: JobState) -> None:
+        """Go to ``wanted``, or raise :class:`IllegalTransition`."""
+        if wanted not in TRANSITIONS[self.state]:
+            raise IllegalTransition(self.name, self.state, wanted)
+        self.state = wanted
+
+
+@dataclass(slots=True)
+class Demand:
+    """Polls per second that every routinely polled job asks for, summed (one per engine)."""
+
+    total: float = 0.0
+
+    def set(self, track: JobTrack, demand: float) -> None:
+        self.total += demand - track.demand
+        track.demand = demand
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """Everything a decision may depend on besides the job: the time, and the plan."""
+
+    now: float
+    """Monotonic seconds (schedules)."""
+    at: datetime
+    """Wall-clock time, aware UTC (dates events)."""
+    policy: PollPolicy
+    per_second: float
+    """The status budget's rate, requests per second."""
+    draw: Callable[[], float] = lambda: 0.5
+    """Random numbers in [0, 1) for jitter (``random.Random().random``); called only
+    when a poll is planned, so a seeded generator gives the same plan every run."""
+
+
+@dataclass(slots=True)
+class Decision:
+    """What to do after an observation."""
+
+    events: list[tuple[Interest, Event]] = field(default_factory=list)
+    """Events in order, each for one interest (one subscription)."""
+    poll_at: float | None = None
+    """Queue a status request due then (the job is ``QUEUED``)."""
+    urgent: bool = False
+    """The queued request goes before every routine poll."""
+    credentials_refused: BaseException | None = None
+    """The API refused the credentials: every job of every subscription ends with it."""
+
+
+# ---------------------------------------------------------------------- moves
+
+
+def dispatched(track: JobTrack) -> None:
+    """The dispatcher sends this job's status request."""
+    track.move(JobState.POLLING)
+
+
+def aborted(track: JobTrack, due: float) -> Decision:
+    """The request was cut off before an answer (the engine stopped): queue it again,
+    at the time it was due, so it keeps its place."""
+    track.move(JobState.QUEUED)
+    return Decision(poll_at=due)
+
+
+def released(track: JobTrack, demand: Demand) -> None:
+    """No subscription wants the job any more."""
+    track.move(JobState.RELEASED)
+    demand.set(track, 0.0)
+
+
+def finish(
+    interest: Interest,
+    kind: OutcomeKind,
+    error: BaseException | None = None,
+) -> JobDone | None:
+    """End ``interest`` with this outcome; None when it had already ended (once only)."""
+    if interest.done:
+        return None
+    interest.done = True
+    return JobDone(JobOutcome(interest.job_name, kind, interest.submission, error))
+
+
+def greet(track: JobTrack, interest: Interest, moment: Moment) -> list[tuple[Interest, Event]]:
+    """A subscription joins a job already watched: tell it the last answer at once."""
+    if track.submission is None:
+        return []
+    events: list[tuple[Interest, Event]] = []
+    _tell(interest, track.submission, moment, events)
+    return events
+
+
+def answered(
+    track: JobTrack,
+    submission: Submission,
+    interests: Sequence[Interest],
+    moment: Moment,
+    demand: Demand,
+) -> Decision:
+    """A status answer (or the list's word that the job never ran)."""
+    decision = Decision()
+    track.failures = 0
+    track.not_found = 0
+    track.submission = submission
+    planned: Submission | None = None
+    for interest in interests:
+        seen = _tell(interest, submission, moment, decision.events)
+        if seen is not None and (planned is None or seen is submission):
+            planned = seen
+    if not _is_placeholder(submission):
+        track.exists = True
+    if planned is None:  # every interested party has its outcome: nothing to plan
+        track.move(JobState.AWAITING_LIST if track.via_list else JobState.QUEUED)
+        return decision
+    raw = planned.raw_status if planned.status is JobStatus.OTHER else None
+    if planned.status is not track.status or raw != track.raw_status:
+        logger.info(
+            "job %r: %s -> %s",
+            track.name,
+            track.status.value if track.status else "(first look)",
+            planned.raw_status,
+        )
+        track.status, track.raw_status, track.entered_at = planned.status, raw, moment.now
+    if not track.via_list or _list_disagrees(track, planned):
+        _plan_next(track, planned.status, moment, demand, decision)
+    else:
+        track.move(JobState.AWAITING_LIST)
+        demand.set(track, 0.0)
+    return decision
+
+
+def failed(
+    track: JobTrack,
+    error: Exception,
+    interests: Sequence[Interest],
+    moment: Moment,
+) -> Decision:
+    """A status request failed (after the client's own retries)."""
+    decision = Decision()
+    if isinstance(error, JobNotFoundError):
+        track.not_found += 1
+        if track.exists or track.not_found >= moment.policy.not_found_grace:
+            return _end_all(track, interests, OutcomeKind.NOT_FOUND, error, decision)
+    elif isinstance(error, AuthenticationError):
+        # The credentials, not this job: every other poll would be refused too (and each
+        # refusal would cost a request from the budget). The engine ends them all.
+        logger.error("the API refused the credentials: %s", error)
+        decision.credentials_refused = error
+        return _end_all(track, interests, OutcomeKind.ERROR, error, decision)
+    elif is_permanent(error):
+        if not isinstance(error, CDMError):
+            logger.error("polling %r failed unexpectedly", track.name, exc_info=error)
+        return _end_all(track, interests, OutcomeKind.ERROR, error, decision)
+    track.failures += 1
+    logger.warning("polling %r failed (%d in a row): %s", track.name, track.failures, error)
+    for interest in interests:
+        if not interest.done:
+            decision.events.append((interest, PollFailed(track.name, error, track.failures)))
+    track.move(JobState.QUEUED)
+    decision.poll_at = moment.policy.retry_poll(track.failures, moment.now, moment.draw())
+    return decision
+
+
+def listed(
+    track: JobTrack,
+    summary: JobSummary,
+    interests: Sequence[Interest],
+    moment: Moment,
+    demand: Demand,
+) -> Decision:
+    """A sweep of the job list shows the job with this status."""
+    decision = Decision()
+    newly_listed = not track.via_list
+    track.via_list = True
+    demand.set(track, 0.0)
+    if newly_listed and track.state is JobState.QUEUED:
+        track.move(JobState.AWAITING_LIST)  # the list looks at it from now on
+    if summary.raw_status == track.list_status:
+        return decision
+    first_sighting = track.list_status is None
+    track.list_status = summary.raw_status
+    if summary.status in NOT_STARTED and track.status is None:
+        # A job that never ran: the list says NEW, the status API an empty list. No
+        # status request needed to report it (thousands of subjobs start this way).
+        if track.state is JobState.POLLING:
+            return decision  # its answer is on the way
+        return answered(track, Submission.never_executed(track.name), interests, moment, demand)
+    if not (first_sighting and summary.status is track.status):
+        _fetch_soon(track, moment, decision)
+    return decision
+
+
+def unlisted(track: JobTrack, moment: Moment) -> Decision:
+    """A full sweep did not show the job (or the list is unusable): poll it one by one."""
+    decision = Decision()
+    track.via_list = False
+    track.list_status = None
+    if track.state is JobState.AWAITING_LIST:
+        track.move(JobState.QUEUED)
+        decision.poll_at = moment.now
+    return decision
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _is_placeholder(submission: Submission) -> bool:
+    return submission.status is JobStatus.NEVER_EXECUTED and submission.creation_date is None
+
+
+def _tell(
+    interest: Interest,
+    submission: Submission,
+    moment: Moment,
+    events: list[tuple[Interest, Event]],
+) -> Submission | None:
+    """Tell one interest about an answer; the submission as it sees it, or None when
+    this ended its watch of the job."""
+    if interest.done:
+        return None
+    rules = interest.rules
+    seen = (
+        Submission.never_executed(interest.job_name) if rules.is_stale(submission) else submission
+    )
+    interest.submission = seen
+    raw = seen.raw_status if seen.status is JobStatus.OTHER else None
+    if seen.status is not interest.status or raw != interest.raw_status:
+        events.append(
+            (
+                interest,
+                StatusChanged(
+                    job_name=interest.job_name,
+                    previous=interest.status,
+                    current=seen.status,
+                    submission=seen,
+                    at=moment.at,
+                ),
+            )
+        )
+        interest.status, interest.raw_status = seen.status, raw
+    kind = (
+        OutcomeKind.SUCCEEDED
+        if seen.status in rules.success
+        else OutcomeKind.FAILED
+        if seen.status in rules.failure
+        else None
+    )
+    if kind is None:
+        return seen
+    done = finish(interest, kind)
+    assert done is not None
+    events.append((interest, done))
+    return None
+
+
+def _end_all(
+    track: JobTrack,
+    interests: Iterable[Interest],
+    kind: OutcomeKind,
+    error: BaseException,
+    decision: Decision,
+) -> Decision:
+    for interest in interests:
+        done = finish(interest, kind, error)
+        if done is not None:
+            decision.events.append((interest, done))
+    track.move(JobState.AWAITING_LIST if track.via_list else JobState.QUEUED)
+    return decision
+
+
+def _plan_next(
+    track: JobTrack, status: JobStatus, moment: Moment, demand: Demand, decision: Decision
+) -> None:
+    """Queue the next routine poll, using spare budget to look sooner."""
+    policy = moment.policy
+    time_in_status = moment.now - track.entered_at
+    demand.set(track, 1.0 / policy.interval(status, time_in_status))
+    scale = policy.spare_budget_scale(demand.total, moment.per_second)
+    track.move(JobState.QUEUED)
+    decision.poll_at = policy.next_poll(status, time_in_status, moment.now, moment.draw(), scale)
+
+
+def _fetch_soon(track: JobTrack, moment: Moment, decision: Decision) -> None:
+    """Ask this job's status before any routine poll (the list saw it change)."""
+    if track.state is JobState.POLLING:
+        return  # an answer is already on its way
+    track.move(JobState.QUEUED)
+    decision.poll_at = moment.now
+    decision.urgent = True
+
+
+def _list_disagrees(track: JobTrack, submission: Submission) -> bool:
+    """The list and the status API differ (one lags, or the list shows an older run):
+    keep polling this job until they agree, or a sweep would never look again."""
+    if track.list_status is None:
+        return False
+    listed_status = JobStatus.parse(track.list_status)
+    if listed_status in NOT_STARTED and submission.status in NOT_STARTED:
+        return False  # the list says NEW where the status API has no submission
+    if listed_status is JobStatus.OTHER:
+        return submission.raw_status != track.list_status
+    return listed_status is not submission.status
