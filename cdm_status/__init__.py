@@ -35,7 +35,7 @@ from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy
 from ._schedule import PollPolicy
 from ._telemetry import WaiterStats
-from ._waiter import EventStream, JobStatusWaiter
+from ._waiter import EventStream, JobStatusWaiter, Subscription
 from ._wire import subjob_name
 
 try:
@@ -75,6 +75,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StatusChanged",
     "Submission",
+    "Subscription",
     "SystemClock",
     "TokenAuth",
     "TransportError",

@@ -1,7 +1,7 @@
-"""Sweeps of the job list on behalf of one watch (the batched half of the waiter).
+"""Sweeps of the job list for one name prefix (the batched half of the waiter).
 
 The sweeper only reads the list and reports, through :class:`SweepTarget`, which watched
-jobs it saw (and with what status) and which it did not see. The watch decides what that
+jobs it saw (and with what status) and which it did not see. The engine decides what that
 means: a status request for a changed job, or per-job polling for a job the list does not
 show.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ._batching import LIST_JOB_TYPES, PAGE_SIZE, list_is_quicker
@@ -30,7 +31,7 @@ until the list answers again."""
 
 
 class SweepTarget(Protocol):
-    """What the sweeper tells a watch."""
+    """What the sweeper tells the engine about the jobs it covers."""
 
     def still_watched(self) -> set[str]:
         """Names of the jobs that have no outcome yet."""
@@ -43,6 +44,20 @@ class SweepTarget(Protocol):
     def unlisted(self, names: Iterable[str]) -> None:
         """A full sweep did not show these jobs: poll them one by one."""
         ...
+
+
+@dataclass(slots=True)
+class _Sweep:
+    """One pass over the list in progress (kept across cancellations)."""
+
+    started: float
+    watched: set[str]
+    job_types: tuple[str, ...]
+    type_index: int = 0
+    page_no: int = 1
+    found: bool = False
+    seen: set[str] = field(default_factory=set)
+    useful: list[str] = field(default_factory=list)
 
 
 class ListSweeper:
@@ -74,15 +89,25 @@ class ListSweeper:
         self._policy = policy
         self._auto = auto
         self._failures = 0
+        self._job_types: tuple[str, ...] = LIST_JOB_TYPES
+        self._sweep: _Sweep | None = None
+        self._next_sweep_at: float | None = None
         self.sweeps = 0
         self.pages = 0
+
+    @property
+    def prefix(self) -> str:
+        """The list filter: every job this sweeper reports has a name starting with it."""
+        return self._prefix
 
     async def run(self) -> None:
         """Sweep until no job is left to watch (or the list turns out not to pay).
 
-        A permanent error from the list (no permission for it, say) hands every job to
-        per-job polling, which will meet the same error and end the job with it if the
-        status API refuses too.
+        Cancellable at any await: the sweep in progress (job type, page, jobs seen) is
+        kept, so the next ``run()`` resumes on the page it was on. A permanent error
+        from the list (no permission for it, say) hands every job to per-job polling,
+        which will meet the same error and end the job with it if the status API refuses
+        too.
         """
         try:
             await self._sweep_forever()
@@ -95,50 +120,55 @@ class ListSweeper:
             self._target.unlisted(self._target.still_watched())
 
     async def _sweep_forever(self) -> None:
-        job_types: tuple[str, ...] = LIST_JOB_TYPES
         while True:
-            watched = self._target.still_watched()
-            if not watched:
-                return
-            started = self._clock.monotonic()
-            seen: set[str] = set()
-            useful: list[str] = []
-            for job_type in job_types:
-                found = await self._sweep_type(job_type, watched, seen)
+            sweep = self._sweep
+            if sweep is None:
+                if self._next_sweep_at is not None:
+                    await self._clock.sleep(self._next_sweep_at - self._clock.monotonic())
+                watched = self._target.still_watched()
+                if not watched:
+                    return
+                sweep = self._sweep = _Sweep(self._clock.monotonic(), watched, self._job_types)
+            while sweep.type_index < len(sweep.job_types):
+                found = await self._sweep_type(sweep)
                 if found is None:  # the list does not pay for this watch
-                    self._target.unlisted(watched)
+                    self._target.unlisted(sweep.watched)
                     return
                 if found:
-                    useful.append(job_type)
+                    sweep.useful.append(sweep.job_types[sweep.type_index])
+                sweep.type_index += 1
+                sweep.page_no, sweep.found = 1, False
+            self._sweep = None
             self.sweeps += 1
-            self._target.unlisted(watched - seen)
+            self._target.unlisted(sweep.watched - sweep.seen)
             if self.sweeps == 1:
-                job_types = tuple(useful)
-                if not job_types:
+                self._job_types = tuple(sweep.useful)
+                if not self._job_types:
                     logger.info("the job list shows none of the watched jobs; polling each")
                     return
-            pause = started + self._policy.list_interval - self._clock.monotonic()
-            await self._clock.sleep(pause)
+            self._next_sweep_at = sweep.started + self._policy.list_interval
 
-    async def _sweep_type(self, job_type: str, watched: set[str], seen: set[str]) -> bool | None:
-        """One pass over every page of one job type; whether it showed a watched job.
-
-        None means: stop listing (``auto`` found per-job polling quicker).
+    async def _sweep_type(self, sweep: _Sweep) -> bool | None:
+        """The rest of one pass over every page of one job type; whether it showed a
+        watched job. None means: stop listing (``auto`` found per-job polling quicker).
         """
-        found = False
-        page_no = 1
+        job_type = sweep.job_types[sweep.type_index]
         while True:
-            page = await self._page(job_type, page_no, watched)
-            if page_no == 1 and self.sweeps == 0 and not self._worth_listing(page, watched):
+            page = await self._page(job_type, sweep.page_no)
+            if (
+                sweep.page_no == 1
+                and self.sweeps == 0
+                and not self._worth_listing(page, sweep.watched)
+            ):
                 return None
             for summary in page.jobs:
-                if summary.name in watched:
-                    seen.add(summary.name)
-                    found = True
+                if summary.name in sweep.watched:
+                    sweep.seen.add(summary.name)
+                    sweep.found = True
                     self._target.listed(summary)
-            if not page.jobs or page_no * PAGE_SIZE >= page.total:
-                return found
-            page_no += 1
+            if not page.jobs or sweep.page_no * PAGE_SIZE >= page.total:
+                return sweep.found
+            sweep.page_no += 1
 
     def _worth_listing(self, first_page: JobPage, watched: set[str]) -> bool:
         """Under ``auto``: does a sweep beat a round of per-job polls for this watch?"""
@@ -157,7 +187,7 @@ class ListSweeper:
         )
         return False
 
-    async def _page(self, job_type: str, page_no: int, watched: set[str]) -> JobPage:
+    async def _page(self, job_type: str, page_no: int) -> JobPage:
         """One list page, riding out transient failures (per-job polling covers for it)."""
         while True:
             try:

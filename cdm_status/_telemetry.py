@@ -45,9 +45,10 @@ Where the hooks are called:
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -463,9 +464,10 @@ class WatchRecord:
         self._span: Any = None
         self._context_token: Any = None
 
-    def start(self, unfinished: int) -> None:
-        """The watch's task runs, with ``unfinished`` jobs still to end: its span opens
-        (and becomes the parent of the watch's requests) and they count as active."""
+    def start(self, unfinished: int, *, attach: bool = True) -> None:
+        """The watch runs, with ``unfinished`` jobs still to end: its span opens and they
+        count as active. With ``attach``, the span becomes the current one of this task
+        (the parent of the requests it makes); else see :meth:`activated`."""
         self.started = True
         self.remaining = unfinished
         self._telemetry.tallies.jobs_active += unfinished
@@ -475,11 +477,26 @@ class WatchRecord:
             self._span = otel.tracer.start_span(
                 "cdm_status.watch", attributes={"cdm.jobs.count": self.job_count}
             )
-            self._context_token = otel.context.attach(otel.set_span_in_context(self._span))
+            if attach:
+                self._context_token = otel.context.attach(otel.set_span_in_context(self._span))
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[None]:
+        """While inside, the watch's span is the current one of this task: requests
+        made meanwhile nest under it (a shared poll made on behalf of this watch)."""
+        otel = self._telemetry._otel
+        if otel is None or self._span is None or not self.started:
+            yield
+            return
+        token = otel.context.attach(otel.set_span_in_context(self._span))
+        try:
+            yield
+        finally:
+            otel.context.detach(token)
 
     def end(self) -> None:
-        """The watch's task ends: jobs never finished (the reader left) are no longer
-        active; the span closes."""
+        """The watch ends: jobs never finished (the reader left) are no longer active;
+        the span closes."""
         if not self.started:
             return
         self.started = False
@@ -487,7 +504,9 @@ class WatchRecord:
         otel = self._telemetry._otel
         if otel is not None:
             otel.jobs_active.add(-self.remaining)
-            otel.context.detach(self._context_token)
+            if self._context_token is not None:
+                otel.context.detach(self._context_token)
+                self._context_token = None
             self._span.end()
         self.remaining = 0
 

@@ -6,40 +6,42 @@ Three things are kept apart (as in google-api-core's polling futures):
 * how often each job is polled: ``PollPolicy`` in ``_schedule`` (pure);
 * how long the whole watch may last: the ``timeout`` of a watch.
 
-The waiter owns what its watches share: the request budgets (a :class:`RateLimiter` per
-API, which every attempt goes through, retries included) and single-flight status
-requests. Each ``watch()`` runs its own dispatcher and polls (``_watch``).
+The waiter owns what its subscriptions share: the request budgets (a :class:`Budget` per
+API, which every attempt goes through, retries included) and one engine (``_engine``)
+that polls each watched job once, however many subscriptions want it. ``async with
+waiter:`` runs that engine in a task the waiter owns; without it, whoever waits for an
+event runs it (see ``_engine``). The decisions are pure (``_tracker``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random as _random
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+import anyio.abc
 
 from ._batching import STRATEGIES, Strategy
 from ._budget import Budget
 from ._client import CDMClient
 from ._clock import Clock
+from ._engine import Engine
 from ._errors import CDMError, JobFailedError, WaitTimeoutError
-from ._events import Event, JobOutcome, OutcomeKind
+from ._events import JobOutcome, OutcomeKind
 from ._models import JobStatus, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RandomSource
 from ._schedule import PollPolicy
+from ._subscription import Subscription
 from ._telemetry import WaiterStats
-from ._watch import Watch
+from ._tracker import Rules
 from ._wire import validate_name
 
-__all__ = ["EventStream", "JobStatusWaiter"]
+__all__ = ["EventStream", "JobStatusWaiter", "Subscription"]
 
 logger = logging.getLogger("cdm_status")
 
@@ -48,48 +50,37 @@ DEFAULT_SUCCESS = frozenset(status for status in JobStatus if status.is_success)
 DEFAULT_FAILURE = frozenset(status for status in JobStatus if status.is_failure)
 
 
-@dataclass(slots=True)
-class _Flight:
-    """One status request shared by every concurrent asker of the same job."""
-
-    finished: anyio.Event = field(default_factory=anyio.Event)
-    result: Submission | None = None
-    error: BaseException | None = None
+EventStream = Subscription
+"""The name of :class:`Subscription` before subscriptions could be shared; still works."""
 
 
-class EventStream:
-    """The events of one watch, as an async iterator; ends when every job has its outcome.
+def _status_set(value: object, what: str) -> frozenset[JobStatus]:
+    """``value`` as a set of statuses, or a clear error: a string is not a set of them
+    (``success="SUCCEEDED"`` would be the set of its letters, and never end a job)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{what} must be a collection of JobStatus (e.g. {{JobStatus.SUCCEEDED}}), "
+            f"not {type(value).__name__}"
+        )
+    statuses: set[JobStatus] = set()
+    for item in value:
+        if isinstance(item, JobStatus):
+            statuses.add(item)
+        elif isinstance(item, str) and item in JobStatus._value2member_map_:
+            statuses.add(JobStatus(item))
+        else:
+            known = ", ".join(status.value for status in JobStatus)
+            raise ValueError(f"{what}: {item!r} is not a job status (one of: {known})")
+    return frozenset(statuses)
 
-    ``outcomes`` fills in as jobs finish. ``cancel(name)`` stops watching a job: it ends
-    with a ``CANCELLED`` outcome.
-    """
 
-    def __init__(self, watch: Watch, receive: MemoryObjectReceiveStream[Event]) -> None:
-        self._watch = watch
-        self._receive = receive
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> Event:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    @property
-    def outcomes(self) -> Mapping[str, JobOutcome]:
-        """Outcomes of the jobs that have ended so far, by job name."""
-        return self._watch.outcomes
-
-    @property
-    def job_names(self) -> tuple[str, ...]:
-        """Every watched job (duplicates removed, first-seen order)."""
-        return tuple(self._watch.tracks)
-
-    def cancel(self, *job_names: str) -> None:
-        """Stop watching these jobs; each ends with a ``CANCELLED`` outcome."""
-        self._watch.cancel(job_names)
+def _aware_utc(since: datetime) -> datetime:
+    if since.tzinfo is None:
+        raise ValueError("since must be an aware datetime (e.g. in UTC)")
+    try:
+        return since.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"since is out of range: {since.isoformat()}") from None
 
 
 class JobStatusWaiter:
@@ -151,14 +142,25 @@ class JobStatusWaiter:
             list_requests_per_minute, clock=self._clock
         )
         self.max_concurrency = max_concurrency
-        self.success = frozenset(success)
-        self.failure = frozenset(failure)
+        self.success = _status_set(success, "success")
+        self.failure = _status_set(failure, "failure")
         if self.success & self.failure:
             raise ValueError("a status cannot be both success and failure")
-        self._flights: dict[str, _Flight] = {}
         self._telemetry = client._telemetry.fork(
             meter_provider=meter_provider, tracer_provider=tracer_provider
         )
+        self._engine = Engine(
+            client,
+            limiter=self.limiter,
+            list_limiter=self.list_limiter,
+            clock=self._clock,
+            random=self._random,
+            policy=self.poll_policy,
+            strategy=strategy,
+            max_concurrency=max_concurrency,
+            telemetry=self._telemetry,
+        )
+        self._group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
         return (
@@ -168,37 +170,67 @@ class JobStatusWaiter:
 
     # ------------------------------------------------------------------ public API
 
-    @asynccontextmanager
-    async def watch(
+    async def __aenter__(self) -> JobStatusWaiter:
+        """Run the engine in a task of the waiter's own until the block ends (an app's
+        lifespan, a trigger process): subscriptions then only wait for their events."""
+        if self._group is not None:
+            raise RuntimeError("this waiter is already running (async with waiter: twice)")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._engine.expect_driver()
+        group.start_soon(self._engine.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        group, self._group = self._group, None
+        assert group is not None
+        group.cancel_scope.cancel()
+        try:
+            return await group.__aexit__(exc_type, exc, traceback)
+        finally:
+            self._engine.driver_gone()
+
+    def watch(
         self,
         job_names: Iterable[str],
         *,
         timeout: float | None = None,
         since: datetime | None = None,
-    ) -> AsyncIterator[EventStream]:
-        """Watch jobs until each has its outcome; yields an :class:`EventStream`.
+        success: Iterable[JobStatus] | None = None,
+        failure: Iterable[JobStatus] | None = None,
+    ) -> Subscription:
+        """Subscribe to jobs until each has its outcome; returns a :class:`Subscription`.
 
-        ``timeout`` (seconds) ends the jobs still running with ``TIMED_OUT``. ``since``
-        makes submissions created before it count as "not started yet", so a wait right
-        after a start request never returns the previous run. Leaving the block (a
-        ``break``, an exception, a cancellation) stops every poll at once.
+        ``timeout`` (seconds, from now) ends the jobs still running with ``TIMED_OUT``.
+        ``since`` makes submissions created before it count as "not started yet", so a
+        wait right after a start request never returns the previous run. ``success`` and
+        ``failure`` replace the waiter's sets for this subscription.
+
+        Iterate it (``async for event in sub``), alone or in ``async with sub:``; closing
+        it (``await sub.aclose()``, leaving the block) unsubscribes. Jobs that several
+        subscriptions want are polled once for all of them. It holds no task group, so it
+        works inside an async generator that yields, and may be closed from another task
+        or simply dropped.
         """
-        names = list(dict.fromkeys(job_names))
+        names = tuple(dict.fromkeys(job_names))
         for name in names:
             validate_name(name, "job name")
         if timeout is not None and not timeout >= 0:
             raise ValueError("timeout must be a non-negative number of seconds")
-        if since is not None and since.tzinfo is None:
-            raise ValueError("since must be an aware datetime (e.g. in UTC)")
-        send, receive = anyio.create_memory_object_stream[Event](math.inf)
-        watch = Watch(self, names, timeout=timeout, since=since, send=send)
-        with receive:
-            async with anyio.create_task_group() as group:
-                group.start_soon(watch.run)
-                try:
-                    yield EventStream(watch, receive)
-                finally:
-                    group.cancel_scope.cancel()
+        rules = Rules(
+            success=self.success if success is None else _status_set(success, "success"),
+            failure=self.failure if failure is None else _status_set(failure, "failure"),
+            since=None if since is None else _aware_utc(since),
+        )
+        if rules.success & rules.failure:
+            raise ValueError("a status cannot be both success and failure")
+        return self._engine.subscribe(names, rules, timeout)
 
     async def wait_all(
         self,
@@ -208,10 +240,10 @@ class JobStatusWaiter:
         since: datetime | None = None,
     ) -> dict[str, JobOutcome]:
         """Wait for every job; one outcome per distinct name. Never raises for one job."""
-        async with self.watch(job_names, timeout=timeout, since=since) as events:
-            async for _ in events:
+        async with self.watch(job_names, timeout=timeout, since=since) as subscription:
+            async for _ in subscription:
                 pass
-        return dict(events.outcomes)
+        return dict(subscription.outcomes)
 
     async def wait(
         self,
@@ -247,30 +279,3 @@ class JobStatusWaiter:
         the client's: every waiter and direct call on it.
         """
         return self._telemetry.stats(requests=self._client._telemetry)
-
-    # ------------------------------------------------------------------ polling
-
-    async def fetch_status(self, job_name: str) -> Submission:
-        """One status request through the waiter's budget; concurrent askers of the same
-        job share it (single flight)."""
-        while True:
-            flight = self._flights.get(job_name)
-            if flight is None:
-                break
-            await flight.finished.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.result is not None:
-                return flight.result
-            # The leader was cancelled before an answer: ask again ourselves.
-        flight = _Flight()
-        self._flights[job_name] = flight
-        try:
-            flight.result = await self._client.get_status(job_name, limiter=self.limiter)
-            return flight.result
-        except Exception as error:
-            flight.error = error
-            raise
-        finally:
-            del self._flights[job_name]
-            flight.finished.set()

@@ -484,9 +484,13 @@ async def run_wait(
                 await group.start(_cancel_on_sigint, group.cancel_scope, flags)
             if sink.refresh_interval is not None:
                 group.start_soon(_redraw, sink, tally, clock, started)
-            async with waiter.watch(
-                tally.job_names, timeout=options.timeout, since=options.since
-            ) as events:
+            # The waiter's own task polls; this loop only reads events.
+            async with (
+                waiter,
+                waiter.watch(
+                    tally.job_names, timeout=options.timeout, since=options.since
+                ) as events,
+            ):
                 async for event in events:
                     at = utc_datetime(clock.time())
                     tally.record(event, at)
