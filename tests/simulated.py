@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -63,9 +64,13 @@ async def run_watch(
     *,
     timeout: float | None = None,
     since: datetime | None = None,
+    owned: bool = False,
     **waiter_options: Any,
 ) -> WatchRun:
-    """Watch ``names`` on ``simulator`` (whose clock must be a FakeClock) to the end."""
+    """Watch ``names`` on ``simulator`` (whose clock must be a FakeClock) to the end.
+
+    ``owned``: inside ``async with waiter:`` (the waiter's own task polls); otherwise the
+    reader of the events drives the engine."""
     clock = simulator.clock
     assert isinstance(clock, FakeClock)
     counting = CountingTransport(simulator.transport())
@@ -73,7 +78,10 @@ async def run_watch(
     waiter_options.setdefault("random", random.Random(3))
     async with simulator.client(http_client=http) as client, clock.autojump():
         waiter = JobStatusWaiter(client, clock=clock, **waiter_options)
-        async with waiter.watch(names, timeout=timeout, since=since) as stream:
-            events = [event async for event in stream]
+        async with contextlib.AsyncExitStack() as stack:
+            if owned:
+                await stack.enter_async_context(waiter)
+            async with waiter.watch(names, timeout=timeout, since=since) as stream:
+                events = [event async for event in stream]
     await http.aclose()
     return WatchRun(simulator, events, counting, waiter)
