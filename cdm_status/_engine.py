@@ -104,24 +104,31 @@ class _Work:
 
 class _Metered:
     """A :class:`Budget` that tells the engine when its slot was taken, and refuses a
-    new slot to work the engine is stopping."""
+    new slot to work the engine is stopping. With ``prepaid``, the first slot was taken
+    by the engine already (a poll starts only once it has one)."""
 
-    def __init__(self, inner: Budget, work: _Work, on_slot: Callable[[], None]) -> None:
+    def __init__(self, inner: Budget, work: _Work, *, prepaid: bool = False) -> None:
         self._inner = inner
         self._work = work
-        self._on_slot = on_slot
+        self._prepaid = prepaid
 
     @property
     def per_minute(self) -> float:
         return self._inner.per_minute
 
     async def acquire(self) -> None:
-        if self._work.stopping:
+        if self._prepaid:
+            # A call that has begun runs to its end, retries included (cut off, it
+            # would leave a request half-told); only a call yet to start is held back.
+            self._prepaid = False
+            self._work.on_wire = True
+            self._work.stopping = False
+            return
+        if self._work.stopping and not self._work.on_wire:
             self._work.cancel()
             await anyio.lowlevel.checkpoint()  # raises: the work was cancelled
         await self._inner.acquire()
         self._work.on_wire = True
-        self._on_slot()
 
     def pause(self, seconds: float) -> None:
         self._inner.pause(seconds)
@@ -149,7 +156,7 @@ class _Lister:
                 page_no=page_no,
                 page_size=page_size,
                 job_type=job_type,
-                limiter=_Metered(limiter, self._work, lambda: None),
+                limiter=_Metered(limiter, self._work),
             )
         finally:
             self._work.on_wire = False
@@ -216,6 +223,9 @@ class Engine:
         self._queue = DueQueue()
         self._demand = Demand()
         self._polls: dict[str, _Work] = {}
+        self._slot_taker: _Work | None = None
+        self._slot_ready = False
+        """A status budget slot was taken for the next poll."""
         self._sweeps: list[_SweepEntry] = []
         self._sweep_of: dict[str, _SweepEntry] = {}
         self._group: anyio.abc.TaskGroup | None = None
@@ -506,6 +516,9 @@ class Engine:
         finally:
             self._group = None
             self._driving = False
+            # A slot taken but not used is dropped, never spent late: a request sent long
+            # after its slot could crowd a later 60 s window of the API's count.
+            self._slot_ready = False
             if not self._permanent:
                 self._notify_all()
             if self._released is not None:
@@ -536,19 +549,21 @@ class Engine:
                     self._stop_unsent()
                     dispatching = False
             due = self._queue.next_due()
-            # One poll at a time waits for a budget slot (the budget serves them in turn
-            # anyway): the job is chosen when a slot is near, and a stopping driver has
-            # at most one poll to call back.
-            room = (
-                dispatching
-                and len(self._polls) < self._max_concurrency
-                and all(work.on_wire for work in self._polls.values())
-            )
+            room = dispatching and len(self._polls) < self._max_concurrency
             if room and due is not None and due <= now:
-                name = self._queue.pop_due(now)
-                assert name is not None
-                self._start_poll(group, self._tracks[name], due)
-                continue
+                # A poll starts with its budget slot in hand: the job is chosen when the
+                # slot comes (the most urgent one by then), and a driver that stops
+                # while waiting for a slot cancels no request, only that wait.
+                if self._slot_ready:
+                    self._slot_ready = False
+                    name = self._queue.pop_due(now)
+                    assert name is not None
+                    self._start_poll(group, self._tracks[name], due)
+                    continue
+                if self._slot_taker is None:
+                    self._slot_taker = _Work()
+                    group.start_soon(self._take_slot, self._slot_taker)
+                room = False  # woken when the slot comes
             wake_at = [t for t in (due if room else None, self._next_deadline()) if t is not None]
             if stop_at is not None and dispatching:
                 wake_at.append(stop_at)
@@ -560,6 +575,8 @@ class Engine:
         return self._deadlines[0][0] if self._deadlines else None
 
     def _stop_unsent(self) -> None:
+        if self._slot_taker is not None:
+            self._slot_taker.cancel()
         works = [*self._polls.values(), *(entry.work for entry in self._sweeps)]
         for work in works:
             work.stopping = True
@@ -590,9 +607,21 @@ class Engine:
 
     # ------------------------------------------------------------------ the work
 
+    async def _take_slot(self, work: _Work) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                work.scope = scope
+                if work.stopping:
+                    scope.cancel()
+                await self._limiter.acquire()
+                self._slot_ready = True
+        finally:
+            self._slot_taker = None
+            self._wake()
+
     def _start_poll(self, group: anyio.abc.TaskGroup, track: JobTrack, due: float) -> None:
         dispatched(track)
-        work = self._polls[track.name] = _Work()
+        work = self._polls[track.name] = _Work(on_wire=True)
         group.start_soon(self._poll, track, work, due)
 
     async def _poll(self, track: JobTrack, work: _Work, due: float) -> None:
@@ -606,7 +635,7 @@ class Engine:
                 try:
                     with self._span_for(track.name):
                         outcome = await self._client.get_status(
-                            track.name, limiter=_Metered(self._limiter, work, self._wake)
+                            track.name, limiter=_Metered(self._limiter, work, prepaid=True)
                         )
                 except Exception as error:
                     outcome = error

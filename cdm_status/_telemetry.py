@@ -444,6 +444,10 @@ class _BudgetWait(_Scope):
         return self
 
     def _close(self, exc: BaseException | None) -> None:
+        if exc is not None:
+            # No slot was taken (the waiter stopped before one came): no request follows,
+            # so there is no wait to count for one.
+            return
         telemetry = self._call._telemetry
         waited = telemetry.clock.monotonic() - self._started
         telemetry.tallies.budget_wait += waited

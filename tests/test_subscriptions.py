@@ -301,14 +301,15 @@ def test_a_string_is_not_a_set_of_statuses(option: dict[str, object], error: typ
 
 
 def test_statuses_may_be_given_by_their_wire_names() -> None:
-    waiter = JobStatusWaiter(None, success=["SUCCEEDED"], failure={JobStatus.FAILED})  # type: ignore[arg-type]
+    client = CDMSimulator(clock=FakeClock()).client()
+    waiter = JobStatusWaiter(client, success=["SUCCEEDED"], failure={JobStatus.FAILED})  # type: ignore[list-item]
     assert waiter.success == {JobStatus.SUCCEEDED}
     with pytest.raises(TypeError):
         waiter.watch(["a"], success="SUCCEEDED")
 
 
 def test_since_out_of_range_is_a_value_error() -> None:
-    waiter = JobStatusWaiter(None)  # type: ignore[arg-type]
+    waiter = JobStatusWaiter(CDMSimulator(clock=FakeClock()).client())
     year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     with pytest.raises(ValueError, match="since"):
         waiter.watch(["a"], since=year_one)
