@@ -542,12 +542,12 @@ class Engine:
                 # wasted, and polls go on meanwhile. Past DRAIN_LIMIT, start no more.
                 if stop_at is None:
                     stop_at = now + DRAIN_LIMIT
-                if not self._on_wire():
-                    self._stop_unsent()
-                    return
                 if now >= stop_at:  # compared, never subtracted: no rounding loop
                     self._stop_unsent()
                     dispatching = False
+                if not self._on_wire() and not (dispatching and self._slot_usable(now)):
+                    self._stop_unsent()
+                    return
             due = self._queue.next_due()
             room = dispatching and len(self._polls) < self._max_concurrency
             if room and due is not None and due <= now:
@@ -568,6 +568,16 @@ class Engine:
             if stop_at is not None and dispatching:
                 wake_at.append(stop_at)
             await self._nap(min(wake_at) - now if wake_at else None)
+
+    def _slot_usable(self, now: float) -> bool:
+        """A slot taken already, a job due and room for its poll: spend it, not waste it."""
+        due = self._queue.next_due()
+        return (
+            self._slot_ready
+            and due is not None
+            and due <= now
+            and len(self._polls) < self._max_concurrency
+        )
 
     def _next_deadline(self) -> float | None:
         while self._deadlines and self._deadlines[0][1] not in self._open:
