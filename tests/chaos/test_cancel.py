@@ -135,7 +135,11 @@ async def test_cancelling_mid_storm_over_a_socket_closes_every_connection() -> N
                 client = socket_client(sim, f"http://127.0.0.1:{port}", http)
                 waiter = JobStatusWaiter(client, clock=sim.clock, random=random.Random(3))
                 failures, in_flight = await watch_until_mid_storm(
-                    waiter, names, transport, "cancel", failures_first=20
+                    waiter,
+                    names,
+                    transport,
+                    "cancel",
+                    failures_first=10,  # calls that ran out of retries: mid-storm
                 )
                 assert (transport.in_flight, transport.open_streams) == (0, 0)
                 # Connections still pooled are idle: none is stuck half-way in a request.
@@ -149,5 +153,5 @@ async def test_cancelling_mid_storm_over_a_socket_closes_every_connection() -> N
                 while live_tasks() != before:
                     await anyio.lowlevel.checkpoint()
             group.cancel_scope.cancel()
-    assert failures >= 20
+    assert failures >= 10
     assert in_flight > 0
