@@ -104,31 +104,31 @@ class _Work:
 
 class _Metered:
     """A :class:`Budget` that tells the engine when its slot was taken, and refuses a
-    new slot to work the engine is stopping. With ``prepaid``, the first slot was taken
-    by the engine already (a poll starts only once it has one)."""
+    first slot to work the engine is stopping (a call once begun runs to its end,
+    retries included: cut off, it would leave a request half-told)."""
 
-    def __init__(self, inner: Budget, work: _Work, *, prepaid: bool = False) -> None:
+    def __init__(
+        self, inner: Budget, work: _Work, on_slot: Callable[[], None] = lambda: None
+    ) -> None:
         self._inner = inner
         self._work = work
-        self._prepaid = prepaid
+        self._on_slot = on_slot
 
     @property
     def per_minute(self) -> float:
         return self._inner.per_minute
 
     async def acquire(self) -> None:
-        if self._prepaid:
-            # A call that has begun runs to its end, retries included (cut off, it
-            # would leave a request half-told); only a call yet to start is held back.
-            self._prepaid = False
-            self._work.on_wire = True
-            self._work.stopping = False
-            return
         if self._work.stopping and not self._work.on_wire:
             self._work.cancel()
             await anyio.lowlevel.checkpoint()  # raises: the work was cancelled
         await self._inner.acquire()
+        if self._work.stopping and not self._work.on_wire:
+            # Called back while the slot came: send nothing (the slot is lost, never the
+            # budget's count; a request sent now would be cut off mid-way).
+            await anyio.lowlevel.checkpoint()
         self._work.on_wire = True
+        self._on_slot()
 
     def pause(self, seconds: float) -> None:
         self._inner.pause(seconds)
@@ -223,9 +223,6 @@ class Engine:
         self._queue = DueQueue()
         self._demand = Demand()
         self._polls: dict[str, _Work] = {}
-        self._slot_taker: _Work | None = None
-        self._slot_ready = False
-        """A status budget slot was taken for the next poll."""
         self._sweeps: list[_SweepEntry] = []
         self._sweep_of: dict[str, _SweepEntry] = {}
         self._group: anyio.abc.TaskGroup | None = None
@@ -357,8 +354,8 @@ class Engine:
         released(track, self._demand)
         self._queue.discard(name)
         work = self._polls.get(name)
-        if work is not None:
-            work.cancel()
+        if work is not None and not work.on_wire:
+            work.cancel()  # a request already sent is let finish: its answer is dropped
         entry = self._sweep_of.pop(name, None)
         if entry is not None:
             entry.jobs.discard(name)
@@ -516,9 +513,6 @@ class Engine:
         finally:
             self._group = None
             self._driving = False
-            # A slot taken but not used is dropped, never spent late: a request sent long
-            # after its slot could crowd a later 60 s window of the API's count.
-            self._slot_ready = False
             if not self._permanent:
                 self._notify_all()
             if self._released is not None:
@@ -545,39 +539,29 @@ class Engine:
                 if now >= stop_at:  # compared, never subtracted: no rounding loop
                     self._stop_unsent()
                     dispatching = False
-                if not self._on_wire() and not (dispatching and self._slot_usable(now)):
+                if not self._on_wire():
                     self._stop_unsent()
                     return
             due = self._queue.next_due()
-            room = dispatching and len(self._polls) < self._max_concurrency
+            # One poll at a time waits for its budget slot (the budget serves them in
+            # turn anyway): the job is chosen when a slot is near, and a driver that
+            # stops has at most one poll to call back before it sent anything. The
+            # client takes the slot itself, once a connection is free, so a slot is
+            # never spent late.
+            room = (
+                dispatching
+                and len(self._polls) < self._max_concurrency
+                and all(work.on_wire for work in self._polls.values())
+            )
             if room and due is not None and due <= now:
-                # A poll starts with its budget slot in hand: the job is chosen when the
-                # slot comes (the most urgent one by then), and a driver that stops
-                # while waiting for a slot cancels no request, only that wait.
-                if self._slot_ready:
-                    self._slot_ready = False
-                    name = self._queue.pop_due(now)
-                    assert name is not None
-                    self._start_poll(group, self._tracks[name], due)
-                    continue
-                if self._slot_taker is None:
-                    self._slot_taker = _Work()
-                    group.start_soon(self._take_slot, self._slot_taker)
-                room = False  # woken when the slot comes
+                name = self._queue.pop_due(now)
+                assert name is not None
+                self._start_poll(group, self._tracks[name], due)
+                continue
             wake_at = [t for t in (due if room else None, self._next_deadline()) if t is not None]
             if stop_at is not None and dispatching:
                 wake_at.append(stop_at)
             await self._nap(min(wake_at) - now if wake_at else None)
-
-    def _slot_usable(self, now: float) -> bool:
-        """A slot taken already, a job due and room for its poll: spend it, not waste it."""
-        due = self._queue.next_due()
-        return (
-            self._slot_ready
-            and due is not None
-            and due <= now
-            and len(self._polls) < self._max_concurrency
-        )
 
     def _next_deadline(self) -> float | None:
         while self._deadlines and self._deadlines[0][1] not in self._open:
@@ -585,8 +569,6 @@ class Engine:
         return self._deadlines[0][0] if self._deadlines else None
 
     def _stop_unsent(self) -> None:
-        if self._slot_taker is not None:
-            self._slot_taker.cancel()
         works = [*self._polls.values(), *(entry.work for entry in self._sweeps)]
         for work in works:
             work.stopping = True
@@ -617,21 +599,9 @@ class Engine:
 
     # ------------------------------------------------------------------ the work
 
-    async def _take_slot(self, work: _Work) -> None:
-        try:
-            with anyio.CancelScope() as scope:
-                work.scope = scope
-                if work.stopping:
-                    scope.cancel()
-                await self._limiter.acquire()
-                self._slot_ready = True
-        finally:
-            self._slot_taker = None
-            self._wake()
-
     def _start_poll(self, group: anyio.abc.TaskGroup, track: JobTrack, due: float) -> None:
         dispatched(track)
-        work = self._polls[track.name] = _Work(on_wire=True)
+        work = self._polls[track.name] = _Work()
         group.start_soon(self._poll, track, work, due)
 
     async def _poll(self, track: JobTrack, work: _Work, due: float) -> None:
@@ -645,7 +615,7 @@ class Engine:
                 try:
                     with self._span_for(track.name):
                         outcome = await self._client.get_status(
-                            track.name, limiter=_Metered(self._limiter, work, prepaid=True)
+                            track.name, limiter=_Metered(self._limiter, work, self._wake)
                         )
                 except Exception as error:
                     outcome = error

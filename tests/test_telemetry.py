@@ -106,7 +106,10 @@ async def watch_recorded(
     client = simulator.client(meter_provider=meters, tracer_provider=tracers)
     async with client, clock.autojump():
         waiter = JobStatusWaiter(client, clock=clock, **options)
-        async with waiter.watch(names, timeout=timeout) as stream:
+        # The engine runs in the waiter: a reader that drives it would call back, each
+        # time it takes an event, the one call still waiting for its budget slot, and
+        # that call would show as cancelled without a request on the server's side.
+        async with waiter, waiter.watch(names, timeout=timeout) as stream:
             events = [event async for event in stream]
     metrics, sums = read_metrics(reader)
     return Recorded(simulator, waiter, events, metrics, sums, list(exporter.get_finished_spans()))
