@@ -354,8 +354,8 @@ class Engine:
         released(track, self._demand)
         self._queue.discard(name)
         work = self._polls.get(name)
-        if work is not None and not work.on_wire:
-            work.cancel()  # a request already sent is let finish: its answer is dropped
+        if work is not None:
+            work.cancel()  # nobody waits for its answer: a deadline holds, whatever it waits on
         entry = self._sweep_of.pop(name, None)
         if entry is not None:
             entry.jobs.discard(name)
