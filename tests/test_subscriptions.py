@@ -297,7 +297,7 @@ async def test_a_dropped_subscription_is_forgotten() -> None:
 )
 def test_a_string_is_not_a_set_of_statuses(option: dict[str, object], error: type) -> None:
     with pytest.raises(error, match=r"success|failure"):
-        JobStatusWaiter(None, **option)  # type: ignore[arg-type]
+        JobStatusWaiter(CDMSimulator(clock=FakeClock()).client(), **option)  # type: ignore[arg-type]
 
 
 def test_statuses_may_be_given_by_their_wire_names() -> None:
