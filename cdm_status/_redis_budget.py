@@ -1,0 +1,572 @@
+"""A request budget shared by every process (and host) that uses the same CDM credentials.
+
+CDM allows 120 status and 120 list requests a minute *per user*, whatever the number of
+processes. :class:`RedisBudget` keeps that count in Redis (see ``_redis_script`` for the
+one atomic script): each request books its slot in one round trip, a throttle seen by one
+process pauses them all, and each process plans its polls with its share of the budget
+(the limit divided by the processes alive), not with all of it.
+
+Redis trouble never stops a watch: while Redis does not answer, requests go through a
+local limit at this process's last known share (or, with ``on_redis_error="wait"``, wait
+for Redis), Redis is tried again every ``retry_interval`` seconds, and the shared budget
+takes over again as soon as it answers.
+
+Needs the ``redis`` extra (``pip install 'cdm-status[redis]'``): redis-py's asyncio client
+(asyncio only) or coredis (asyncio and trio). ``import cdm_status`` imports neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+
+from ._client import CDMClient
+from ._clock import Clock, SystemClock
+from ._ratelimit import RateLimiter
+from ._redis_script import BUDGET_SCRIPT
+
+__all__ = ["RedisBudget", "budget_id_for"]
+
+logger = logging.getLogger("cdm_status")
+
+OnRedisError = Literal["local", "wait"]
+Library = Literal["auto", "redis", "coredis"]
+
+SOCKET_TIMEOUT = 1.0
+"""Seconds a Redis connect or reply may take (clients built by ``from_url``): a frozen
+Redis costs each request at most this long before the local limit takes over."""
+
+
+def budget_id_for(endpoint: str, project_id: str, ak: str) -> str:
+    """The budget's id for a user: a hash of endpoint, project and access key.
+
+    CDM counts requests per user, so every process with the same three shares one budget.
+    Only the hash ever reaches Redis, never the key itself.
+    """
+    material = "\0".join((endpoint.rstrip("/"), project_id, ak)).encode()
+    return hashlib.sha256(material).hexdigest()[:24]
+
+
+def _resolve_id(client: CDMClient | None, budget_id: str | None) -> str:
+    """``budget_id`` when given, else the id of ``client``'s user (AK/SK auth only)."""
+    if budget_id is not None:
+        if not budget_id:
+            raise ValueError("budget_id must not be empty")
+        return budget_id
+    ak = None if client is None else getattr(client.auth, "ak", None)
+    if client is None or not isinstance(ak, str) or not ak:
+        raise ValueError(
+            "a shared budget needs budget_id=... unless the client signs with an access "
+            "key: a token rotates, so it cannot name the budget"
+        )
+    return budget_id_for(client.endpoint, client.project_id, ak)
+
+
+def _key_tag(budget_id: str) -> str:
+    # Hashed again, so an explicit id (which could be anything a user typed) never
+    # reaches Redis as is; the braces make every key of one budget one Cluster slot.
+    return "cdm-status:{" + hashlib.sha256(budget_id.encode()).hexdigest()[:24] + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """One answer of the script, on Redis's clock."""
+
+    delay: float
+    """Seconds until the booked slot (0 when none was asked for)."""
+    sharers: int
+    paused_for: float
+
+
+class _Adapter:
+    """The two calls the budget makes, on either client library."""
+
+    def __init__(self, client: Any, library: Literal["redis", "coredis"]) -> None:
+        self.client = client
+        self.library = library
+        # Both libraries run the script by its SHA and load it again after a NOSCRIPT
+        # (a Redis restarted empty), in the one call.
+        self._script: Callable[..., Any] = client.register_script(BUDGET_SCRIPT)
+
+    async def run(self, keys: list[str], args: list[str]) -> Booking:
+        reply = await self._script(keys=keys, args=args)
+        delay, sharers, paused_for = reply
+        return Booking(float(delay), int(sharers), float(paused_for))
+
+    async def forget(self, key: str, member: str) -> None:
+        await self.client.zrem(key, [member] if self.library == "coredis" else member)
+
+
+def _library_of(client: Any) -> Literal["redis", "coredis"]:
+    module = type(client).__module__
+    if module.startswith("coredis"):
+        return "coredis"
+    if module.startswith("redis"):
+        return "redis"
+    raise TypeError(
+        f"RedisBudget needs a redis.asyncio.Redis or a coredis.Redis, not {type(client).__name__}"
+    )
+
+
+def _on_asyncio() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _client_from_url(url: str, library: Library) -> tuple[Any, Literal["redis", "coredis"]]:
+    """A client for ``url`` with short timeouts and no retries of its own: the budget
+    decides what to do when Redis does not answer, and a retry storm helps nobody."""
+    asyncio = _on_asyncio()
+    if library == "auto":
+        library = "redis" if asyncio else "coredis"
+        if asyncio:
+            try:
+                import redis.asyncio  # noqa: F401
+            except ImportError:
+                library = "coredis"
+    if library == "redis":
+        if not asyncio:
+            raise RuntimeError(
+                "redis-py's asyncio client runs only under asyncio; under trio use coredis "
+                "(pip install 'cdm-status[redis]', library='coredis')"
+            )
+        try:
+            import redis.asyncio as redis_asyncio
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+        except ImportError as error:  # pragma: no cover - depends on the installed extras
+            raise ImportError("RedisBudget needs: pip install 'cdm-status[redis]'") from error
+        redis_client: Any = redis_asyncio.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=SOCKET_TIMEOUT,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return redis_client, "redis"
+    try:
+        import coredis
+        from coredis.retry import NoRetryPolicy
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise ImportError("RedisBudget needs: pip install 'cdm-status[redis]'") from error
+    coredis_client: Any = coredis.Redis.from_url(
+        url,
+        stream_timeout=SOCKET_TIMEOUT,
+        connect_timeout=SOCKET_TIMEOUT,
+        retry_policy=NoRetryPolicy(),
+        verify_version=False,
+    )
+    return coredis_client, "coredis"
+
+
+@dataclass(frozen=True, slots=True)
+class _Connector:
+    """What ``from_url`` was given: the client is made when the budget is entered (the
+    library depends on the event loop running then)."""
+
+    url: str
+    library: Library
+
+    def __call__(self) -> tuple[Any, Literal["redis", "coredis"]]:
+        return _client_from_url(self.url, self.library)
+
+
+class _Link:
+    """What the status and list budgets of one process share: the client, this sharer's
+    registration, the health of Redis, and throttles waiting to be published."""
+
+    def __init__(
+        self,
+        *,
+        budget_id: str,
+        clock: Clock,
+        on_redis_error: OnRedisError,
+        retry_interval: float,
+        sharer_ttl: float,
+        client: Any | None,
+        connect: Callable[[], tuple[Any, Literal["redis", "coredis"]]] | None,
+    ) -> None:
+        self.tag = _key_tag(budget_id)
+        self.sharer = secrets.token_hex(8)
+        self.clock = clock
+        self.on_redis_error = on_redis_error
+        self.retry_interval = retry_interval
+        self.sharer_ttl = sharer_ttl
+        self.sharers = 1
+        self.healthy = True
+        self.outages = 0
+        self._retry_at = -float("inf")
+        self._probing = False
+        self._client = client
+        self._connect = connect
+        self._adapter: _Adapter | None = None
+        self._members = itertools.count()
+        self.budgets: list[RedisBudget] = []
+        self.wake = anyio.Event()
+
+    @property
+    def sharers_key(self) -> str:
+        return f"{self.tag}:sharers"
+
+    def attach(self, adapter: _Adapter) -> None:
+        self._adapter = adapter
+
+    @property
+    def adapter(self) -> _Adapter:
+        if self._adapter is None:
+            raise RuntimeError(
+                "enter the budget first: `async with RedisBudget.from_url(...) as budget:`"
+            )
+        return self._adapter
+
+    def may_call(self) -> bool:
+        """Healthy, or due for one probe (only one task probes at a time: no storms)."""
+        if self.healthy:
+            return True
+        return not self._probing and self.clock.monotonic() >= self._retry_at
+
+    async def call(self, budget: RedisBudget, *, take: bool) -> Booking | None:
+        """One round trip of the script for ``budget``; None when Redis did not answer."""
+        adapter = self.adapter
+        probing = not self.healthy
+        if probing:
+            self._probing = True
+        pause, budget.unpublished_pause = budget.unpublished_pause, 0.0
+        keys = [f"{budget.prefix}:log", f"{budget.prefix}:state", self.sharers_key]
+        args = [
+            repr(budget.limit),
+            str(budget.burst),
+            repr(budget.window),
+            self.sharer,
+            repr(self.sharer_ttl),
+            f"{self.sharer}:{next(self._members)}",
+            "1" if take else "0",
+            repr(pause),
+        ]
+        try:
+            booking = await adapter.run(keys, args)
+        except Exception as error:  # any failure of Redis or of the client: go local
+            budget.unpublished_pause = max(budget.unpublished_pause, pause)
+            self._failed(error)
+            return None
+        finally:
+            if probing:
+                self._probing = False
+        self.sharers = max(1, booking.sharers)
+        if not self.healthy:
+            self.healthy = True
+            logger.warning("the shared budget on Redis answers again; sharing it again")
+        return booking
+
+    def _failed(self, error: BaseException) -> None:
+        self._retry_at = self.clock.monotonic() + self.retry_interval
+        if self.healthy:
+            self.healthy = False
+            self.outages += 1
+            what = (
+                "waiting for it"
+                if self.on_redis_error == "wait"
+                else "using a local limit at this process's share until it answers"
+            )
+            # The error's class and text only: a client's repr may hold the URL's password.
+            logger.warning(
+                "the shared budget on Redis does not answer (%s: %s); %s",
+                type(error).__name__,
+                error,
+                what,
+            )
+            for budget in self.budgets:
+                budget.start_fallback()
+
+    async def heartbeat(self) -> None:
+        """Keep this process registered, and publish throttles as soon as they are seen
+        (not only with this process's next request)."""
+        while True:
+            await self._woken_or_after(self.sharer_ttl / 3)
+            if self.may_call():
+                for budget in self.budgets:
+                    await self.call(budget, take=False)
+
+    async def _woken_or_after(self, seconds: float) -> None:
+        async with anyio.create_task_group() as group:
+
+            async def timer() -> None:
+                await self.clock.sleep(seconds)
+                group.cancel_scope.cancel()
+
+            group.start_soon(timer)
+            await self.wake.wait()
+            group.cancel_scope.cancel()
+        self.wake = anyio.Event()
+
+    async def leave(self) -> None:
+        """Unregister, so the others' shares grow at once (not after the TTL)."""
+        if self._adapter is None or not self.healthy:
+            return
+        try:
+            await self._adapter.forget(self.sharers_key, self.sharer)
+        except Exception:  # leaving is best effort: the TTL removes this sharer anyway
+            logger.debug("could not unregister from the shared budget", exc_info=True)
+
+
+class RedisBudget:
+    """The CDM request budget of one API, shared through Redis by every process that uses
+    the same credentials; a :class:`~cdm_status.Budget`.
+
+    ``per_minute`` is *this process's share*: the limit divided by the processes sharing
+    the budget now, so a :class:`~cdm_status.JobStatusWaiter` plans its polls for the rate
+    it will really get. ``acquire()`` books the next slot in one round trip and waits for
+    it; no 60-second window ever holds more than ``limit`` requests across all processes.
+    ``pause()`` (a 429 or ``Retry-After``) pauses every process.
+
+    Use it as an async context manager (it registers this process as a sharer and keeps
+    the registration alive)::
+
+        async with RedisBudget.from_url("redis://localhost:6379/0", client=client) as budget:
+            waiter = JobStatusWaiter(client, budget=budget, list_budget=budget.list_budget)
+
+    ``client`` (a :class:`~cdm_status.CDMClient` signing with an access key) names the
+    budget by a hash of its endpoint, project and access key, so every process of the same
+    user shares it; or pass ``budget_id`` (needed with token auth: tokens rotate). Only a
+    hash of either reaches Redis.
+
+    ``on_redis_error``: ``"local"`` (default) keeps polling under a local limit at the
+    last known share while Redis does not answer; ``"wait"`` waits for Redis instead, for
+    those who would rather be late than risk a 429.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        client: CDMClient | None = None,
+        budget_id: str | None = None,
+        per_minute: float = 120,
+        list_per_minute: float = 120,
+        burst: int = 4,
+        window: float = 61.0,
+        on_redis_error: OnRedisError = "local",
+        retry_interval: float = 5.0,
+        sharer_ttl: float = 15.0,
+        clock: Clock | None = None,
+    ) -> None:
+        if on_redis_error not in ("local", "wait"):
+            raise ValueError('on_redis_error must be "local" or "wait"')
+        if retry_interval <= 0 or sharer_ttl <= 0:
+            raise ValueError("retry_interval and sharer_ttl must be positive")
+        connect = redis if isinstance(redis, _Connector) else None
+        self._link = _Link(
+            budget_id=_resolve_id(client, budget_id),
+            clock=clock or SystemClock(),
+            on_redis_error=on_redis_error,
+            retry_interval=retry_interval,
+            sharer_ttl=sharer_ttl,
+            client=None if connect else redis,
+            connect=connect,
+        )
+        self._stack: AsyncExitStack | None = None
+        self._init_api("status", per_minute, burst, window)
+        self.list_budget = RedisBudget._sibling(self._link, "list", list_per_minute, burst, window)
+
+    # ------------------------------------------------------------------ construction
+
+    def _init_api(self, api: str, per_minute: float, burst: int, window: float) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        if burst < 1:
+            raise ValueError("burst must be at least 1")
+        self.api = api
+        self.limit = float(per_minute)
+        self.burst = min(burst, max(1, int(per_minute)))
+        self.window = window
+        self.prefix = f"{self._link.tag}:{api}"
+        self.unpublished_pause = 0.0
+        self._paused_until = -float("inf")
+        self._fallback: RateLimiter | None = None
+        self.acquired = 0
+        self.pauses = 0
+        self._link.budgets.append(self)
+
+    @classmethod
+    def _sibling(
+        cls, link: _Link, api: str, per_minute: float, burst: int, window: float
+    ) -> RedisBudget:
+        budget = cls.__new__(cls)
+        budget._link = link
+        budget._stack = None
+        budget._init_api(api, per_minute, burst, window)
+        return budget
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        client: CDMClient | None = None,
+        budget_id: str | None = None,
+        library: Library = "auto",
+        per_minute: float = 120,
+        list_per_minute: float = 120,
+        burst: int = 4,
+        window: float = 61.0,
+        on_redis_error: OnRedisError = "local",
+        retry_interval: float = 5.0,
+        sharer_ttl: float = 15.0,
+        clock: Clock | None = None,
+    ) -> RedisBudget:
+        """A budget on the Redis at ``url`` (``redis://host:6379/0``, ``rediss://``,
+        ``unix://``), with a client of its own made when the budget is entered: redis-py
+        under asyncio (``library="auto"``, when installed), coredis under trio.
+
+        The client has 1-second socket timeouts and no retries of its own.
+        """
+        return cls(
+            _Connector(url, library),
+            client=client,
+            budget_id=budget_id,
+            per_minute=per_minute,
+            list_per_minute=list_per_minute,
+            burst=burst,
+            window=window,
+            on_redis_error=on_redis_error,
+            retry_interval=retry_interval,
+            sharer_ttl=sharer_ttl,
+            clock=clock,
+        )
+
+    def __repr__(self) -> str:
+        shared = "shared" if self._link.healthy else "local fallback"
+        return (
+            f"RedisBudget(api={self.api!r}, limit={self.limit:g}, sharers={self._link.sharers}, "
+            f"{shared})"
+        )
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def __aenter__(self) -> RedisBudget:
+        link = self._link
+        async with AsyncExitStack() as stack:
+            if link._connect is not None:
+                client, library = link._connect()
+            else:
+                client, library = link._client, _library_of(link._client)
+            if library == "redis" and not _on_asyncio():
+                raise RuntimeError(
+                    "redis-py's asyncio client runs only under asyncio; under trio pass a "
+                    "coredis client (pip install 'cdm-status[redis]')"
+                )
+            if link._connect is not None:
+                if library == "coredis":
+                    await stack.enter_async_context(client)
+                else:
+                    stack.push_async_callback(client.aclose)
+            link.attach(_Adapter(client, library))
+            for budget in link.budgets:
+                await link.call(budget, take=False)  # register now: the others' shares shrink
+            group = await stack.enter_async_context(anyio.create_task_group())
+            group.start_soon(link.heartbeat)
+            stack.push_async_callback(self._leave, group)
+            self._stack = stack.pop_all()
+        return self
+
+    async def _leave(self, group: anyio.abc.TaskGroup) -> None:
+        group.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._link.leave()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return None
+        result: bool | None = await stack.__aexit__(exc_type, exc, traceback)
+        return result
+
+    # ------------------------------------------------------------------ the Budget protocol
+
+    @property
+    def per_minute(self) -> float:
+        """This process's share of the limit: what it may plan its polls with."""
+        return self.limit / max(1, self._link.sharers)
+
+    @property
+    def sharers(self) -> int:
+        """Processes sharing the budget, as of the last answer from Redis."""
+        return self._link.sharers
+
+    @property
+    def shared(self) -> bool:
+        """False while Redis does not answer (the local fallback is in use)."""
+        return self._link.healthy
+
+    @property
+    def outages(self) -> int:
+        """How many times Redis stopped answering."""
+        return self._link.outages
+
+    def pause(self, seconds: float) -> None:
+        """A throttle was seen: this process stops at once, the others on the next round
+        trip to Redis (the heartbeat task makes that one at once)."""
+        seconds = max(0.0, seconds)
+        until = self._link.clock.monotonic() + seconds
+        if until > self._paused_until:
+            self._paused_until = until
+            self.pauses += 1
+        self.unpublished_pause = max(self.unpublished_pause, seconds)
+        if self._fallback is not None:
+            self._fallback.pause(seconds)
+        self._link.wake.set()
+
+    async def acquire(self) -> None:
+        """Wait for this process's next slot, then take it. Never raises for Redis's
+        trouble: see ``on_redis_error``."""
+        link = self._link
+        clock = link.clock
+        while True:
+            if link.may_call():
+                booking = await link.call(self, take=True)
+                if booking is not None:
+                    wait = max(booking.delay, self._paused_until - clock.monotonic())
+                    await clock.sleep(wait)
+                    self.acquired += 1
+                    return
+            if link.on_redis_error == "wait":
+                await clock.sleep(max(0.05, link._retry_at - clock.monotonic()))
+                continue
+            await self._local().acquire()
+            self.acquired += 1
+            return
+
+    def start_fallback(self) -> None:
+        """Redis stopped answering: a local limit at the last known share takes over."""
+        limiter = RateLimiter(
+            self.per_minute, burst=self.burst, window=self.window, clock=self._link.clock
+        )
+        left = self._paused_until - self._link.clock.monotonic()
+        if left > 0:
+            limiter.pause(left)
+        self._fallback = limiter
+
+    def _local(self) -> RateLimiter:
+        if self._fallback is None:
+            self.start_fallback()
+        assert self._fallback is not None
+        return self._fallback
