@@ -210,6 +210,7 @@ class _Link:
         self.healthy = True
         self.outages = 0
         self._retry_at = -float("inf")
+        self._hold_until = -float("inf")
         self._probing = False
         self._client = client
         self._connect = connect
@@ -266,10 +267,16 @@ class _Link:
         finally:
             if probing:
                 self._probing = False
-        self.sharers = max(1, booking.sharers)
         if not self.healthy:
             self.healthy = True
+            # A Redis that lost its data knows only the sharers back so far: keep the
+            # share known before until every sharer has had time to register again.
+            self._hold_until = self.clock.monotonic() + self.sharer_ttl
             logger.warning("the shared budget on Redis answers again; sharing it again")
+        sharers = booking.sharers
+        if self.clock.monotonic() < self._hold_until:
+            sharers = max(sharers, self.sharers)
+        self.sharers = max(1, sharers)
         return booking
 
     def _failed(self, error: BaseException) -> None:

@@ -257,6 +257,7 @@ def test_json_lines_parse_and_carry_the_documented_fields() -> None:
         "elapsed_seconds": 32.5,
         "exit_code": 1,
         "interrupted": False,
+        "budget_sharers": None,  # no --budget: nothing shared
     }
     for line in lines[:-1]:
         datetime.fromisoformat(line["at"])

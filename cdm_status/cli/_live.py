@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._events import Event, OutcomeKind
+from ._budget import budget_phrase
 from ._format import format_bytes
 from ._sinks import WaitResult, format_duration, summary_line
 from ._tally import Tally
@@ -88,6 +89,9 @@ def _written_line(tally: Tally) -> Text:
     text = Text(
         f"rows written {tally.rows_written:,} · bytes written {format_bytes(tally.bytes_written)}"
     )
+    shared = budget_phrase(tally.budget)
+    if shared:
+        text.append(f" · {shared}", style="cyan")
     if tally.poll_failures:
         text.append(f" · failed polls {tally.poll_failures:,}", style="yellow")
         if tally.last_poll_error:

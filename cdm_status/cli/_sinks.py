@@ -18,6 +18,7 @@ from typing import Any, Protocol, TextIO
 from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from .._models import Submission
 from .._telemetry import WaiterStats
+from ._budget import budget_phrase
 from ._format import format_bytes
 from ._tally import FAILURE_KINDS, Tally, describe_error, failure_summary
 
@@ -109,6 +110,9 @@ def summary_line(tally: Tally, result: WaitResult) -> str:
     line = f"{jobs} in {format_duration(result.elapsed)}: {', '.join(parts) or 'nothing seen'}"
     if tally.rows_written or tally.bytes_written:
         line += f"; {written_phrase(tally.rows_written, tally.bytes_written)}"
+    shared = budget_phrase(tally.budget)
+    if shared:
+        line += f"; {shared}"
     if result.interrupted:
         line += " (interrupted)"
     if result.stats is not None:
@@ -211,6 +215,7 @@ def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
                 "budget_wait_seconds": round(result.stats.budget_wait, 3),
             }
         ),
+        "budget_sharers": getattr(tally.budget, "sharers", None),
     }
 
 

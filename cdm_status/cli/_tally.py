@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from .._budget import Budget
 from .._errors import (
     APIError,
     CDMError,
@@ -136,6 +137,8 @@ class Tally:
         self.not_found: set[str] = set()
         """Jobs the API answered "not found" for, at least once."""
         self.first_poll_failure_at: datetime | None = None
+        self.budget: Budget | None = None
+        """The status budget, when the outputs should say how it is shared."""
 
     # ------------------------------------------------------------------ input
 

@@ -36,6 +36,7 @@ import anyio
 import anyio.abc
 
 from .._batching import STRATEGIES, Strategy
+from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock, SystemClock, utc_datetime
 from .._errors import APIError, CDMError, TransportError
@@ -44,6 +45,7 @@ from .._retry import RandomSource
 from .._schedule import PollPolicy
 from .._waiter import JobStatusWaiter
 from .._wire import subjob_name, validate_name
+from ._budget import add_budget_arguments, budget_from_args
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -219,6 +221,7 @@ def register(commands: Any) -> None:
         "--quiet", action="store_true", help="print only the jobs that failed and the summary"
     )
     add_connection_arguments(parser)
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -331,6 +334,9 @@ class WaitOptions:
     unreachable_after: float | None = UNREACHABLE_AFTER
     stderr: TextIO | None = None
     """Where the one-line reason for a non-zero exit goes; None means ``sys.stderr``."""
+    budget: Budget | None = None
+    list_budget: Budget | None = None
+    """Budgets shared with other processes (``--budget``); None: this process's own."""
 
 
 def _strategy(name: str) -> Strategy:
@@ -470,8 +476,11 @@ async def run_wait(
         random=options.random,
         poll=options.poll,
         strategy=_strategy(options.strategy),
+        budget=options.budget,
+        list_budget=options.list_budget,
     )
     tally = Tally(names)
+    tally.budget = options.budget
     flags = {"interrupted": False, "unreachable": False, "all_missing": False}
     output_closed: OutputClosed | None = None
     fatal: CDMError | None = None
@@ -571,6 +580,7 @@ def run(args: argparse.Namespace) -> int:
     clock = SystemClock()
     since = parse_since(args.since, now=clock.time())
     client = client_from_args(args)
+    budget = budget_from_args(args, client)
     options = WaitOptions(
         timeout=args.timeout,
         since=since,
@@ -579,11 +589,13 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         clock=clock,
         handle_sigint=True,
+        budget=budget,
+        list_budget=None if budget is None else budget.list_budget,
     )
     sink = choose_sink(args, sys.stdout)
 
     async def main() -> int:
-        async with client:
+        async with client, budget or contextlib.nullcontext():
             return await run_wait(client, names, options, sink)
 
     return anyio.run(main)

@@ -1,0 +1,70 @@
+"""``--budget``: share the request budget with other processes through Redis."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from .._client import CDMClient
+from .._redis_budget import RedisBudget
+from ._common import EXIT_USAGE, CommandError
+
+__all__ = ["add_budget_arguments", "budget_from_args", "budget_phrase"]
+
+SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--budget`` and ``--budget-id``."""
+    group = parser.add_argument_group(
+        "shared budget",
+        "CDM's limits are per user: processes that share a budget in Redis stay under "
+        "them together (needs: pip install 'cdm-status[redis]').",
+    )
+    group.add_argument(
+        "--budget",
+        metavar="URL",
+        help="share the request budget through the Redis at URL, e.g. redis://host:6379/0 "
+        "[CDM_STATUS_BUDGET]",
+    )
+    group.add_argument(
+        "--budget-id",
+        metavar="ID",
+        help="name of the shared budget; needed with token auth (default: a hash of the "
+        "endpoint, project and access key)",
+    )
+
+
+def budget_from_args(
+    args: argparse.Namespace, client: CDMClient, environ: Mapping[str, str] | None = None
+) -> RedisBudget | None:
+    """The shared budget the flags (or ``CDM_STATUS_BUDGET``) ask for; CommandError(2)."""
+    url = args.budget or (os.environ if environ is None else environ).get("CDM_STATUS_BUDGET")
+    if not url:
+        if args.budget_id:
+            raise CommandError("--budget-id needs --budget URL", EXIT_USAGE)
+        return None
+    if not url.startswith(SCHEMES):
+        # Only the scheme: the URL may carry a password.
+        raise CommandError(f"--budget must be a URL starting with {', '.join(SCHEMES)}", EXIT_USAGE)
+    try:
+        return RedisBudget.from_url(
+            url,
+            client=client,
+            budget_id=args.budget_id,
+            per_minute=args.requests_per_minute,
+            list_per_minute=args.list_requests_per_minute,
+        )
+    except ValueError as error:
+        raise CommandError(f"--budget: {error}", EXIT_USAGE) from None
+
+
+def budget_phrase(budget: object) -> str | None:
+    """``budget shared by 4 processes``, or what happens while Redis does not answer."""
+    if not isinstance(budget, RedisBudget):
+        return None
+    if not budget.shared:
+        return f"shared budget unreachable: local limit {budget.per_minute:g}/min"
+    processes = "1 process" if budget.sharers == 1 else f"{budget.sharers} processes"
+    return f"budget shared by {processes}"
