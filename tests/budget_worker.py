@@ -2,7 +2,7 @@
 tests and ``benchmarks/shared_budget.py``; prints one JSON object when done.
 
     python tests/budget_worker.py ENDPOINT JOB... [--redis URL] [--backend trio]
-        [--library coredis] [--budget-id ID] [--strategy per_job]
+        [--library coredis] [--budget-id ID] [--strategy per_job] [--timeout S]
 
 The object: each job's outcome kind, the acquire latencies (seconds, every request
 attempt), the most sharers seen, the outages and the share used while Redis was away.
@@ -75,7 +75,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.redis is None:
             local = TimedBudget(RateLimiter(120), report)
             waiter = JobStatusWaiter(client, strategy=args.strategy, budget=local)
-            outcomes = await waiter.wait_all(args.jobs)
+            outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
         else:
             budget = RedisBudget.from_url(
                 args.redis, budget_id=args.budget_id, library=args.library
@@ -88,7 +88,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     budget=TimedBudget(budget, report),
                     list_budget=budget.list_budget,
                 )
-                outcomes = await waiter.wait_all(args.jobs)
+                outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
                 report["outages"] = budget.outages
                 report["shared_at_end"] = budget.shared
     report["outcomes"] = {name: outcome.kind.value for name, outcome in outcomes.items()}
@@ -104,6 +104,7 @@ if __name__ == "__main__":
     parser.add_argument("--library", default="auto", choices=["auto", "redis", "coredis"])
     parser.add_argument("--budget-id", default="workers")
     parser.add_argument("--strategy", default="per_job")
+    parser.add_argument("--timeout", type=float, help="seconds; unfinished jobs time out")
     arguments = parser.parse_args()
     result = anyio.run(main, arguments, backend=arguments.backend)
     print(json.dumps(result))

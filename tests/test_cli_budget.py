@@ -1,0 +1,58 @@
+"""``wait --budget``: which budget the flags and the environment ask for, the usage errors,
+and how the outputs say the budget is shared."""
+
+from __future__ import annotations
+
+import pytest
+
+from cdm_status import AKSKAuth, CDMClient, RedisBudget, TokenAuth
+from cdm_status.cli import build_parser
+from cdm_status.cli._budget import budget_from_args
+from cdm_status.cli._common import CommandError
+from cdm_status.cli._sinks import WaitResult, summary_line
+from cdm_status.cli._tally import Tally
+
+SIGNED = CDMClient("http://127.0.0.1:9", "p", "c", auth=AKSKAuth("AKID", "secret"))
+TOKEN = CDMClient("http://127.0.0.1:9", "p", "c", auth=TokenAuth("token"))
+
+
+def args(*argv: str) -> object:
+    return build_parser().parse_args(["wait", "job_a", *argv])
+
+
+def test_no_flag_and_no_variable_keeps_the_local_budget() -> None:
+    assert budget_from_args(args(), SIGNED, environ={}) is None
+
+
+def test_the_flag_or_the_variable_shares_both_budgets() -> None:
+    flagged = budget_from_args(
+        args("--budget", "redis://h:6379/0", "--requests-per-minute", "60"), SIGNED, environ={}
+    )
+    assert isinstance(flagged, RedisBudget)
+    assert (flagged.limit, flagged.list_budget.limit) == (60.0, 120.0)
+    from_env = budget_from_args(args(), SIGNED, environ={"CDM_STATUS_BUDGET": "redis://h/0"})
+    assert isinstance(from_env, RedisBudget)
+    assert from_env.prefix == flagged.prefix  # the same user: the same budget
+    named = budget_from_args(args("--budget", "unix:///s", "--budget-id", "etl"), TOKEN, {})
+    assert isinstance(named, RedisBudget)
+
+
+@pytest.mark.parametrize(
+    ("argv", "client", "message"),
+    [
+        (["--budget-id", "etl"], SIGNED, "--budget-id needs --budget URL"),
+        (["--budget", "http://h:6379"], SIGNED, "--budget must be a URL starting with redis://"),
+        (["--budget", "redis://h"], TOKEN, "--budget: a shared budget needs budget_id"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], client: CDMClient, message: str) -> None:
+    with pytest.raises(CommandError, match=message) as raised:
+        budget_from_args(args(*argv), client, environ={})
+    assert raised.value.exit_code == 2
+
+
+def test_the_summary_says_the_budget_is_shared() -> None:
+    tally = Tally(["job_a"])
+    assert "budget" not in summary_line(tally, WaitResult(0, 1.0))
+    tally.budget = RedisBudget.from_url("redis://h:6379/0", client=SIGNED)
+    assert summary_line(tally, WaitResult(0, 1.0)).endswith("; budget shared by 1 process")
