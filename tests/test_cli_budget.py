@@ -56,3 +56,14 @@ def test_the_summary_says_the_budget_is_shared() -> None:
     assert "budget" not in summary_line(tally, WaitResult(0, 1.0))
     tally.budget = RedisBudget.from_url("redis://h:6379/0", client=SIGNED)
     assert summary_line(tally, WaitResult(0, 1.0)).endswith("; budget shared by 1 process")
+
+
+def test_the_live_view_says_the_budget_is_shared_and_when_redis_is_away() -> None:
+    from tests.test_live_view import screen
+
+    tally = Tally(["job_a"])
+    budget = RedisBudget.from_url("redis://h:6379/0", client=SIGNED)
+    tally.budget = budget
+    assert "budget shared by 1 process" in screen(tally, 1.0)
+    budget._link._failed(ConnectionError("refused"))  # what an unanswered call does
+    assert "shared budget unreachable: local limit 120/min" in screen(tally, 1.0)
