@@ -129,8 +129,10 @@ def _on_asyncio() -> bool:
 
 
 def _client_from_url(url: str, library: Library) -> tuple[Any, Literal["redis", "coredis"]]:
-    """A client for ``url`` with short timeouts and no retries of its own: the budget
-    decides what to do when Redis does not answer, and a retry storm helps nobody."""
+    """A client for ``url`` with short timeouts and one immediate retry on a broken
+    connection only (a pooled connection to a Redis that restarted), never on a timeout:
+    the budget decides what to do when Redis does not answer, and a retry storm helps
+    nobody."""
     asyncio = _on_asyncio()
     if library == "auto":
         library = "redis" if asyncio else "coredis"
@@ -149,25 +151,27 @@ def _client_from_url(url: str, library: Library) -> tuple[Any, Literal["redis", 
             import redis.asyncio as redis_asyncio
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
         except ImportError as error:  # pragma: no cover - depends on the installed extras
             raise ImportError("RedisBudget needs: pip install 'cdm-status[redis]'") from error
         redis_client: Any = redis_asyncio.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
         return redis_client, "redis"
     try:
         import coredis
-        from coredis.retry import NoRetryPolicy
+        from coredis.exceptions import ConnectionError as CoredisConnectionError
+        from coredis.retry import ConstantRetryPolicy
     except ImportError as error:  # pragma: no cover - depends on the installed extras
         raise ImportError("RedisBudget needs: pip install 'cdm-status[redis]'") from error
     coredis_client: Any = coredis.Redis.from_url(
         url,
         stream_timeout=SOCKET_TIMEOUT,
         connect_timeout=SOCKET_TIMEOUT,
-        retry_policy=NoRetryPolicy(),
+        retry_policy=ConstantRetryPolicy((CoredisConnectionError,), retries=1, delay=0),
         verify_version=False,
     )
     return coredis_client, "coredis"
@@ -439,7 +443,7 @@ class RedisBudget:
         ``unix://``), with a client of its own made when the budget is entered: redis-py
         under asyncio (``library="auto"``, when installed), coredis under trio.
 
-        The client has 1-second socket timeouts and no retries of its own.
+        The client has 1-second socket timeouts, and retries only a broken connection, once.
         """
         return cls(
             _Connector(url, library),
