@@ -199,13 +199,9 @@ def test_usage_error_exits_2(env: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
             ),
             "refused the credentials",
         ),
-        (
-            httpx.Response(404, json={"errCode": "Cdm.0100", "externalMessage": "no job"}),
-            "Cdm.0100",
-        ),
         (httpx.Response(200, content=b"<html>"), "ResponseFormatError"),
     ],
-    ids=["401", "404", "bad-body"],
+    ids=["401", "bad-body"],
 )
 def test_api_errors_exit_4_with_one_line(
     env: pytest.MonkeyPatch,

@@ -275,3 +275,32 @@ def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
     assert "3/3" in screen
     assert "succeeded 3" in screen
     assert "3 jobs in 0:0" in screen
+
+
+def test_a_refused_token_names_each_job_in_its_own_line(slow: Simulator) -> None:
+    # One 401 ends every job of the watch; each line is about its own job only.
+    result = wait(slow, "job_001", "job_002", token="wrong-token")
+    assert result.returncode == 4, result.stderr
+    lines = [line for line in result.stdout.splitlines() if " job_00" in line]
+    assert len(lines) == 2, result.stdout
+    for line in lines:
+        job = line.split()[1].rstrip(":")
+        assert "HTTP 401" in line, line
+        other = "job_002" if job == "job_001" else "job_001"
+        assert other not in line, line
+        assert "wrong-token" not in line
+
+
+def test_a_missing_job_exits_1_from_status_and_from_wait(fast: Simulator) -> None:
+    status = subprocess.run(
+        [COMMAND, "status", "no_such_job"],
+        env=fast.env(),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    waited = wait(fast, "no_such_job")
+    assert (status.returncode, waited.returncode) == (1, 1), status.stderr + waited.stderr
+    assert "no_such_job" in one_line(status.stderr)
+    assert "not found" in one_line(waited.stderr) or "did not succeed" in waited.stderr

@@ -20,7 +20,7 @@ from .._models import Submission
 from .._telemetry import WaiterStats
 from ._budget import budget_phrase
 from ._format import format_bytes
-from ._tally import FAILURE_KINDS, Tally, describe_error, failure_summary
+from ._tally import FAILURE_KINDS, Tally, describe_error, describe_outcome_error, failure_summary
 
 __all__ = [
     "JsonSink",
@@ -186,7 +186,7 @@ def outcome_to_json(outcome: JobOutcome, at: datetime) -> dict[str, Any]:
         "status": None if submission is None else submission.raw_status,
         "error_summary": None if submission is None else submission.error_summary,
         "error_details": None if submission is None else submission.error_details,
-        "error": None if outcome.error is None else describe_error(outcome.error),
+        "error": describe_outcome_error(outcome),
         "rows_written": rows,
         "bytes_written": size,
         "at": at.isoformat(),

@@ -9,9 +9,10 @@ from typing import Any
 
 import anyio
 
-from .._errors import CDMError
+from .._errors import CDMError, JobNotFoundError
 from .._models import Submission
 from ._common import (
+    EXIT_JOB_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     CommandError,
@@ -28,8 +29,8 @@ def register(commands: Any) -> None:
         "status",
         help="show the newest submission of a job",
         description="Show the newest submission of a job: status, dates, counters, errors. "
-        "Exit codes: 0 looked up, 2 usage or configuration error, 4 API error or "
-        "unreachable.",
+        "Exit codes: 0 looked up, 1 no such job (as in wait), 2 usage or configuration "
+        "error, 4 API error or unreachable.",
     )
     parser.add_argument("job", help="job name (for a whole-database subjob: PARENT_TABLE)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
         submission = anyio.run(lookup)
     except ValueError as error:  # a job name that cannot be sent
         raise CommandError(str(error), EXIT_USAGE) from None
+    except JobNotFoundError as error:
+        # The same code as ``wait`` gives a job that does not exist: scripts test one code.
+        raise CommandError(f"not found: {error}", EXIT_JOB_FAILED) from None
     except CDMError as error:
         raise describe_api_error(error) from None
     if args.json:

@@ -34,6 +34,7 @@ __all__ = [
     "Tally",
     "Transition",
     "describe_error",
+    "describe_outcome_error",
     "failure_summary",
 ]
 
@@ -75,6 +76,22 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def describe_outcome_error(outcome: JobOutcome) -> str | None:
+    """The error that ended ``outcome``, in one line that names no other job.
+
+    One refusal (a 401) ends every job of a watch with the same error, raised by the
+    request of one job: its ``(job 'X')`` note is left out of the other jobs' lines.
+    """
+    error = outcome.error
+    if error is None:
+        return None
+    text = describe_error(error)
+    other = getattr(error, "job_name", None)
+    if isinstance(error, CDMError) and other is not None and other != outcome.job_name:
+        text = text.replace(f" (job {other!r})", "", 1)
+    return text
+
+
 def is_answer(error: BaseException) -> bool:
     """True for a failed poll that the API answered all the same: not found, a body of
     the wrong shape, a client error. Throttling, 5xx and network errors are no answer."""
@@ -93,13 +110,11 @@ def failure_summary(outcome: JobOutcome) -> str:
             return " ".join(submission.error_summary.split())
         return f"ended {submission.raw_status}"
     if outcome.kind is OutcomeKind.NOT_FOUND:
-        return "job not found" if outcome.error is None else describe_error(outcome.error)
+        return describe_outcome_error(outcome) or "job not found"
     if outcome.kind is OutcomeKind.TIMED_OUT:
         seen = submission.raw_status if submission is not None else "never seen"
         return f"still {seen} when the timeout expired"
-    if outcome.error is not None:
-        return describe_error(outcome.error)
-    return str(outcome.kind)
+    return describe_outcome_error(outcome) or str(outcome.kind)
 
 
 def status_label(submission: Submission | None) -> str | None:
