@@ -240,28 +240,37 @@ def test_ctrl_c_prints_the_summary_then_exits_130(slow: Simulator) -> None:
     )
 
 
-def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
+@dataclass
+class TerminalRun:
+    returncode: int
+    screen: str
+    """Everything written to the terminal, control codes included."""
+    first_job_line_while_running: bool
+    """A line about a job showed while the command still ran."""
+
+
+def run_on_terminal(argv: list[str], env: dict[str, str]) -> TerminalRun:
+    """``cdm-status wait ARGV`` with its stdout on a pseudo-terminal, read to the end."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [COMMAND, "wait", "job_001", "job_002", "job_003"],
-        env={**fast.env(), "COLUMNS": "100", "TERM": "xterm"},
-        stdout=terminal,
-        stderr=subprocess.PIPE,
-        text=True,
+        [COMMAND, "wait", *argv], env=env, stdout=terminal, stderr=subprocess.PIPE, text=True
     )
     os.close(terminal)
-    chunks = []
+    chunks: list[bytes] = []
+    while_running = False
     try:
         deadline = time.monotonic() + TIMEOUT
         while True:
             ready, _, _ = select.select([controller], [], [], deadline - time.monotonic())
-            assert ready, "no output from the live view in time"
+            assert ready, "no output on the terminal in time"
             try:
                 chunk = os.read(controller, 65536)
             except OSError:  # the terminal closed: the command ended
                 break
             if not chunk:
                 break
+            if b" job_00" in chunk and process.poll() is None:
+                while_running = True
             chunks.append(chunk)
         process.wait(timeout=TIMEOUT)
     finally:
@@ -269,8 +278,16 @@ def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
         os.close(controller)
         assert process.stderr is not None
         process.stderr.close()
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode())
-    assert process.returncode == 0
+    screen = b"".join(chunks).decode().replace("\r\n", "\n")
+    return TerminalRun(process.returncode, screen, while_running)
+
+
+def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
+    run = run_on_terminal(
+        ["job_001", "job_002", "job_003"], {**fast.env(), "COLUMNS": "100", "TERM": "xterm"}
+    )
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", run.screen)
+    assert run.returncode == 0
     assert "cdm-status wait" in screen  # the view's title
     assert "3/3" in screen
     assert "succeeded 3" in screen
@@ -304,3 +321,21 @@ def test_a_missing_job_exits_1_from_status_and_from_wait(fast: Simulator) -> Non
     assert (status.returncode, waited.returncode) == (1, 1), status.stderr + waited.stderr
     assert "no_such_job" in one_line(status.stderr)
     assert "not found" in one_line(waited.stderr) or "did not succeed" in waited.stderr
+
+
+def test_a_dumb_terminal_gets_plain_lines_as_they_happen(slow: Simulator) -> None:
+    run = run_on_terminal(
+        ["job_001", "job_002", "--timeout", "3"],
+        {**slow.env("right-token"), "COLUMNS": "160", "TERM": "dumb"},
+    )
+    screen = run.screen
+    assert run.returncode == 3
+    assert run.first_job_line_while_running  # the first look at a job showed before the end
+    assert "\x1b[" not in screen  # no cursor moves, no colours
+    lines = screen.splitlines()
+    assert any(line.endswith(" job_001: BOOTING (0%)") for line in lines), screen
+    assert "job_002: timed out: still BOOTING when the timeout expired" in screen
+    # The summary is one whole line, not a frame cut to 80 columns.
+    assert re.search(
+        r"^2 jobs in 0:0\d: 2 still running at the timeout; \d+ requests", screen, re.M
+    )

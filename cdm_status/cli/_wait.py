@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import re
 import signal
 import sys
@@ -98,6 +99,9 @@ UNREACHABLE_AFTER = 300.0
 """Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up.
 An endpoint that cannot even be connected to (refused, DNS, TLS) ends the wait at its
 first failed poll instead: nothing suggests it is coming back."""
+
+DUMB_TERMINALS = frozenset({"dumb", "unknown"})
+"""``TERM`` values of terminals that cannot move the cursor (as ``rich`` reads them)."""
 
 _EPILOG = """\
 exit codes:
@@ -555,8 +559,12 @@ async def run_wait(
 
 
 def people_sink(out: TextIO, *, title: str = "cdm-status wait") -> Sink:
-    """The live view on a terminal, one plain line per event otherwise."""
-    if out.isatty():
+    """The live view on a terminal, one plain line per event otherwise.
+
+    A ``TERM=dumb`` terminal (Emacs shells, some CI consoles) cannot redraw in place: it
+    gets the plain lines as they happen, not one frame at the end.
+    """
+    if out.isatty() and os.environ.get("TERM", "").lower() not in DUMB_TERMINALS:
         from ._live import LiveSink  # rich is imported only when a person watches
 
         return LiveSink.for_stream(out, title=title)
