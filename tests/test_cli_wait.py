@@ -56,7 +56,7 @@ def test_tables_file_from_stdin() -> None:
     [
         ([], "name at least one JOB"),
         (["--table", "orders"], "need --subjobs-of"),
-        (["--subjobs-of", "db"], "needs tables"),
+        (["--subjobs-of", "db", "--tables-file", "/dev/null"], "names no table"),
         (["--tables-file", "/nonexistent/tables.txt", "--subjobs-of", "db"], "cannot read"),
         (["bad\nname"], "control character"),
         (["--subjobs-of", "db", "--table", ".."], "table name"),

@@ -339,3 +339,35 @@ def test_a_dumb_terminal_gets_plain_lines_as_they_happen(slow: Simulator) -> Non
     assert re.search(
         r"^2 jobs in 0:0\d: 2 still running at the timeout; \d+ requests", screen, re.M
     )
+
+
+def test_subjobs_of_without_tables_watches_what_the_job_list_shows(fast: Simulator) -> None:
+    # With a plain job beside it; the page size is 100, the list shows 30 subjobs.
+    result = wait(fast, "job_001", "--subjobs-of", "nightly", "--json")
+    done = {
+        line["job"]: line
+        for line in map(json.loads, result.stdout.splitlines())
+        if line["event"] == "done"
+    }
+    assert sorted(done) == sorted(["job_001", *(f"nightly_{table}" for table in TABLES)])
+    assert sum(line["outcome"] == "failed" for line in done.values()) == 3
+    assert result.returncode == 1, result.stderr
+
+
+def test_subjobs_of_a_parent_the_list_does_not_show_exits_2(fast: Simulator) -> None:
+    result = wait(fast, "--subjobs-of", "nightlly")
+    assert result.returncode == 2
+    assert "the job list shows no job named nightlly_*" in one_line(result.stderr)
+    assert result.stdout == ""
+
+
+def test_subjobs_of_reads_every_page_of_the_job_list() -> None:
+    argv = ["--database-job", "big", "--tables", "150", "--parallelism", "150"]
+    for simulator in start_simulator([*argv, "--speed", "1000000", "--seed", "3"]):
+        result = wait(simulator, "--subjobs-of", "big", "--json", "--requests-per-minute", "6000")
+        done = [
+            line["job"]
+            for line in map(json.loads, result.stdout.splitlines())
+            if line["event"] == "done"
+        ]
+        assert sorted(done) == [f"big_table_{index:04d}" for index in range(1, 151)]

@@ -60,6 +60,7 @@ from ._common import (
     describe_api_error,
     positive_number,
 )
+from ._discover import find_subjobs
 from ._sinks import (
     JsonSink,
     OutputClosed,
@@ -116,6 +117,7 @@ exit codes:
 examples:
   cdm-status wait orders_daily customers_daily --timeout 3600
   cdm-status wait --subjobs-of nightly_db --tables-file tables.txt --json
+  cdm-status wait --subjobs-of nightly_db       # every nightly_db_* the job list shows
 
 waiting for runs you start yourself:
   cdm-status run orders_daily          # starts it, then waits for that very run
@@ -170,7 +172,9 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("jobs", nargs="*", metavar="JOB", help="job names to wait for")
     subjobs = parser.add_argument_group(
-        "whole-database jobs", "Subjobs are named PARENT_TABLE; these flags build the names."
+        "whole-database jobs",
+        "Subjobs are named PARENT_TABLE. Without --table or --tables-file, --subjobs-of\n"
+        "watches every PARENT_* job the job list shows (both job types, every page).",
     )
     subjobs.add_argument("--subjobs-of", metavar="PARENT", help="the whole-database job")
     subjobs.add_argument(
@@ -251,7 +255,8 @@ def collect_job_names(
     """Every job to watch, in the order given, each once; ``CommandError(2)`` if unusable.
 
     ``jobs`` are plain names; ``tables`` and the tables read from ``table_files`` become
-    ``PARENT_TABLE`` subjob names. A subjob also named on its own is watched once.
+    ``PARENT_TABLE`` subjob names. A subjob also named on its own is watched once. A
+    ``parent`` without tables adds nothing here: :func:`run` asks the job list.
     """
     every_table = list(tables)
     for path in table_files:
@@ -266,19 +271,16 @@ def collect_job_names(
             raise CommandError(f"cannot read tables file {path}: {reason}", EXIT_USAGE) from None
     if parent is None and (tables or table_files):
         raise CommandError("--table and --tables-file need --subjobs-of PARENT", EXIT_USAGE)
-    if parent is not None and not every_table:
-        raise CommandError(
-            f"--subjobs-of {parent} needs tables (--table or a non-empty --tables-file)",
-            EXIT_USAGE,
-        )
+    if parent is not None and table_files and not every_table:
+        raise CommandError(f"--subjobs-of {parent}: the tables file names no table", EXIT_USAGE)
     try:
         names = [validate_name(job, "job name") for job in jobs]
         if parent is not None:
             names += [subjob_name(parent, table) for table in every_table]
     except ValueError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
-    if not names:
-        raise CommandError("name at least one JOB, or --subjobs-of with tables", EXIT_USAGE)
+    if not names and parent is None:
+        raise CommandError("name at least one JOB, or --subjobs-of PARENT", EXIT_USAGE)
     return list(dict.fromkeys(names))
 
 
@@ -580,6 +582,21 @@ def choose_sink(args: argparse.Namespace, out: TextIO) -> Sink:
     return people_sink(out)
 
 
+async def _listed_subjobs(client: CDMClient, args: argparse.Namespace) -> list[str]:
+    parent = args.subjobs_of
+    try:
+        found = await find_subjobs(client, parent)
+    except CDMError as error:
+        raise describe_api_error(error) from None
+    if not found:
+        raise CommandError(
+            f"--subjobs-of {parent}: the job list shows no job named {parent}_*; "
+            "check the name, or name the tables with --table or --tables-file",
+            EXIT_USAGE,
+        )
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``wait`` subcommand."""
     names = collect_job_names(
@@ -604,6 +621,9 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with client, budget or contextlib.nullcontext():
-            return await run_wait(client, names, options, sink)
+            every = names
+            if args.subjobs_of is not None and not (args.table or args.tables_file):
+                every = list(dict.fromkeys([*names, *await _listed_subjobs(client, args)]))
+            return await run_wait(client, every, options, sink)
 
     return anyio.run(main)
