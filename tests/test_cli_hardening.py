@@ -8,6 +8,7 @@ import io
 import json
 import random
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,3 +235,29 @@ async def test_a_closed_client_raises_a_cdm_error() -> None:
     await own.aclose()
     with pytest.raises(CDMError, match="closed"):
         await own.get_status("job")
+
+
+# The command line as installed without the server extra: ``uvicorn`` cannot be imported
+# (a None entry in sys.modules makes ``import uvicorn`` raise ImportError).
+WITHOUT_UVICORN = (
+    "import sys; sys.modules['uvicorn'] = None; "
+    "from cdm_status.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize("argv", [["simulate", "--port", "0"], ["demo"]])
+def test_serving_commands_without_the_server_extra_exit_2_with_one_line(
+    argv: list[str],
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_UVICORN, *argv],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pip install 'cdm-status[server]'" in result.stderr
+    assert result.stdout == ""
