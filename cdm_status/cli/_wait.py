@@ -26,7 +26,6 @@ import contextlib
 import math
 import os
 import re
-import signal
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 import anyio
-import anyio.abc
 
 from .._batching import STRATEGIES, Strategy
 from .._budget import Budget
@@ -61,6 +59,7 @@ from ._common import (
     positive_number,
 )
 from ._discover import find_subjobs
+from ._interrupt import cancel_on_ctrl_c
 from ._sinks import (
     JsonSink,
     OutputClosed,
@@ -439,20 +438,6 @@ def _gave_up(tally: Tally, event: PollFailed, at: datetime, options: WaitOptions
     return (at - first).total_seconds() >= options.unreachable_after
 
 
-async def _cancel_on_sigint(
-    scope: anyio.CancelScope,
-    flags: dict[str, bool],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
-) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT) as signals:
-        task_status.started()
-        async for _ in signals:
-            flags["interrupted"] = True
-            scope.cancel()
-            return
-
-
 _WALL = SystemClock()
 
 
@@ -496,7 +481,7 @@ async def run_wait(
         async with anyio.create_task_group() as group:
             if options.handle_sigint:
                 # Installed before the first request, so a Ctrl-C always gets a summary.
-                await group.start(_cancel_on_sigint, group.cancel_scope, flags)
+                await group.start(cancel_on_ctrl_c, group.cancel_scope, flags)
             if sink.refresh_interval is not None:
                 group.start_soon(_redraw, sink, tally, clock, started)
             # The waiter's own task polls; this loop only reads events.
