@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -574,3 +575,22 @@ async def test_authentication_error_has_no_secret() -> None:
         with pytest.raises(AuthenticationError) as caught:
             await api.get_status("j")
     assert TOKEN not in str(caught.value) + repr(caught.value)
+
+
+@pytest.mark.anyio
+async def test_a_retry_after_waits_on_the_clients_clock_not_in_real_time() -> None:
+    # 503 with Retry-After: 2, then an answer: the retry waits 2 s on the client's clock.
+    answers = iter(
+        [httpx.Response(503, headers={"Retry-After": "2"}), httpx.Response(200, json=SUBMISSIONS)]
+    )
+    recorder = Recorder(lambda _: next(answers))
+    clock = FakeClock()
+    http = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    api = CDMClient(BASE, "p", "c", http_client=http, clock=clock)
+    started, wall = clock.monotonic(), time.perf_counter()
+    async with api, clock.autojump():
+        submission = await api.get_status("j")
+    assert submission.raw_status == "RUNNING"
+    assert len(recorder.requests) == 2
+    assert clock.monotonic() - started == pytest.approx(2.0)
+    assert time.perf_counter() - wall < 0.5  # before: 2 s of real time
