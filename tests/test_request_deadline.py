@@ -29,6 +29,12 @@ pytestmark = pytest.mark.anyio
 
 BODY = b'{"submissions": [{"job-name": "slow", "status": "RUNNING"}]}'
 
+REAL_TRICKLE_INTERVAL = 0.5
+"""Wall-clock seconds between the bytes of the real-socket trickle server. Wall time is
+right there, and only there: its reader is ``cdm-status`` in another process, on that
+process's own system clock, so no virtual clock of this test can reach it. Half a second
+keeps bytes coming faster than the command's 1 s request timeout would notice a stall."""
+
 
 class Trickle(httpx.AsyncByteStream):
     """A 200 body that arrives one byte every ``every`` seconds of ``clock``."""
@@ -93,9 +99,9 @@ async def trickle_forever(stream: anyio.abc.SocketStream, _: bytes) -> None:
     await stream.send(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
     )
-    while True:  # one byte every half second, for ever
+    while True:  # one byte every REAL_TRICKLE_INTERVAL, for ever
         await stream.send(b"1\r\n \r\n")
-        await anyio.sleep(0.5)
+        await anyio.sleep(REAL_TRICKLE_INTERVAL)
 
 
 @pytest.fixture
