@@ -351,7 +351,7 @@ def test_the_command_line_never_shows_a_secret(
         codes.append(main(["wait", "cli_job_0", "--json"]))
     out, err = capsys.readouterr()
     assert codes[:3] == [0, 0, 0]
-    assert codes[3:] == [4, 4, 4], codes  # not found; refused twice
+    assert codes[3:] == [1, 4, 4], codes  # not found (as from wait); refused twice
     assert "no_such_job" in err
     assert "cli_job_0" in out
     assert "refused the credentials" in err
