@@ -1,0 +1,83 @@
+"""What a trigger logs while it waits: each status change, each ridden-out failure, and for
+large watches a line of counts per status at most once a period."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable
+
+from .._clock import Clock
+from .._events import Event, JobDone, PollFailed, StatusChanged
+
+__all__ = ["ProgressLog"]
+
+logger = logging.getLogger("cdm_status.airflow")
+
+LARGE_WATCH = 10
+"""Watches of at least this many jobs get progress lines."""
+
+
+class ProgressLog:
+    """Called with every event of one watch; logs through ``log``.
+
+    ``every`` is the least time, on ``clock``, between two progress lines.
+    """
+
+    def __init__(
+        self,
+        job_names: Iterable[str],
+        *,
+        clock: Clock,
+        log: logging.Logger = logger,
+        every: float = 60.0,
+    ) -> None:
+        self._status: dict[str, str] = dict.fromkeys(job_names, "WAITING")
+        self._clock = clock
+        self._log = log
+        self._every = every
+        self._last_line: float | None = None
+        self.lines = 0
+        """Progress lines written so far."""
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, StatusChanged):
+            progress = event.submission.progress
+            self._status[event.job_name] = event.current.value
+            self._log.info(
+                "CDM job %s: %s -> %s%s",
+                event.job_name,
+                event.previous.value if event.previous is not None else "(first look)",
+                event.submission.raw_status,
+                f" at {progress:g}%" if progress is not None else "",
+            )
+        elif isinstance(event, PollFailed):
+            self._log.warning(
+                "CDM job %s: status request failed (%s: %s), %d in a row; still watching",
+                event.job_name,
+                type(event.error).__name__,
+                event.error,
+                event.consecutive,
+            )
+        elif isinstance(event, JobDone):
+            self._status[event.job_name] = f"done:{event.outcome.kind.value}"
+            self._log.info("CDM job %s ended: %s", event.job_name, event.outcome.kind.value)
+        self._maybe_progress()
+
+    def counts(self) -> Counter[str]:
+        """Jobs per last known status (``done:<outcome>`` once a job ended)."""
+        return Counter(self._status.values())
+
+    def _maybe_progress(self) -> None:
+        if len(self._status) < LARGE_WATCH:
+            return
+        now = self._clock.monotonic()
+        if self._last_line is None:
+            self._last_line = now  # the first line comes a period after the watch starts
+            return
+        if now - self._last_line < self._every:
+            return
+        self._last_line = now
+        self.lines += 1
+        counts = ", ".join(f"{status} {n}" for status, n in sorted(self.counts().items()))
+        self._log.info("CDM progress, %d jobs: %s", len(self._status), counts)

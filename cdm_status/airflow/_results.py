@@ -1,0 +1,122 @@
+"""From a trigger's event to what the task does, and the work a task does on its worker.
+
+``conclude`` maps the event's ``result`` to Airflow's exceptions: ``failed`` (a job
+FAILED, FAILURE_ON_SUBMIT, STOPPED or NOT_FOUND) raises ``AirflowFailException`` (no
+retry); ``error`` (credentials or permission refused, a job unreachable) raises
+``AirflowException`` (retryable); ``timeout`` raises ``AirflowSensorTimeout``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import anyio
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+)
+
+from .._events import JobOutcome
+from .._models import Submission
+from . import _shared
+from ._payload import FAILED, SUCCESS, TIMEOUT, build_event, outcome_from_check
+from ._settings import ConnectionSettings
+from .triggers import CDMJobTrigger
+
+__all__ = [
+    "PRECHECK_LIMIT",
+    "conclude",
+    "deadline_after",
+    "in_worker",
+    "precheck",
+    "run_in_worker",
+    "soft",
+]
+
+_T = TypeVar("_T")
+
+PRECHECK_LIMIT = 20
+"""Watches of at most this many jobs check every job before deferring; larger ones defer
+after one request (the whole-database parent, or nothing)."""
+
+
+def conclude(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-job entries of a successful event; otherwise raise what the event means."""
+    result = event.get("result")
+    message = str(event.get("message") or result)
+    if result == SUCCESS:
+        return dict(event.get("jobs") or {})
+    if result == FAILED:
+        raise AirflowFailException(message)
+    if result == TIMEOUT:
+        raise AirflowSensorTimeout(message)
+    raise AirflowException(message)
+
+
+def soft(conclude_: Callable[[], _T], *, soft_fail: bool, never_fail: bool = False) -> _T:
+    """Run ``conclude_``, turning its failure into a skip as a sensor's flags ask."""
+    try:
+        return conclude_()
+    except AirflowException as error:
+        if soft_fail or never_fail:
+            flag = "soft_fail" if soft_fail else "never_fail"
+            raise AirflowSkipException(f"Skipping due to {flag} is set to True: {error}") from error
+        raise
+
+
+def deadline_after(seconds: float) -> datetime:
+    """The moment ``seconds`` from now, on the shared registry's clock."""
+    now = datetime.fromtimestamp(_shared.REGISTRY.clock.time(), tz=timezone.utc)
+    return now + timedelta(seconds=seconds)
+
+
+def in_worker(work: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``work`` on a fresh event loop of this worker, closing its clients after."""
+
+    async def main() -> _T:
+        try:
+            return await work()
+        finally:
+            await _shared.REGISTRY.aclose()
+
+    return anyio.run(main)
+
+
+def run_in_worker(trigger: CDMJobTrigger) -> dict[str, Any]:
+    """Run the trigger's wait on this worker (non-deferrable mode); its event payload."""
+
+    async def work() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AirflowException("the CDM trigger ended without an event")  # pragma: no cover
+
+    return in_worker(work)
+
+
+def precheck(
+    settings: ConnectionSettings,
+    job_names: Iterable[str],
+    *,
+    cluster_id: str | None,
+    since: datetime | None = None,
+) -> dict[str, Any] | None:
+    """One status request per job before deferring: the event when every job has already
+    ended, else None (the task defers). A refused credential or permission ends it too."""
+    names = list(job_names)
+
+    async def work() -> dict[str, Submission | Exception]:
+        return await _shared.check(settings, names, cluster_id=cluster_id)
+
+    found = in_worker(work)
+    outcomes: dict[str, JobOutcome] = {}
+    for name in names:
+        outcome = outcome_from_check(name, found[name], since=since)
+        if outcome is not None:
+            outcomes[name] = outcome
+    if len(outcomes) == len(names) or any(o.error is not None for o in outcomes.values()):
+        return build_event(outcomes)
+    return None

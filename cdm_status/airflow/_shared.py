@@ -1,0 +1,299 @@
+"""One waiter per account and cluster for the whole process, and the one way a trigger waits.
+
+Airflow's triggerer runs every deferred task's trigger on one event loop. CDM counts
+requests per user, so every trigger of the process that uses the same endpoint, project and
+credentials must draw on one budget: :class:`SharedWaiters` keeps, per account, one status
+budget and one list budget, and per cluster one :class:`~cdm_status.CDMClient` with its
+:class:`~cdm_status.JobStatusWaiter` on those budgets. Entries are reference-counted; an
+entry nobody has used for ``linger`` seconds is closed at the next lease (no background
+task is needed, so nothing here outlives the caller's cancel scopes).
+
+An entry belongs to the event loop that created it: ``dag.test()`` runs each trigger in a
+fresh ``asyncio.run``, and an HTTP client cannot move between loops, so an entry of another
+loop is dropped, never reused.
+
+:func:`watch` is the only place a trigger (or a worker in non-deferrable mode) waits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import anyio.lowlevel
+import httpx
+
+from .._budget import Budget
+from .._client import CDMClient
+from .._clock import Clock, SystemClock
+from .._events import Event, JobOutcome, PollFailed
+from .._models import Submission
+from .._ratelimit import RateLimiter
+from .._waiter import JobStatusWaiter
+from ._settings import AccountKey, ConnectionSettings
+
+__all__ = [
+    "REGISTRY",
+    "Lease",
+    "SharedWaiters",
+    "WatchRequest",
+    "WatchResult",
+    "check",
+    "subjobs",
+    "watch",
+]
+
+logger = logging.getLogger("cdm_status.airflow")
+
+HttpFactory = Callable[[ConnectionSettings], "httpx.AsyncClient | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRequest:
+    """What one trigger waits for."""
+
+    job_names: tuple[str, ...]
+    cluster_id: str | None = None
+    since: datetime | None = None
+    timeout: float | None = None
+    give_up_after: int | None = None
+    """Consecutive failed polls of one job (each already retried) after which it is
+    given up as unreachable; None rides failures out until the timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchResult:
+    """Every job's outcome, and the last error of the jobs given up as unreachable."""
+
+    outcomes: dict[str, JobOutcome]
+    gave_up: dict[str, BaseException] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Lease:
+    """A shared client and its waiter, for one account and cluster."""
+
+    client: CDMClient
+    waiter: JobStatusWaiter
+    users: int = 0
+    idle_since: float = 0.0
+
+
+@dataclass(slots=True)
+class _Account:
+    loop: object
+    budget: Budget
+    list_budget: Budget
+    clusters: dict[str, Lease] = field(default_factory=dict)
+
+
+class SharedWaiters:
+    """A process-wide registry of waiters, keyed by account (see the module docstring).
+
+    ``clock`` drives every waiter, client and budget it makes (virtual in tests);
+    ``http_factory`` may give the HTTP client for a connection (an in-process simulator in
+    tests; None: the client makes its own). ``linger``: seconds an unused waiter is kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        linger: float = 300.0,
+        http_factory: HttpFactory | None = None,
+        requests_per_minute: float = 120,
+        list_requests_per_minute: float = 120,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        self.linger = linger
+        self._http_factory = http_factory
+        self._per_minute = requests_per_minute
+        self._list_per_minute = list_requests_per_minute
+        self._accounts: dict[AccountKey, _Account] = {}
+
+    def __repr__(self) -> str:
+        return f"SharedWaiters(accounts={len(self._accounts)}, waiters={self.waiters})"
+
+    @property
+    def waiters(self) -> int:
+        """How many waiters are open (in use or lingering)."""
+        return sum(len(account.clusters) for account in self._accounts.values())
+
+    def users(self, settings: ConnectionSettings, cluster_id: str | None = None) -> int:
+        """How many watches use the waiter of this account and cluster right now."""
+        account = self._accounts.get(settings.account())
+        entry = account.clusters.get(settings.cluster(cluster_id)) if account else None
+        return entry.users if entry else 0
+
+    def budget(self, settings: ConnectionSettings) -> Budget | None:
+        """The status budget this account's waiters share (None before the first lease)."""
+        account = self._accounts.get(settings.account())
+        return account.budget if account else None
+
+    @asynccontextmanager
+    async def lease(
+        self, settings: ConnectionSettings, cluster_id: str | None = None
+    ) -> AsyncIterator[Lease]:
+        """The shared client and waiter of this account and cluster, for the block."""
+        cluster = settings.cluster(cluster_id)
+        await self._close_idle()
+        account = self._account(settings)
+        entry = account.clusters.get(cluster)
+        if entry is None:
+            http = self._http_factory(settings) if self._http_factory else None
+            client = settings.client(cluster, clock=self.clock, http_client=http)
+            waiter = JobStatusWaiter(
+                client, clock=self.clock, budget=account.budget, list_budget=account.list_budget
+            )
+            entry = account.clusters[cluster] = Lease(client, waiter)
+        entry.users += 1
+        try:
+            yield entry
+        finally:
+            entry.users -= 1
+            entry.idle_since = self.clock.monotonic()
+
+    def _account(self, settings: ConnectionSettings) -> _Account:
+        key = settings.account()
+        loop = anyio.lowlevel.current_token()
+        account = self._accounts.get(key)
+        if account is not None and account.loop != loop:
+            # Made on a loop that has ended (dag.test runs each trigger in asyncio.run):
+            # its HTTP connections cannot be used, or closed, from this loop.
+            del self._accounts[key]
+            account = None
+        if account is None:
+            budget, list_budget = self._budgets(settings)
+            account = self._accounts[key] = _Account(loop, budget, list_budget)
+        return account
+
+    def _budgets(self, settings: ConnectionSettings) -> tuple[Budget, Budget]:
+        if settings.budget_url is not None:
+            # A budget shared across processes needs a Budget on that URL; until one is
+            # available this process keeps its own count (what a shared budget falls back
+            # to anyway when its store is unreachable).
+            logger.warning(
+                "the connection's budget extra is set, but no shared budget is available "
+                "in this installation: this process counts its own requests"
+            )
+        return (
+            RateLimiter(self._per_minute, clock=self.clock),
+            RateLimiter(self._list_per_minute, clock=self.clock),
+        )
+
+    async def _close_idle(self) -> None:
+        now = self.clock.monotonic()
+        loop = anyio.lowlevel.current_token()
+        for key, account in list(self._accounts.items()):
+            if account.loop != loop:
+                continue
+            for cluster, entry in list(account.clusters.items()):
+                if entry.users == 0 and now - entry.idle_since >= self.linger:
+                    del account.clusters[cluster]
+                    await entry.client.aclose()
+            if not account.clusters:
+                del self._accounts[key]
+
+    async def aclose(self) -> None:
+        """Close every waiter of this loop's accounts, in use or not."""
+        loop = anyio.lowlevel.current_token()
+        for key, account in list(self._accounts.items()):
+            del self._accounts[key]
+            if account.loop == loop:
+                for entry in account.clusters.values():
+                    await entry.client.aclose()
+
+
+REGISTRY = SharedWaiters()
+"""The registry of this process (the triggerer's, or a worker's)."""
+
+
+async def watch(
+    settings: ConnectionSettings,
+    request: WatchRequest,
+    on_event: Callable[[Event], None],
+    *,
+    registry: SharedWaiters | None = None,
+) -> WatchResult:
+    """Wait for ``request``'s jobs on the shared waiter; ``on_event`` sees every event.
+
+    Returns once every job has its outcome. Consumes the whole watch inside the waiter's
+    ``async with`` and returns after leaving it, so a trigger yields its event with no
+    cancel scope open (a generator that yields inside one breaks anyio's scoping).
+    """
+    registry = registry or REGISTRY
+    gave_up: dict[str, BaseException] = {}
+    async with (
+        registry.lease(settings, request.cluster_id) as lease,
+        lease.waiter.watch(
+            request.job_names, timeout=request.timeout, since=request.since
+        ) as events,
+    ):
+        async for event in events:
+            on_event(event)
+            limit = request.give_up_after
+            if (
+                isinstance(event, PollFailed)
+                and limit is not None
+                and event.consecutive >= limit
+                and event.job_name not in events.outcomes
+            ):
+                gave_up[event.job_name] = event.error
+                events.cancel(event.job_name)
+        outcomes = dict(events.outcomes)
+    return WatchResult(outcomes, gave_up)
+
+
+async def check(
+    settings: ConnectionSettings,
+    job_names: Iterable[str],
+    *,
+    cluster_id: str | None = None,
+    registry: SharedWaiters | None = None,
+) -> dict[str, Submission | Exception]:
+    """One status request per job through the shared budget: ``{name: Submission or
+    the error}`` (the status check a task makes before it defers)."""
+    registry = registry or REGISTRY
+    found: dict[str, Submission | Exception] = {}
+    async with registry.lease(settings, cluster_id) as lease:
+        for name in job_names:
+            try:
+                found[name] = await lease.waiter.fetch_status(name)
+            except Exception as error:
+                found[name] = error
+    return found
+
+
+async def subjobs(
+    settings: ConnectionSettings,
+    parent: str,
+    *,
+    cluster_id: str | None = None,
+    registry: SharedWaiters | None = None,
+) -> list[str]:
+    """The subjob names of whole-database job ``parent`` (``<parent>_<table>``) that the
+    job list shows, in list order, read 100 a page from the list budget."""
+    registry = registry or REGISTRY
+    prefix = parent + "_"
+    async with registry.lease(settings, cluster_id) as lease:
+        for job_type in ("BATCH_JOB", "NORMAL_JOB"):
+            names: list[str] = []
+            page_no = 1
+            while True:
+                page = await lease.client.list_jobs(
+                    filter=prefix,
+                    page_no=page_no,
+                    page_size=100,
+                    job_type=job_type,
+                    limiter=lease.waiter.list_limiter,
+                )
+                names.extend(j.name for j in page.jobs if j.name.startswith(prefix))
+                if not page.jobs or page_no * page.page_size >= page.total:
+                    break
+                page_no += 1
+            if names:
+                return list(dict.fromkeys(names))
+    return []

@@ -1,0 +1,196 @@
+"""Sensors for CDM jobs: one or many jobs, or the tables of a whole-database job.
+
+Deferrable by default: the scheduler starts them straight in the triggerer
+(``start_from_trigger``), with no worker slot taken at all. When a worker runs one anyway
+(``dag.test()``, an older scheduler path), it checks each job's status once and finishes at
+once when every job has already ended; only then does it defer (deferring at once can let
+a late executor event kill the resumed task). ``deferrable=False`` waits on the worker,
+with the same waiter code as the trigger.
+
+Success returns an XCom: the job's submission summary (outcome, status, submission id,
+progress, rows and bytes written), a dict of them by job name for several jobs, by table
+for a whole-database job. Failures raise as ``_results`` says; ``soft_fail`` and
+``never_fail`` turn them into a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, Context
+from airflow.triggers.base import StartTriggerArgs
+
+from .._wire import subjob_name
+from . import _results
+from ._settings import DEFAULT_CONN_ID
+from .hooks import CDMHook
+from .triggers import DEFAULT_GIVE_UP_AFTER, CDMJobTrigger
+
+__all__ = ["CDMDatabaseJobSensor", "CDMJobSensor"]
+
+TRIGGER_PATH = f"{CDMJobTrigger.__module__}.{CDMJobTrigger.__qualname__}"
+
+
+class _CDMSensorBase(BaseSensorOperator):
+    """What the two sensors share: the trigger's arguments, deferral, the outcome."""
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str | None = None,
+        conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = True,
+        give_up_after: int | None = DEFAULT_GIVE_UP_AFTER,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster_id = cluster_id
+        self.conn_id = conn_id
+        self.deferrable = deferrable
+        self.give_up_after = give_up_after
+
+    def _enable_start_from_trigger(self) -> None:
+        # The trigger's kwargs are fixed when the DAG is parsed; template fields named like
+        # the trigger's arguments are rendered in the triggerer.
+        if not self.deferrable:
+            return
+        self.start_from_trigger = True
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls=TRIGGER_PATH,
+            next_method="execute_complete",
+            trigger_kwargs=self._trigger_kwargs(deadline=None),
+            next_kwargs=None,
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def _trigger_kwargs(self, *, deadline: str | None) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _trigger(self, deadline: str | None) -> CDMJobTrigger:
+        return CDMJobTrigger(**self._trigger_kwargs(deadline=deadline))
+
+    def _precheck(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def _xcom(self, jobs: dict[str, Any]) -> Any:
+        return jobs
+
+    def execute(self, context: Context) -> Any:
+        """Finish at once, defer, or (``deferrable=False``) wait on this worker."""
+        deadline = _results.deadline_after(self.timeout).isoformat()
+        if not self.deferrable:
+            return self.execute_complete(context, _results.run_in_worker(self._trigger(deadline)))
+        event = self._precheck()
+        if event is not None:
+            return self.execute_complete(context, event)
+        self.defer(
+            trigger=self._trigger(deadline),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Map the trigger's event to the XCom or the exception."""
+        return _results.soft(
+            lambda: self._xcom(_results.conclude(event)),
+            soft_fail=self.soft_fail,
+            never_fail=getattr(self, "never_fail", False),
+        )
+
+    def poke(self, context: Context) -> bool:
+        """One status check: True when every job has ended (the outcome is in execute)."""
+        return self._precheck() is not None
+
+
+class CDMJobSensor(_CDMSensorBase):
+    """Waits for one CDM job (``job_name``) or several (``job_names``).
+
+    ``cluster_id`` defaults to the connection's; ``timeout`` (seconds, Airflow's sensor
+    argument) is the deadline, ``soft_fail`` applies. ``give_up_after`` failed status
+    requests in a row make a job unreachable (a retryable failure).
+    """
+
+    template_fields: Sequence[str] = ("job_names", "cluster_id")
+
+    def __init__(
+        self,
+        *,
+        job_name: str | None = None,
+        job_names: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if (job_name is None) == (job_names is None):
+            raise ValueError("give exactly one of job_name and job_names")
+        self.single = job_name is not None
+        self.job_names: list[str] | str = (
+            [job_name] if job_name is not None else list(job_names or ())
+        )
+        self._enable_start_from_trigger()
+
+    def _trigger_kwargs(self, *, deadline: str | None) -> dict[str, Any]:
+        return {
+            "job_names": self.job_names,
+            "conn_id": self.conn_id,
+            "cluster_id": self.cluster_id,
+            "deadline": deadline,
+            "give_up_after": self.give_up_after,
+        }
+
+    def _precheck(self) -> dict[str, Any] | None:
+        names = self._trigger(None).job_names
+        if len(names) > _results.PRECHECK_LIMIT:
+            return None
+        settings = CDMHook(self.conn_id).settings()
+        return _results.precheck(settings, names, cluster_id=self.cluster_id)
+
+    def _xcom(self, jobs: dict[str, Any]) -> Any:
+        if self.single and len(jobs) == 1:
+            return next(iter(jobs.values()))
+        return jobs
+
+
+class CDMDatabaseJobSensor(_CDMSensorBase):
+    """Waits for the tables of whole-database job ``parent`` (subjobs ``<parent>_<table>``).
+
+    Without ``tables``, every subjob of ``parent`` the job list shows is watched. The XCom
+    is ``{table: summary}``.
+    """
+
+    template_fields: Sequence[str] = ("parent", "tables", "cluster_id")
+
+    def __init__(self, *, parent: str, tables: Sequence[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.parent = parent
+        self.tables: list[str] | str | None = None if tables is None else list(tables)
+        self._enable_start_from_trigger()
+
+    def _trigger_kwargs(self, *, deadline: str | None) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "tables": self.tables,
+            "conn_id": self.conn_id,
+            "cluster_id": self.cluster_id,
+            "deadline": deadline,
+            "give_up_after": self.give_up_after,
+        }
+
+    def _precheck(self) -> dict[str, Any] | None:
+        trigger = self._trigger(None)
+        settings = CDMHook(self.conn_id).settings()
+        if trigger.tables is not None and len(trigger.tables) <= _results.PRECHECK_LIMIT:
+            names = [subjob_name(self.parent, table) for table in trigger.tables]
+            return _results.precheck(settings, names, cluster_id=self.cluster_id)
+        # Too many (or unknown) tables to check one by one: ask about the parent, which
+        # still catches refused credentials before deferring.
+        event = _results.precheck(settings, [self.parent], cluster_id=self.cluster_id)
+        return event if event is not None and event["result"] == "error" else None
+
+    def _xcom(self, jobs: dict[str, Any]) -> Any:
+        prefix = self.parent + "_"
+        return {
+            (name[len(prefix) :] if name.startswith(prefix) else name): entry
+            for name, entry in jobs.items()
+        }

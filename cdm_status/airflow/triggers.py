@@ -1,0 +1,170 @@
+"""CDMJobTrigger: waits for CDM jobs in Airflow's triggerer and yields one small event.
+
+Its keyword arguments are JSON-native and hold no secret (the credentials stay in the
+connection), so the triggerer can rebuild it after a restart with
+``import_string(classpath)(**kwargs)``. It ends shortly before the task's deadline with a
+``timeout`` event naming what is still running, rather than being cut off by the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from .._errors import BadRequestError, CDMError
+from .._wire import subjob_name
+from . import _shared
+from ._payload import UNREACHABLE, build_event
+from ._progress import ProgressLog
+from ._settings import DEFAULT_CONN_ID, ConnectionSettings
+from .hooks import CDMHook
+
+__all__ = ["CDMJobTrigger"]
+
+logger = logging.getLogger("cdm_status.airflow")
+
+DEADLINE_MARGIN = 30.0
+"""Seconds before the task's deadline at which the trigger ends its watch (at most 10% of
+the time left), so its event reaches the task before the scheduler times it out."""
+DEFAULT_GIVE_UP_AFTER = 10
+"""Failed status requests in a row (each already retried) after which a job is given up."""
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    """Job or table names; a single string (say, a rendered template) is one name."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    return [str(name) for name in value]
+
+
+class CDMJobTrigger(BaseTrigger):
+    """Waits until every job has its outcome, then yields one event (see ``_payload``).
+
+    ``job_names`` are watched on ``cluster_id`` (default: the connection's). Alternatively
+    ``parent`` names a whole-database job: its subjobs ``<parent>_<table>`` for ``tables``,
+    or every subjob the job list shows when ``tables`` is not given. ``since`` (ISO-8601)
+    ignores runs created before it; ``deadline`` (ISO-8601) is the task's deadline when
+    the triggerer does not tell it (``timeout_after``). ``give_up_after`` failed status
+    requests in a row make a job unreachable (a retryable error); ``stop_on_kill`` stops
+    the jobs when a user kills the deferred task (set by the operator that started them).
+    """
+
+    def __init__(
+        self,
+        job_names: list[str] | str | None = None,
+        conn_id: str = DEFAULT_CONN_ID,
+        cluster_id: str | None = None,
+        since: str | None = None,
+        deadline: str | None = None,
+        parent: str | None = None,
+        tables: list[str] | str | None = None,
+        give_up_after: int | None = DEFAULT_GIVE_UP_AFTER,
+        stop_on_kill: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_names = _names(job_names)
+        self.conn_id = conn_id
+        self.cluster_id = cluster_id
+        self.since = since
+        self.deadline = deadline
+        self.parent = parent
+        self.tables = None if tables is None else _names(tables)
+        self.give_up_after = give_up_after
+        self.stop_on_kill = stop_on_kill
+        if not self.job_names and not parent:
+            raise ValueError("give job_names, or a parent whole-database job")
+        _aware(since)  # a malformed date fails here, when the task defers
+        _aware(deadline)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_names": list(self.job_names),
+                "conn_id": self.conn_id,
+                "cluster_id": self.cluster_id,
+                "since": self.since,
+                "deadline": self.deadline,
+                "parent": self.parent,
+                "tables": None if self.tables is None else list(self.tables),
+                "give_up_after": self.give_up_after,
+                "stop_on_kill": self.stop_on_kill,
+            },
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def _deadline(self) -> datetime | None:
+        # The triggerer sets timeout_after (the scheduler's own deadline for this trigger);
+        # dag.test() does not, and then the deadline the task passed is used.
+        told = getattr(self, "timeout_after", None)
+        return _aware(told) if told is not None else _aware(self.deadline)
+
+    def _watch_timeout(self, now: float) -> float | None:
+        deadline = self._deadline()
+        if deadline is None:
+            return None
+        left = deadline.timestamp() - now
+        return max(0.0, left - min(DEADLINE_MARGIN, 0.1 * max(left, 0.0)))
+
+    async def _job_names(self, settings: ConnectionSettings) -> list[str]:
+        if self.parent is None:
+            return list(self.job_names)
+        if self.tables is not None:
+            return [subjob_name(self.parent, table) for table in self.tables]
+        return await _shared.subjobs(settings, self.parent, cluster_id=self.cluster_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Watch the jobs on the process's shared waiter; yield one event."""
+        registry = _shared.REGISTRY
+        try:
+            settings = await CDMHook(self.conn_id).asettings()
+            names = await self._job_names(settings)
+            if not names:
+                raise ValueError(f"no subjob of {self.parent!r} is in the job list")
+            request = _shared.WatchRequest(
+                job_names=tuple(names),
+                cluster_id=self.cluster_id,
+                since=_aware(self.since),
+                timeout=self._watch_timeout(registry.clock.time()),
+                give_up_after=self.give_up_after,
+            )
+            logger.info("watching %d CDM job(s): %s", len(names), ", ".join(names[:5]))
+            result = await _shared.watch(
+                settings, request, ProgressLog(names, clock=registry.clock), registry=registry
+            )
+            payload = build_event(result.outcomes, result.gave_up)
+        except (CDMError, ValueError, AirflowException) as error:
+            # A missing or broken connection, or a job list that could not be read: the
+            # task fails with a retryable error that says so.
+            payload = {"result": UNREACHABLE, "message": f"{type(error).__name__}: {error}"}
+            payload["jobs"] = {}
+        # Yielded outside every cancel scope of the watch (see _shared.watch).
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
+
+    async def on_kill(self) -> None:
+        """A user killed the deferred task: stop the jobs it started (``stop_on_kill``)."""
+        if not self.stop_on_kill:
+            return
+        settings = await CDMHook(self.conn_id).asettings()
+        async with _shared.REGISTRY.lease(settings, self.cluster_id) as lease:
+            for name in await self._job_names(settings):
+                try:
+                    await lease.client.stop_job(name)
+                    logger.info("stopped CDM job %s", name)
+                except BadRequestError as error:  # Cdm.0053: it is not running any more
+                    logger.info("CDM job %s not stopped: %s", name, error)
