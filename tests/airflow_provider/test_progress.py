@@ -1,0 +1,49 @@
+"""What a trigger logs: each change and failure, and for large watches counts at most once
+a minute."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import pytest
+
+from cdm_status import JobStatus, PollFailed, ServiceUnavailableError, StatusChanged, Submission
+from cdm_status.airflow._progress import ProgressLog
+from cdm_status.testing import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def running(name: str, progress: float) -> StatusChanged:
+    sub = Submission(name, JobStatus.RUNNING, "RUNNING", progress=progress)
+    return StatusChanged(name, JobStatus.BOOTING, JobStatus.RUNNING, sub, AT)
+
+
+async def test_large_watches_get_a_progress_line_at_most_once_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    names = [f"t{i}" for i in range(12)]
+    log = ProgressLog(names, clock=clock)
+    caplog.set_level(logging.INFO, logger="cdm_status.airflow")
+    for second in range(0, 300, 5):  # an event every 5 s for 5 minutes
+        log(running(names[second % 12], 50.0))
+        await clock.advance(5)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CDM progress")]
+    assert len(lines) == log.lines == 4  # at 60, 120, 180, 240 s
+    assert lines[-1] == "CDM progress, 12 jobs: RUNNING 12"
+    assert any(r.getMessage() == "CDM job t0: BOOTING -> RUNNING at 50%" for r in caplog.records)
+
+
+def test_small_watches_log_changes_and_failures_only(caplog: pytest.LogCaptureFixture) -> None:
+    log = ProgressLog(["a"], clock=FakeClock())
+    caplog.set_level(logging.INFO, logger="cdm_status.airflow")
+    log(PollFailed("a", ServiceUnavailableError("HTTP 503", status_code=503), 2))
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage().startswith("CDM job a: status request failed (ServiceUnavailable")
+    assert "2 in a row; still watching" in record.getMessage()
+    assert log.lines == 0
