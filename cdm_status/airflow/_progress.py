@@ -1,5 +1,9 @@
-"""What a trigger logs while it waits: each status change, each ridden-out failure, and for
-large watches a line of counts per status at most once a period."""
+"""The progress line of a large watch: counts per status, at most once a period.
+
+Each status change, ridden-out failure and outcome is already logged by the waiter (the
+``cdm_status`` logger, which the triggerer writes to the task's log); a watch of thousands
+of jobs also needs the whole picture now and then.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .._clock import Clock
-from .._events import Event, JobDone, PollFailed, StatusChanged
+from .._events import Event, JobDone, StatusChanged
 
 __all__ = ["ProgressLog"]
 
@@ -19,7 +23,7 @@ LARGE_WATCH = 10
 
 
 class ProgressLog:
-    """Called with every event of one watch; logs through ``log``.
+    """Called with every event of one watch; logs progress lines through ``log``.
 
     ``every`` is the least time, on ``clock``, between two progress lines.
     """
@@ -42,26 +46,9 @@ class ProgressLog:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StatusChanged):
-            progress = event.submission.progress
             self._status[event.job_name] = event.current.value
-            self._log.info(
-                "CDM job %s: %s -> %s%s",
-                event.job_name,
-                event.previous.value if event.previous is not None else "(first look)",
-                event.submission.raw_status,
-                f" at {progress:g}%" if progress is not None else "",
-            )
-        elif isinstance(event, PollFailed):
-            self._log.warning(
-                "CDM job %s: status request failed (%s: %s), %d in a row; still watching",
-                event.job_name,
-                type(event.error).__name__,
-                event.error,
-                event.consecutive,
-            )
         elif isinstance(event, JobDone):
             self._status[event.job_name] = f"done:{event.outcome.kind.value}"
-            self._log.info("CDM job %s ended: %s", event.job_name, event.outcome.kind.value)
         self._maybe_progress()
 
     def counts(self) -> Counter[str]:

@@ -31,7 +31,7 @@ logger = logging.getLogger("cdm_status.airflow")
 DEADLINE_MARGIN = 30.0
 """Seconds before the task's deadline at which the trigger ends its watch (at most 10% of
 the time left), so its event reaches the task before the scheduler times it out."""
-DEFAULT_GIVE_UP_AFTER = 10
+DEFAULT_GIVE_UP_AFTER = 30
 """Failed status requests in a row (each already retried) after which a job is given up."""
 
 
