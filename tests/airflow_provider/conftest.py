@@ -10,6 +10,7 @@ tested on both backends elsewhere.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,17 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
     }
 )
+
+# Importing Airflow's core configures logging for the whole process: a root handler that
+# formats every INFO record through structlog. The rest of the suite (timing-sensitive
+# socket tests among it) must not pay for that, so the root logger is put back as it was.
+_root = logging.getLogger()
+_handlers, _level = list(_root.handlers), _root.level
+import airflow.sdk  # noqa: E402
+import airflow.triggers.base  # noqa: E402, F401
+
+_root.handlers[:] = _handlers
+_root.setLevel(_level)
 
 AK = "HPUAEXAMPLEACCESSKEY1"
 SK = "example-secret-key-0123456789abcdef"
