@@ -26,11 +26,14 @@ EXPORTERS = [block for block in BLOCKS if "prometheus" in block]
 # The shared budget needs a Redis server (its behaviour is tested in test_redis_budget.py):
 # compiled and its names imported, not run.
 SHARED = [block for block in BLOCKS if "RedisBudget" in block]
-PROGRAMS = [block for block in BLOCKS if block not in RECIPES + EXPORTERS + SHARED]
+# The Airflow block defines a DAG: it runs in a fresh AIRFLOW_HOME, as a DAG file would.
+DAGS = [block for block in BLOCKS if "cdm_status.airflow" in block]
+PROGRAMS = [block for block in BLOCKS if block not in RECIPES + EXPORTERS + SHARED + DAGS]
 
 
 def test_the_readme_has_the_blocks_this_file_runs() -> None:
     assert len(PROGRAMS) == 1
+    assert len(DAGS) == 1
     assert len(EXPORTERS) <= 1
     for block in EXPORTERS:
         compile(block, "README.md", "exec")
@@ -110,3 +113,17 @@ def test_each_testing_recipe_passes_under_pytest(index: int, tmp_path: Path) -> 
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{tests} passed" in done.stdout or tests == 1, done.stdout
     assert "failed" not in done.stdout
+
+
+def test_the_airflow_block_defines_its_dag(tmp_path: Path) -> None:
+    script = tmp_path / "dag.py"
+    script.write_text(
+        DAGS[0] + "\nprint(sorted(task.task_id for task in dag.tasks))\n", encoding="utf-8"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env |= {"AIRFLOW_HOME": str(tmp_path / "home"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "['run', 'tables', 'wait']"
