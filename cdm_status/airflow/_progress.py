@@ -1,8 +1,10 @@
 """The progress line of a large watch: counts per status, at most once a period.
 
 Each status change, ridden-out failure and outcome is already logged by the waiter (the
-``cdm_status`` logger, which the triggerer writes to the task's log); a watch of thousands
-of jobs also needs the whole picture now and then.
+``cdm_status`` logger, which the triggerer writes to the task's log), except the change to
+a final status: the engine stops tracking a job once no watch waits for it, so that last
+change is logged here. A watch of thousands of jobs also needs the whole picture now and
+then.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class ProgressLog:
     def __call__(self, event: Event) -> None:
         if isinstance(event, StatusChanged):
             self._status[event.job_name] = event.current.value
+            if event.current.is_success or event.current.is_failure:
+                previous = event.previous.value if event.previous else "(first look)"
+                self._log.info(
+                    "job %r: %s -> %s", event.job_name, previous, event.submission.raw_status
+                )
         elif isinstance(event, JobDone):
             self._status[event.job_name] = f"done:{event.outcome.kind.value}"
         self._maybe_progress()

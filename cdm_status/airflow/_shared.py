@@ -261,7 +261,7 @@ async def check(
     async with registry.lease(settings, cluster_id) as lease:
         for name in job_names:
             try:
-                found[name] = await lease.waiter.fetch_status(name)
+                found[name] = await lease.client.get_status(name, limiter=lease.waiter.limiter)
             except Exception as error:
                 found[name] = error
     return found

@@ -43,3 +43,13 @@ def test_small_watches_get_no_progress_line(caplog: pytest.LogCaptureFixture) ->
     log(PollFailed("a", ServiceUnavailableError("HTTP 503", status_code=503), 2))
     assert caplog.records == []
     assert log.counts() == {"RUNNING": 1}
+
+
+def test_the_change_to_a_final_status_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # The engine logs every change but the one that ends a job's watch: that one is here.
+    caplog.set_level(logging.INFO, logger="cdm_status.airflow")
+    log = ProgressLog(["a"], clock=FakeClock())
+    log(running("a", 50.0))
+    done = Submission("a", JobStatus.SUCCEEDED, "SUCCEEDED", progress=100.0)
+    log(StatusChanged("a", JobStatus.RUNNING, JobStatus.SUCCEEDED, done, AT))
+    assert [r.getMessage() for r in caplog.records] == ["job 'a': RUNNING -> SUCCEEDED"]
