@@ -2,21 +2,27 @@
 
 Airflow's triggerer runs every deferred task's trigger on one event loop. CDM counts
 requests per user, so every trigger of the process that uses the same endpoint, project and
-credentials must draw on one budget: :class:`SharedWaiters` keeps, per account, one status
-budget and one list budget, and per cluster one :class:`~cdm_status.CDMClient` with its
-:class:`~cdm_status.JobStatusWaiter` on those budgets. Entries are reference-counted; an
+credentials must draw on one budget: :class:`SharedWaiters` keeps, per account (endpoint,
+project, credentials, budget URL), one status budget and one list budget, and per cluster
+one :class:`~cdm_status.CDMClient` with its :class:`~cdm_status.JobStatusWaiter` on those
+budgets (a client, and so a waiter, talks to one cluster; a trigger process usually
+watches one). Entries are reference-counted; an
 entry nobody has used for ``linger`` seconds is closed at the next lease (no background
 task is needed, so nothing here outlives the caller's cancel scopes).
 
 An entry belongs to the event loop that created it: ``dag.test()`` runs each trigger in a
-fresh ``asyncio.run``, and an HTTP client cannot move between loops, so an entry of another
-loop is dropped, never reused.
+fresh ``asyncio.run``, and an HTTP client cannot move between loops (nor be closed from
+another one), so an entry of another loop is never reused. On asyncio the registry closes
+a loop's entries while that loop ends (a task of its own, waiting for the cancellation
+``asyncio.run`` and the triggerer's shutdown give every task left); on trio an entry of an
+ended run is only dropped, its connections left to the garbage collector.
 
 :func:`watch` is the only place a trigger (or a worker in non-deferrable mode) waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -78,8 +84,15 @@ class Lease:
 
     client: CDMClient
     waiter: JobStatusWaiter
+    http: httpx.AsyncClient | None = None
+    """The HTTP client the registry's ``http_factory`` gave (closed with the lease)."""
     users: int = 0
     idle_since: float = 0.0
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        if self.http is not None:
+            await self.http.aclose()
 
 
 @dataclass(slots=True)
@@ -113,6 +126,7 @@ class SharedWaiters:
         self._per_minute = requests_per_minute
         self._list_per_minute = list_requests_per_minute
         self._accounts: dict[AccountKey, _Account] = {}
+        self._loop_guards: dict[object, asyncio.Task[None]] = {}
 
     def __repr__(self) -> str:
         return f"SharedWaiters(accounts={len(self._accounts)}, waiters={self.waiters})"
@@ -148,7 +162,7 @@ class SharedWaiters:
             waiter = JobStatusWaiter(
                 client, clock=self.clock, budget=account.budget, list_budget=account.list_budget
             )
-            entry = account.clusters[cluster] = Lease(client, waiter)
+            entry = account.clusters[cluster] = Lease(client, waiter, http)
         entry.users += 1
         try:
             yield entry
@@ -162,13 +176,38 @@ class SharedWaiters:
         account = self._accounts.get(key)
         if account is not None and account.loop != loop:
             # Made on a loop that has ended (dag.test runs each trigger in asyncio.run):
-            # its HTTP connections cannot be used, or closed, from this loop.
+            # its HTTP connections cannot be used, or closed, from this loop (on asyncio
+            # they were closed as that loop ended).
             del self._accounts[key]
             account = None
         if account is None:
             budget, list_budget = self._budgets(settings)
             account = self._accounts[key] = _Account(loop, budget, list_budget)
+            self._guard(loop)
         return account
+
+    def _guard(self, loop: object) -> None:
+        """On asyncio, close this loop's entries when the loop ends (module docstring)."""
+        if loop in self._loop_guards:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # trio: no task can outlive its nursery, so nothing to hook
+            return
+        # A bare asyncio task on purpose: Airflow's triggerer and dag.test() are asyncio
+        # only, and this task must outlive every caller's task group to see the loop end.
+        self._loop_guards[loop] = running.create_task(self._close_when_ended(loop))
+
+    async def _close_when_ended(self, loop: object) -> None:
+        try:
+            await asyncio.get_running_loop().create_future()  # until cancelled
+        finally:
+            self._loop_guards.pop(loop, None)
+            for key, account in list(self._accounts.items()):
+                if account.loop == loop:
+                    del self._accounts[key]
+                    for entry in account.clusters.values():
+                        await entry.aclose()
 
     def _budgets(self, settings: ConnectionSettings) -> tuple[Budget, Budget]:
         if settings.budget_url is not None:
@@ -193,7 +232,7 @@ class SharedWaiters:
             for cluster, entry in list(account.clusters.items()):
                 if entry.users == 0 and now - entry.idle_since >= self.linger:
                     del account.clusters[cluster]
-                    await entry.client.aclose()
+                    await entry.aclose()
             if not account.clusters:
                 del self._accounts[key]
 
@@ -204,7 +243,7 @@ class SharedWaiters:
             del self._accounts[key]
             if account.loop == loop:
                 for entry in account.clusters.values():
-                    await entry.client.aclose()
+                    await entry.aclose()
 
 
 REGISTRY = SharedWaiters()
@@ -220,9 +259,11 @@ async def watch(
 ) -> WatchResult:
     """Wait for ``request``'s jobs on the shared waiter; ``on_event`` sees every event.
 
-    Returns once every job has its outcome. Consumes the whole watch inside the waiter's
-    ``async with`` and returns after leaving it, so a trigger yields its event with no
-    cancel scope open (a generator that yields inside one breaks anyio's scoping).
+    Returns once every job has its outcome. The watch is one subscription to the engine
+    of the shared waiter: jobs that several triggers want are polled once for all of them,
+    and no task runs in the background (whichever trigger waits drives the engine, see
+    ``_engine``). The subscription is closed before this returns, so a trigger yields its
+    event with nothing open.
     """
     registry = registry or REGISTRY
     gave_up: dict[str, BaseException] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime, timedelta, timezone
@@ -13,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow.sdk.module_loading import import_string
 
 from cdm_status import JobStatus
+from cdm_status.airflow import _shared
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.triggers import CDMJobTrigger
 from cdm_status.testing import JobPlan
@@ -244,6 +246,70 @@ async def test_fifty_triggers_share_one_waiter_within_the_budget(cluster: Cluste
     assert peak >= 45  # nearly every trigger was on the one waiter at once
     assert cluster.simulator.stats.max_in_window("status", 60.0) <= 120
     assert cluster.simulator.stats.by_status.get(429, 0) == 0
+
+
+async def test_overlapping_triggers_cost_about_one_watch_of_their_union(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 24 triggers, each watching 3 of 8 jobs (every job wanted by 9 triggers), against one
+    # trigger watching the 8: the same simulated runs, about the same requests, since the
+    # engine polls a job once for every watch that wants it. (8 jobs: both are polled job
+    # by job; a larger union would be swept through the job list, see _place in _engine.)
+    def eight(cl: Cluster) -> list[str]:
+        for index in range(8):
+            plan = JobPlan(boot_seconds=10, run_seconds=300 + 120 * index)
+            cl.simulator.add_job(f"load_{index}", plan=plan)
+        return [f"load_{index}" for index in range(8)]
+
+    union = simulated_cluster(monkeypatch)
+    names = eight(union)
+    event = await run_trigger(union, CDMJobTrigger(job_names=names))
+    assert event["result"] == "success"
+    alone = union.simulator.stats.by_endpoint["status"]
+    assert alone >= 8 * 5  # each job looked at several times while it ran
+
+    shared = simulated_cluster(monkeypatch)
+    eight(shared)
+    events: list[dict[str, Any]] = []
+
+    async def one(index: int) -> None:
+        window = [names[(index + k) % 8] for k in range(3)]
+        events.append(await run_trigger_plain(CDMJobTrigger(job_names=window)))
+
+    async with shared.clock.autojump(), anyio.create_task_group() as group:
+        for index in range(24):
+            group.start_soon(one, index)
+    assert [e["result"] for e in events] == ["success"] * 24
+    together = shared.simulator.stats.by_endpoint["status"]
+    assert together <= alone * 1.15, (alone, together)
+    assert shared.simulator.stats.by_endpoint["list"] == 0
+
+
+def test_a_loop_that_ends_closes_its_http_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    # dag.test() runs each trigger in its own asyncio.run: a client left by an ended loop
+    # is closed with that loop, and the next loop makes its own.
+    cl = simulated_cluster(monkeypatch)
+    cl.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=60))
+    made: list[Any] = []
+
+    def factory(_: object) -> Any:
+        made.append(cl.simulator.http_client())
+        return made[-1]
+
+    registry = _shared.SharedWaiters(clock=cl.clock, http_factory=factory)
+    monkeypatch.setattr(_shared, "REGISTRY", registry)
+
+    async def first_event() -> dict[str, Any]:
+        async with cl.clock.autojump():
+            event = await anext(CDMJobTrigger(job_names=["orders"]).run())
+        assert not made[-1].is_closed  # kept for the next trigger of this loop
+        return dict(event.payload)
+
+    for run in (1, 2):
+        assert asyncio.run(first_event())["result"] == "success"
+        assert len(made) == run
+        assert made[-1].is_closed
+        assert registry.waiters == 0
 
 
 async def run_trigger_plain(trigger: CDMJobTrigger) -> dict[str, Any]:
