@@ -3,7 +3,9 @@
 Airflow's triggerer runs every deferred task's trigger on one event loop. CDM counts
 requests per user, so every trigger of the process that uses the same endpoint, project and
 credentials must draw on one budget: :class:`SharedWaiters` keeps, per account (endpoint,
-project, credentials, budget URL), one status budget and one list budget, and per cluster
+project, credentials, budget URL), one status budget and one list budget (a
+:class:`~cdm_status.RedisBudget` shared with other processes when the connection has a
+``budget`` URL, kept entered by a task of its own), and per cluster
 one :class:`~cdm_status.CDMClient` with its :class:`~cdm_status.JobStatusWaiter` on those
 budgets (a client, and so a waiter, talks to one cluster; a trigger process usually
 watches one). Entries are reference-counted; an
@@ -38,6 +40,7 @@ from .._clock import Clock, SystemClock
 from .._events import Event, JobOutcome, PollFailed
 from .._models import Submission
 from .._ratelimit import RateLimiter
+from .._redis_budget import RedisBudget
 from .._waiter import JobStatusWaiter
 from ._settings import AccountKey, ConnectionSettings
 
@@ -101,6 +104,15 @@ class _Account:
     budget: Budget
     list_budget: Budget
     clusters: dict[str, Lease] = field(default_factory=dict)
+    holder: asyncio.Task[None] | None = None
+    """The task keeping a shared (Redis) budget entered, if the account has one."""
+
+    async def aclose(self) -> None:
+        for entry in self.clusters.values():
+            await entry.aclose()
+        if self.holder is not None:
+            self.holder.cancel()  # leaves the shared budget (its exit is shielded)
+            await asyncio.wait([self.holder])
 
 
 class SharedWaiters:
@@ -127,6 +139,7 @@ class SharedWaiters:
         self._list_per_minute = list_requests_per_minute
         self._accounts: dict[AccountKey, _Account] = {}
         self._loop_guards: dict[object, asyncio.Task[None]] = {}
+        self._opening: dict[AccountKey, anyio.Event] = {}
 
     def __repr__(self) -> str:
         return f"SharedWaiters(accounts={len(self._accounts)}, waiters={self.waiters})"
@@ -154,7 +167,7 @@ class SharedWaiters:
         """The shared client and waiter of this account and cluster, for the block."""
         cluster = settings.cluster(cluster_id)
         await self._close_idle()
-        account = self._account(settings)
+        account = await self._account(settings)
         entry = account.clusters.get(cluster)
         if entry is None:
             http = self._http_factory(settings) if self._http_factory else None
@@ -170,9 +183,11 @@ class SharedWaiters:
             entry.users -= 1
             entry.idle_since = self.clock.monotonic()
 
-    def _account(self, settings: ConnectionSettings) -> _Account:
+    async def _account(self, settings: ConnectionSettings) -> _Account:
         key = settings.account()
         loop = anyio.lowlevel.current_token()
+        while key in self._opening:  # another trigger is entering this account's budget
+            await self._opening[key].wait()
         account = self._accounts.get(key)
         if account is not None and account.loop != loop:
             # Made on a loop that has ended (dag.test runs each trigger in asyncio.run):
@@ -181,8 +196,13 @@ class SharedWaiters:
             del self._accounts[key]
             account = None
         if account is None:
-            budget, list_budget = self._budgets(settings)
-            account = self._accounts[key] = _Account(loop, budget, list_budget)
+            self._opening[key] = opened = anyio.Event()
+            try:
+                account = await self._open(settings, loop)
+                self._accounts[key] = account
+            finally:
+                del self._opening[key]
+                opened.set()
             self._guard(loop)
         return account
 
@@ -206,22 +226,48 @@ class SharedWaiters:
             for key, account in list(self._accounts.items()):
                 if account.loop == loop:
                     del self._accounts[key]
-                    for entry in account.clusters.values():
-                        await entry.aclose()
+                    await account.aclose()
 
-    def _budgets(self, settings: ConnectionSettings) -> tuple[Budget, Budget]:
+    async def _open(self, settings: ConnectionSettings, loop: object) -> _Account:
+        """A new account: on the shared budget of its ``budget`` URL when it has one and
+        it can be entered, else on budgets of this process's own."""
         if settings.budget_url is not None:
-            # A budget shared across processes needs a Budget on that URL; until one is
-            # available this process keeps its own count (what a shared budget falls back
-            # to anyway when its store is unreachable).
-            logger.warning(
-                "the connection's budget extra is set, but no shared budget is available "
-                "in this installation: this process counts its own requests"
-            )
-        return (
+            try:
+                return await self._open_shared(settings, loop, settings.budget_url)
+            except Exception as error:
+                # Never the URL itself: it may hold the store's password.
+                logger.warning(
+                    "the connection's shared budget could not be used (%s: %s): this "
+                    "process counts its own requests",
+                    type(error).__name__,
+                    error,
+                )
+        return _Account(
+            loop,
             RateLimiter(self._per_minute, clock=self.clock),
             RateLimiter(self._list_per_minute, clock=self.clock),
         )
+
+    async def _open_shared(self, settings: ConnectionSettings, loop: object, url: str) -> _Account:
+        from .._redis_budget import budget_id_for
+
+        if not settings.ak:
+            raise ValueError("a shared budget needs an access key (a token rotates)")
+        budget = RedisBudget.from_url(
+            url,
+            budget_id=budget_id_for(settings.endpoint, settings.project_id, settings.ak),
+            per_minute=self._per_minute,
+            list_per_minute=self._list_per_minute,
+            clock=self.clock,
+        )
+        # The budget stays entered (registered, with its heartbeat) for the account's life,
+        # across triggers that come and go: a task of its own holds it. A bare asyncio task,
+        # as for the loop guard: Airflow's triggerer is asyncio only.
+        running = asyncio.get_running_loop()  # RuntimeError under trio: local budgets
+        entered: asyncio.Future[None] = running.create_future()
+        holder = running.create_task(_hold(budget, entered))
+        await entered
+        return _Account(loop, budget, budget.list_budget, holder=holder)
 
     async def _close_idle(self) -> None:
         now = self.clock.monotonic()
@@ -235,6 +281,7 @@ class SharedWaiters:
                     await entry.aclose()
             if not account.clusters:
                 del self._accounts[key]
+                await account.aclose()
 
     async def aclose(self) -> None:
         """Close every waiter of this loop's accounts, in use or not."""
@@ -242,8 +289,20 @@ class SharedWaiters:
         for key, account in list(self._accounts.items()):
             del self._accounts[key]
             if account.loop == loop:
-                for entry in account.clusters.values():
-                    await entry.aclose()
+                await account.aclose()
+
+
+async def _hold(budget: RedisBudget, entered: asyncio.Future[None]) -> None:
+    """Keep ``budget`` entered until cancelled; ``entered`` says when it is (or why not)."""
+    try:
+        async with budget:
+            entered.set_result(None)
+            await asyncio.get_running_loop().create_future()  # until cancelled
+    except Exception as error:
+        if not entered.done():
+            entered.set_exception(error)
+            return
+        raise
 
 
 REGISTRY = SharedWaiters()

@@ -333,3 +333,71 @@ async def test_on_kill_stops_only_when_asked(cluster: Cluster) -> None:
     assert cluster.simulator.status("orders") is JobStatus.STOPPED
     # Already stopped: the "not running" answer is not an error.
     await CDMJobTrigger(job_names=["orders"], stop_on_kill=True).on_kill()
+
+
+async def test_the_budget_extra_shares_the_budget_across_triggerers(
+    monkeypatch: pytest.MonkeyPatch, redis_server: Any, request: pytest.FixtureRequest
+) -> None:
+    # Two triggerer processes (two registries) with a connection naming a Redis budget:
+    # they register as two sharers of one budget, so each plans with half of 120 a minute.
+    from cdm_status import RedisBudget
+
+    cl = simulated_cluster(monkeypatch, budget=redis_server.url)
+    cl.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=60))
+    settings = _settings()
+    registries = [
+        _shared.SharedWaiters(clock=cl.clock, http_factory=lambda _: cl.simulator.http_client())
+        for _ in range(2)
+    ]
+    try:
+        for registry in registries:
+            async with registry.lease(settings):
+                pass
+        budgets = [registry.budget(settings) for registry in registries]
+        assert all(isinstance(budget, RedisBudget) for budget in budgets)
+        await budgets[0].acquire()  # type: ignore[union-attr]  # learns of the second
+        assert [budget.per_minute for budget in budgets] == [60, 60]  # type: ignore[union-attr]
+        monkeypatch.setattr(_shared, "REGISTRY", registries[0])
+        assert (await run_trigger(cl, CDMJobTrigger(job_names=["orders"])))["result"] == "success"
+    finally:
+        for registry in registries:
+            await registry.aclose()
+    assert registries[0].budget(settings) is None
+
+
+async def test_a_budget_extra_on_a_redis_that_is_down_falls_back_and_hides_the_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from cdm_status import RedisBudget
+
+    caplog.set_level(logging.INFO, logger="cdm_status")
+    url = "redis://:hunter2@127.0.0.1:1/0"  # nothing listens on port 1
+    cl = simulated_cluster(monkeypatch, budget=url)
+    cl.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=60))
+    event = await run_trigger(cl, CDMJobTrigger(job_names=["orders"]))
+    assert event["result"] == "success"
+    budget = cl.registry.budget(_settings())
+    assert isinstance(budget, RedisBudget)
+    assert "local fallback" in repr(budget)  # counts this process's requests meanwhile
+    assert cl.simulator.stats.max_in_window("status", 60.0) <= 120
+    assert "hunter2" not in caplog.text
+    await cl.registry.aclose()
+
+
+async def test_a_budget_extra_without_an_access_key_keeps_the_own_budget_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, redis_server: Any
+) -> None:
+    # A token rotates, so it cannot name a budget shared with other processes.
+    from cdm_status import RateLimiter
+
+    cl = simulated_cluster(
+        monkeypatch, budget=redis_server.url, login="", password="", auth_token="tok-123"
+    )
+    settings = _settings()
+    async with cl.registry.lease(settings):
+        pass
+    assert isinstance(cl.registry.budget(settings), RateLimiter)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("needs an access key" in m and "counts its own" in m for m in warnings)
+    assert "tok-123" not in caplog.text
+    await cl.registry.aclose()
