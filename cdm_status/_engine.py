@@ -55,7 +55,7 @@ from ._clock import Clock, utc_datetime
 from ._events import Event, JobDone, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobSummary
 from ._retry import RandomSource
-from ._schedule import DueQueue, PollPolicy
+from ._schedule import DueQueue, PollPolicy, RequestWindow
 from ._subscription import Subscription
 from ._sweeper import ListSweeper
 from ._telemetry import Telemetry, WatchRecord
@@ -68,6 +68,7 @@ from ._tracker import (
     Moment,
     Rules,
     aborted,
+    ahead,
     answered,
     dispatched,
     failed,
@@ -221,6 +222,10 @@ class Engine:
         self._abandoned: list[int] = []
         self._deadlines: list[tuple[float, int]] = []
         self._queue = DueQueue()
+        self._ahead = DueQueue()
+        """Looks between sweeps at running jobs the list covers (spare budget only)."""
+        self._window = RequestWindow()
+        """This process's status requests over the last minute."""
         self._demand = Demand()
         self._polls: dict[str, _Work] = {}
         self._sweeps: list[_SweepEntry] = []
@@ -353,6 +358,7 @@ class Engine:
         track = self._tracks.pop(name)
         released(track, self._demand)
         self._queue.discard(name)
+        self._ahead.discard(name)
         work = self._polls.get(name)
         if work is not None:
             work.cancel()  # nobody waits for its answer: a deadline holds, whatever it waits on
@@ -418,6 +424,9 @@ class Engine:
                 self._queue.schedule(track.name, decision.poll_at, urgent=decision.urgent)
         else:
             self._queue.discard(track.name)
+            if decision.ahead_at is not None and track.state is JobState.AWAITING_LIST:
+                urgent = decision.ahead_predicted
+                self._ahead.schedule(track.name, decision.ahead_at, urgent=urgent)
         self._wake()
 
     def _refuse_all(self, error: BaseException) -> None:
@@ -558,10 +567,43 @@ class Engine:
                 assert name is not None
                 self._start_poll(group, self._tracks[name], due)
                 continue
-            wake_at = [t for t in (due if room else None, self._next_deadline()) if t is not None]
+            ahead_due = self._ahead_due(now) if room else None
+            if ahead_due is not None and ahead_due <= now:
+                self._start_ahead(group, now)
+                continue
+            wake_at = [
+                t
+                for t in (due if room else None, ahead_due, self._next_deadline())
+                if t is not None
+            ]
             if stop_at is not None and dispatching:
                 wake_at.append(stop_at)
             await self._nap(min(wake_at) - now if wake_at else None)
+
+    def _ahead_due(self, now: float) -> float | None:
+        """When the next look between sweeps may go: when it is due and the status
+        requests of the last minute leave room under the budget share."""
+        due = self._ahead.next_due()
+        if due is None:
+            return None
+        if not self._window.room(now, self._limiter.per_minute, self._policy.budget_share):
+            return max(due, self._window.free_at(now))
+        return due
+
+    def _start_ahead(self, group: anyio.abc.TaskGroup, now: float) -> None:
+        name = self._ahead.pop_due(now)
+        assert name is not None
+        track = self._tracks.get(name)
+        if track is None or track.state is not JobState.AWAITING_LIST:
+            return  # a detail fetch or a routine poll took it over meanwhile
+        ahead(track)
+        work = self._polls[name] = _Work()
+        group.start_soon(self._poll, track, work, now)
+
+    def _status_slot(self) -> None:
+        """A status request took its budget slot."""
+        self._window.sent(self._clock.monotonic())
+        self._wake()
 
     def _next_deadline(self) -> float | None:
         while self._deadlines and self._deadlines[0][1] not in self._open:
@@ -615,7 +657,7 @@ class Engine:
                 try:
                     with self._span_for(track.name):
                         outcome = await self._client.get_status(
-                            track.name, limiter=_Metered(self._limiter, work, self._wake)
+                            track.name, limiter=_Metered(self._limiter, work, self._status_slot)
                         )
                 except Exception as error:
                     outcome = error
@@ -638,6 +680,7 @@ class Engine:
     def _settle(self, track: JobTrack, outcome: object, due: float) -> None:
         """A poll's result, whatever it was, becomes the tracker's decision."""
         interests = self._interests(track.name)
+        self._ahead.discard(track.name)  # the answer plans the next look afresh
         if outcome is None:  # cut off before an answer
             decision = aborted(track, due)
         elif isinstance(outcome, Exception):

@@ -30,11 +30,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from ._models import JobStatus
 
-__all__ = ["DueQueue", "PollPolicy"]
+__all__ = ["DueQueue", "PollPolicy", "RequestWindow"]
 
 _WAITING = frozenset({JobStatus.NEVER_EXECUTED, JobStatus.NEW, JobStatus.PENDING})
 
@@ -201,3 +202,38 @@ class DueQueue:
         name = heapq.heappop(self._heap)[3]
         del self._due[name]
         return name
+
+
+class RequestWindow:
+    """The requests this process sent over the last ``span`` seconds, to spend only
+    what is left of a share of the budget (the looks between list sweeps).
+
+    Pure: times are passed in (monotonic seconds). ``room(now, per_minute, share)``
+    says whether one more request keeps the count under ``share x per_minute`` scaled
+    to ``span``; ``free_at`` when the oldest request leaves the window.
+    """
+
+    __slots__ = ("_sent", "span")
+
+    def __init__(self, span: float = 60.0) -> None:
+        self.span = span
+        self._sent: deque[float] = deque()
+
+    def sent(self, at: float) -> None:
+        """A request took a budget slot at ``at``."""
+        self._sent.append(at)
+
+    def count(self, now: float) -> int:
+        """Requests sent in ``(now - span, now]``."""
+        while self._sent and self._sent[0] <= now - self.span:
+            self._sent.popleft()
+        return len(self._sent)
+
+    def room(self, now: float, per_minute: float, share: float) -> bool:
+        """One more request stays under ``share`` of ``per_minute`` over the window."""
+        return self.count(now) + 1 <= share * per_minute * self.span / 60.0
+
+    def free_at(self, now: float) -> float:
+        """When the oldest request in the window leaves it (``now`` if none)."""
+        self.count(now)
+        return self._sent[0] + self.span if self._sent else now

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ._errors import AuthenticationError, CDMError, JobNotFoundError, is_permanent
+from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobStatus, JobSummary, Submission
 from ._schedule import PollPolicy
@@ -52,6 +53,7 @@ __all__ = [
     "Moment",
     "Rules",
     "aborted",
+    "ahead",
     "answered",
     "dispatched",
     "failed",
@@ -149,6 +151,8 @@ class JobTrack:
     list_status: str | None = None
     demand: float = 0.0
     """Polls per second this job's state asks for (1 / its interval)."""
+    progress: ProgressTrack | None = None
+    """What the looks at its current run said of its progress (while RUNNING)."""
 
     def move(self, wanted: JobState) -> None:
         """Go to ``wanted``, or raise :class:`IllegalTransition`."""
@@ -168,6 +172,9 @@ class Demand:
         track.demand = demand
 
 
+_ESTIMATE = EstimatePolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class Moment:
     """Everything a decision may depend on besides the job: the time, and the plan."""
@@ -182,6 +189,8 @@ class Moment:
     draw: Callable[[], float] = lambda: 0.5
     """Random numbers in [0, 1) for jitter (``random.Random().random``); called only
     when a poll is planned, so a seeded generator gives the same plan every run."""
+    estimate: EstimatePolicy = _ESTIMATE
+    """When to look at a running job from its progress."""
 
 
 @dataclass(slots=True)
@@ -194,6 +203,11 @@ class Decision:
     """Queue a status request due then (the job is ``QUEUED``)."""
     urgent: bool = False
     """The queued request goes before every routine poll."""
+    ahead_at: float | None = None
+    """A job the list covers is running: look at it between sweeps then (around its
+    predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
+    ahead_predicted: bool = False
+    """``ahead_at`` comes from a predicted end (not a plain refresh): it goes first."""
     credentials_refused: BaseException | None = None
     """The API refused the credentials: every job of every subscription ends with it."""
 
@@ -204,6 +218,16 @@ class Decision:
 def dispatched(track: JobTrack) -> None:
     """The dispatcher sends this job's status request."""
     track.move(JobState.POLLING)
+
+
+def ahead(track: JobTrack) -> None:
+    """A look between sweeps at a job the list covers is about to be sent (its answer
+    comes back through :func:`answered` like any other). Only from ``AWAITING_LIST``: a
+    job with a request queued or on its way gets no second one."""
+    if track.state is not JobState.AWAITING_LIST:
+        raise IllegalTransition(track.name, track.state, JobState.POLLING)
+    track.move(JobState.QUEUED)
+    dispatched(track)
 
 
 def aborted(track: JobTrack, due: float) -> Decision:
@@ -271,11 +295,13 @@ def answered(
             planned.raw_status,
         )
         track.status, track.raw_status, track.entered_at = planned.status, raw, moment.now
+    _follow_progress(track, planned, moment)
     if not track.via_list or _list_disagrees(track, planned):
         _plan_next(track, planned.status, moment, demand, decision)
     else:
         track.move(JobState.AWAITING_LIST)
         demand.set(track, 0.0)
+        _plan_ahead(track, moment, decision)
     return decision
 
 
@@ -418,16 +444,52 @@ def _end_all(
     return decision
 
 
+def _follow_progress(track: JobTrack, submission: Submission, moment: Moment) -> None:
+    """Feed a RUNNING answer's progress to the job's end estimate; forget it otherwise."""
+    if submission.status is not JobStatus.RUNNING:
+        track.progress = None
+        return
+    started = run_started(submission, monotonic=moment.now, epoch=moment.at.timestamp())
+    if started is None:  # no date to tell runs apart: keep the run we follow
+        started = track.progress.started if track.progress is not None else moment.now
+    track.progress = observe(
+        track.progress, at=moment.now, progress=submission.progress, started=started
+    )
+
+
 def _plan_next(
     track: JobTrack, status: JobStatus, moment: Moment, demand: Demand, decision: Decision
 ) -> None:
-    """Queue the next routine poll, using spare budget to look sooner."""
+    """Queue the next routine poll, using spare budget to look sooner; a running job
+    is looked at when its progress says it ends (today's interval while it says
+    nothing, see :class:`EstimatePolicy`)."""
     policy = moment.policy
     time_in_status = moment.now - track.entered_at
-    demand.set(track, 1.0 / policy.interval(status, time_in_status))
+    interval = policy.interval(status, time_in_status)
+    progress = track.progress if status is JobStatus.RUNNING else None
+    if progress is not None:
+        # Demand is what the estimate asks for: a job whose end is far and confirmed
+        # leaves its share of the budget to the others.
+        interval = moment.estimate.next_look(progress, moment.now, interval) - moment.now
+    demand.set(track, 1.0 / interval)
     scale = policy.spare_budget_scale(demand.total, moment.per_second)
     track.move(JobState.QUEUED)
-    decision.poll_at = policy.next_poll(status, time_in_status, moment.now, moment.draw(), scale)
+    fallback = policy.next_poll(status, time_in_status, moment.now, moment.draw(), scale)
+    if progress is None:
+        decision.poll_at = fallback
+    else:
+        decision.poll_at = moment.estimate.next_look(progress, moment.now, fallback - moment.now)
+
+
+def _plan_ahead(track: JobTrack, moment: Moment, decision: Decision) -> None:
+    """A running job the list covers: when to look at it between sweeps."""
+    if track.progress is None:
+        return
+    policy = moment.policy
+    interval = policy.interval(JobStatus.RUNNING, moment.now - track.entered_at)
+    fallback = policy.jittered(interval, moment.draw())
+    decision.ahead_at = moment.estimate.next_look(track.progress, moment.now, fallback)
+    decision.ahead_predicted = track.progress.predicted_end() is not None
 
 
 def _fetch_soon(track: JobTrack, moment: Moment, decision: Decision) -> None:

@@ -1,0 +1,149 @@
+"""Running jobs are looked at when their progress says they end: the tracker's plans, and
+the budget window that bounds the looks between list sweeps. No event loop."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from cdm_status import JobDone, JobStatus, OutcomeKind, PollPolicy, Submission
+from cdm_status._models import JobSummary
+from cdm_status._schedule import RequestWindow
+from cdm_status._tracker import (
+    Demand,
+    IllegalTransition,
+    Interest,
+    JobState,
+    JobTrack,
+    Moment,
+    Rules,
+    ahead,
+    answered,
+    dispatched,
+    listed,
+)
+
+AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DEFAULT = Rules(success=frozenset({JobStatus.SUCCEEDED}), failure=frozenset({JobStatus.FAILED}))
+
+
+def moment(now: float) -> Moment:
+    # The wall clock reads AT + now: a run created at AT started at monotonic 0.
+    # A short budget (0.1 per second): no spare budget to shrink intervals with.
+    return Moment(
+        now=now, at=AT + timedelta(seconds=now), policy=PollPolicy(jitter=0.0), per_second=0.1
+    )
+
+
+def running(progress: float | None, status: str = "RUNNING") -> Submission:
+    return Submission("j", JobStatus.parse(status), status, creation_date=AT, progress=progress)
+
+
+def polling(track: JobTrack) -> JobTrack:
+    dispatched(track)
+    return track
+
+
+def test_a_steady_run_is_looked_at_near_its_end_not_every_few_seconds() -> None:
+    track, demand, interest = JobTrack("j"), Demand(), Interest("j", DEFAULT, key=1)
+    # 50% after 100 s: the start says it ends at 200 s; one reading is not a pace yet,
+    # so the next look is today's running interval (5 s).
+    first = answered(polling(track), running(50.0), [interest], moment(100.0), demand)
+    assert first.poll_at == pytest.approx(105.0)
+    # 52.5% at 105 s agrees (end at 200 s): confirmed, looked at again only at the end,
+    # held within EstimatePolicy.max_wait (60 s).
+    second = answered(polling(track), running(52.5), [interest], moment(105.0), demand)
+    assert second.poll_at == pytest.approx(165.0)
+    assert demand.total == pytest.approx(1 / 60.0)  # its share of the budget goes to others
+    # At 165 s (84.2%): the end, 35 s away, is looked at when due.
+    third = answered(polling(track), running(82.5), [interest], moment(165.0), demand)
+    assert third.poll_at == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("progress", [None, 0.0, -1.0])
+def test_progress_that_says_nothing_keeps_todays_interval(progress: float | None) -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    for now, expected in ((100.0, 105.0), (105.0, 110.5)):
+        decision = answered(polling(track), running(progress), [interest], moment(now), Demand())
+        # running_interval + running_growth x the time running (since the first look)
+        assert decision.poll_at == pytest.approx(expected)
+
+
+def test_a_new_run_starts_a_new_estimate() -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    answered(polling(track), running(50.0), [interest], moment(100.0), Demand())
+    answered(polling(track), running(52.5), [interest], moment(105.0), Demand())
+    assert track.progress is not None
+    assert track.progress.predicted_end() == pytest.approx(200.0)
+    answered(polling(track), running(None, "BOOTING"), [interest], moment(110.0), Demand())
+    assert track.progress is None
+    later = Submission("j", JobStatus.RUNNING, "RUNNING", creation_date=AT + timedelta(seconds=110))
+    answered(polling(track), later, [interest], moment(120.0), Demand())
+    assert track.progress is not None
+    assert track.progress.started == pytest.approx(110.0)
+
+
+def listed_running(track: JobTrack, interest: Interest, now: float, progress: float | None):  # type: ignore[no-untyped-def]
+    """The list shows the job RUNNING; its detail fetch answers with ``progress``."""
+    listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], moment(now), Demand())
+    assert track.state is JobState.QUEUED
+    return answered(polling(track), running(progress), [interest], moment(now), Demand())
+
+
+def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    decision = listed_running(track, interest, 100.0, 50.0)
+    # The list keeps covering it: no routine poll, but a look between sweeps.
+    assert (track.state, decision.poll_at) == (JobState.AWAITING_LIST, None)
+    assert decision.ahead_at == pytest.approx(105.0)
+    assert decision.ahead_predicted  # an end is predicted: it goes before plain refreshes
+    ahead(track)
+    assert track.state is JobState.POLLING
+    again = answered(track, running(52.5), [interest], moment(105.0), Demand())
+    assert (track.state, again.poll_at) == (JobState.AWAITING_LIST, None)
+    assert again.ahead_at == pytest.approx(165.0)
+
+
+def test_a_terminal_answer_between_sweeps_ends_the_job_at_once() -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    listed_running(track, interest, 100.0, 50.0)
+    ahead(track)
+    done = answered(track, running(100.0, "SUCCEEDED"), [interest], moment(201.0), Demand())
+    ends = [e.outcome.kind for _, e in done.events if isinstance(e, JobDone)]
+    assert ends == [OutcomeKind.SUCCEEDED]
+    assert (track.state, done.poll_at, done.ahead_at) == (JobState.AWAITING_LIST, None, None)
+
+
+def test_a_listed_job_without_progress_is_refreshed_at_todays_interval() -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    decision = listed_running(track, interest, 100.0, None)
+    assert decision.ahead_at == pytest.approx(105.0)
+    assert not decision.ahead_predicted
+
+
+def test_only_a_job_the_list_covers_is_looked_at_ahead() -> None:
+    queued = JobTrack("j")  # a routine poll is already planned
+    with pytest.raises(IllegalTransition):
+        ahead(queued)
+    on_its_way = polling(JobTrack("j", via_list=True))
+    with pytest.raises(IllegalTransition):
+        ahead(on_its_way)  # never two requests at once for one job
+    assert on_its_way.state is JobState.POLLING
+
+
+def test_the_window_keeps_looks_under_the_share_of_the_budget() -> None:
+    window = RequestWindow()
+    for n in range(95):
+        window.sent(n * 0.5)  # 95 requests from 0 s to 47 s
+    # One more is 96 = 0.8 x 120 over the last minute: allowed; a 97th is not.
+    assert window.room(47.5, per_minute=120.0, share=0.8)
+    window.sent(47.5)
+    assert not window.room(48.0, per_minute=120.0, share=0.8)
+    assert window.free_at(48.0) == pytest.approx(60.0)  # the request at 0 s leaves then
+    assert window.count(60.0) == 95  # the window is (0 s, 60 s]
+    assert window.room(60.0, per_minute=120.0, share=0.8)
+    assert window.room(60.0, per_minute=60.0, share=1.0) is False  # a smaller budget
