@@ -56,6 +56,7 @@ from ._events import Event, JobDone, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobSummary
 from ._retry import RandomSource
 from ._schedule import DueQueue, PollPolicy, RequestWindow
+from ._siblings import SiblingPolicy
 from ._subscription import Subscription
 from ._sweeper import ListSweeper
 from ._telemetry import Telemetry, WatchRecord
@@ -75,6 +76,7 @@ from ._tracker import (
     finish,
     greet,
     listed,
+    promoted,
     released,
     unlisted,
 )
@@ -227,6 +229,7 @@ class Engine:
         self._window = RequestWindow()
         """This process's status requests over the last minute."""
         self._demand = Demand()
+        self._siblings = SiblingPolicy()
         self._polls: dict[str, _Work] = {}
         self._sweeps: list[_SweepEntry] = []
         self._sweep_of: dict[str, _SweepEntry] = {}
@@ -687,7 +690,23 @@ class Engine:
             decision = failed(track, outcome, interests, self._moment())
         else:
             decision = answered(track, outcome, interests, self._moment(), self._demand)  # type: ignore[arg-type]
+            if not track.via_list and any(isinstance(e, JobDone) for _, e in decision.events):
+                self._promote(interests)
         self._apply(track, decision)
+
+    def _promote(self, interests: Iterable[Interest]) -> None:
+        """A job polled by itself ended: look sooner at the waiting siblings likeliest
+        to take its slot (each watch's jobs are one group, in the order given)."""
+        now = self._clock.monotonic()
+        for key in {interest.key for interest in interests}:
+            ref = self._subs.get(key)
+            subscription = None if ref is None else ref()
+            if subscription is None:
+                continue
+            for name, at in promoted(subscription.job_names, self._tracks, now, self._siblings):
+                due = self._queue.due_at(name)
+                if due is None or due > at or not self._queue.is_urgent(name):
+                    self._queue.schedule(name, at if due is None else min(due, at), urgent=True)
 
     async def _run_sweeper(self, entry: _SweepEntry) -> None:
         if entry.ended:

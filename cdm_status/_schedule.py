@@ -151,17 +151,19 @@ def require_seconds(owner: object, *names: str) -> None:
 class DueQueue:
     """Jobs ordered by urgency, then due time; the one due longest comes out first.
 
-    ``schedule(name, at, urgent=True)`` puts a job before every routine entry (a status
-    request for a job the list saw change must not wait behind routine polls); urgent
-    entries are due at ``at`` like any other and are ordered among themselves by it.
-    ``schedule`` replaces a job's previous entry; ``discard`` drops it. Both are
-    O(log n): stale heap entries are skipped lazily.
+    ``schedule(name, at, urgent=True)`` puts a job before every routine entry once it is
+    due (a status request for a job the list saw change must not wait behind routine
+    polls; nor must a look at a job likely to have just started); urgent entries are
+    ordered among themselves by due time, and one not due yet holds back no routine
+    entry that is. ``schedule`` replaces a job's previous entry; ``discard`` drops it.
+    Both are O(log n): stale heap entries are skipped lazily.
     """
 
-    __slots__ = ("_due", "_heap", "_order")
+    __slots__ = ("_due", "_heaps", "_order")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[int, float, int, str]] = []
+        self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [])
+        """Urgent entries, then routine ones."""
         self._due: dict[str, tuple[int, float, int]] = {}
         self._order = itertools.count()
 
@@ -174,7 +176,7 @@ class DueQueue:
     def schedule(self, name: str, at: float, *, urgent: bool = False) -> None:
         entry = (0 if urgent else 1, at, next(self._order))
         self._due[name] = entry
-        heapq.heappush(self._heap, (*entry, name))
+        heapq.heappush(self._heaps[entry[0]], (*entry, name))
 
     def discard(self, name: str) -> None:
         self._due.pop(name, None)
@@ -184,24 +186,31 @@ class DueQueue:
         entry = self._due.get(name)
         return None if entry is None else entry[1]
 
-    def _clean(self) -> None:
-        heap = self._heap
+    def is_urgent(self, name: str) -> bool:
+        """``name`` is queued before the routine entries."""
+        entry = self._due.get(name)
+        return entry is not None and entry[0] == 0
+
+    def _top(self, heap: list[tuple[int, float, int, str]]) -> tuple[int, float, int, str] | None:
         while heap and self._due.get(heap[0][3]) != heap[0][:3]:
             heapq.heappop(heap)
+        return heap[0] if heap else None
 
     def next_due(self) -> float | None:
-        """The due time of the job that comes out next, or None when empty."""
-        self._clean()
-        return self._heap[0][1] if self._heap else None
+        """The earliest due time of any entry, or None when empty."""
+        tops = [top[1] for top in map(self._top, self._heaps) if top is not None]
+        return min(tops) if tops else None
 
     def pop_due(self, now: float) -> str | None:
-        """The job that comes out next if it is due by ``now``; else None."""
-        self._clean()
-        if not self._heap or self._heap[0][1] > now:
-            return None
-        name = heapq.heappop(self._heap)[3]
-        del self._due[name]
-        return name
+        """The job that comes out next if one is due by ``now``: urgent entries first;
+        else None."""
+        for heap in self._heaps:
+            top = self._top(heap)
+            if top is not None and top[1] <= now:
+                heapq.heappop(heap)
+                del self._due[top[3]]
+                return top[3]
+        return None
 
 
 class RequestWindow:

@@ -40,6 +40,7 @@ from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobStatus, JobSummary, Submission
 from ._schedule import PollPolicy
+from ._siblings import SiblingPolicy
 
 __all__ = [
     "NOT_STARTED",
@@ -60,6 +61,7 @@ __all__ = [
     "finish",
     "greet",
     "listed",
+    "promoted",
     "released",
     "unlisted",
 ]
@@ -153,6 +155,8 @@ class JobTrack:
     """Polls per second this job's state asks for (1 / its interval)."""
     progress: ProgressTrack | None = None
     """What the looks at its current run said of its progress (while RUNNING)."""
+    looked_at: float | None = None
+    """When its last status answer came (monotonic seconds)."""
 
     def move(self, wanted: JobState) -> None:
         """Go to ``wanted``, or raise :class:`IllegalTransition`."""
@@ -276,6 +280,7 @@ def answered(
     track.failures = 0
     track.not_found = 0
     track.submission = submission
+    track.looked_at = moment.now
     planned: Submission | None = None
     for interest in interests:
         seen = _tell(interest, submission, moment, decision.events)
@@ -375,6 +380,29 @@ def unlisted(track: JobTrack, moment: Moment) -> Decision:
         track.move(JobState.QUEUED)
         decision.poll_at = moment.now
     return decision
+
+
+def promoted(
+    group: Sequence[str],
+    tracks: Mapping[str, JobTrack],
+    now: float,
+    policy: SiblingPolicy,
+) -> list[tuple[str, float]]:
+    """A job of ``group`` (one watch's jobs, in the order given: a database job's
+    tables) ended: the waiting siblings polled by themselves to look at sooner, and
+    when (see :mod:`cdm_status._siblings`). A job no longer tracked has ended: it
+    counts as started. Only looks that are queued are moved, and only ever earlier
+    (the caller keeps the earlier of the two)."""
+    waiting = {
+        name
+        for name in group
+        if (track := tracks.get(name)) is not None
+        and track.status in NOT_STARTED
+        and not track.via_list
+    }
+    looked_at = {name: at for name in waiting if (at := tracks[name].looked_at) is not None}
+    picks = policy.likely_next(group, waiting, looked_at)
+    return [(name, now + policy.soon) for name in picks if tracks[name].state is JobState.QUEUED]
 
 
 # ---------------------------------------------------------------------- helpers

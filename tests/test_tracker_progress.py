@@ -9,7 +9,8 @@ import pytest
 
 from cdm_status import JobDone, JobStatus, OutcomeKind, PollPolicy, Submission
 from cdm_status._models import JobSummary
-from cdm_status._schedule import RequestWindow
+from cdm_status._schedule import DueQueue, RequestWindow
+from cdm_status._siblings import SiblingPolicy
 from cdm_status._tracker import (
     Demand,
     IllegalTransition,
@@ -22,6 +23,7 @@ from cdm_status._tracker import (
     answered,
     dispatched,
     listed,
+    promoted,
 )
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -147,3 +149,40 @@ def test_the_window_keeps_looks_under_the_share_of_the_budget() -> None:
     assert window.count(60.0) == 95  # the window is (0 s, 60 s]
     assert window.room(60.0, per_minute=120.0, share=0.8)
     assert window.room(60.0, per_minute=60.0, share=1.0) is False  # a smaller budget
+
+
+def tracked(status: JobStatus | None, state: JobState = JobState.QUEUED) -> JobTrack:
+    track = JobTrack("t", state=state)
+    track.status = status
+    return track
+
+
+def test_when_a_table_ends_the_next_waiting_ones_are_looked_at_soon() -> None:
+    group = [f"t{n}" for n in range(1, 8)]
+    waiting = JobStatus.NEVER_EXECUTED
+    tracks = {
+        # t1 ended: no longer tracked. t2, t3 run.
+        "t2": tracked(JobStatus.RUNNING),
+        "t3": tracked(JobStatus.RUNNING),
+        "t4": tracked(waiting, JobState.POLLING),  # its answer is on the way already
+        "t5": tracked(waiting),
+        "t6": tracked(waiting),
+        "t7": tracked(waiting),
+    }
+    policy = SiblingPolicy(promote=3, soon=3.0)
+    assert promoted(group, tracks, 50.0, policy) == [("t5", 53.0), ("t6", 53.0)]
+    # Jobs the list covers are never promoted: the list sees their start.
+    tracks["t5"].via_list = True
+    assert promoted(group, tracks, 50.0, policy) == [("t6", 53.0), ("t7", 53.0)]
+
+
+def test_an_urgent_look_not_due_yet_holds_back_no_routine_poll() -> None:
+    queue = DueQueue()
+    queue.schedule("routine", 10.0)
+    queue.schedule("promoted", 53.0, urgent=True)
+    assert queue.next_due() == 10.0
+    assert queue.pop_due(50.0) == "routine"
+    queue.schedule("routine", 40.0)
+    assert queue.pop_due(53.0) == "promoted"  # once due, before every routine entry
+    assert queue.is_urgent("routine") is False
+    assert queue.pop_due(53.0) == "routine"
