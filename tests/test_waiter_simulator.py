@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import timedelta
 
 import pytest
 
-from cdm_status import JobStatus, OutcomeKind, PollFailed, StatusChanged
+from cdm_status import JobStatus, OutcomeKind, PollFailed, PollPolicy, StatusChanged
 from cdm_status._clock import utc_datetime
 from cdm_status.testing import CDMSimulator, FakeClock, Faults, JobPlan, RateLimits
 
@@ -123,3 +124,25 @@ async def test_the_deadline_holds_while_every_poll_slot_is_busy() -> None:
     run = await run_watch(simulator, ["a", "b"], timeout=10.0, max_concurrency=1)
     assert run.outcomes == {"a": OutcomeKind.TIMED_OUT, "b": OutcomeKind.TIMED_OUT}
     assert simulator.clock.monotonic() == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize(("progress", "median_lag"), [("linear", 3.0), ("zero", 12.0)])
+async def test_between_sweeps_running_jobs_are_looked_at_with_the_spare_status_budget(
+    progress: str, median_lag: float
+) -> None:
+    # Sweeps of the list 30 s apart: the list alone sees an end 15 s late on average.
+    # Looks between sweeps (at the predicted end when progress tells one, else at the
+    # running interval) see it sooner, and end the job at once.
+    simulator = migration(100, progress=progress)
+    names = simulator.add_database_job(
+        "db1", 100, parallelism=10, failure_rate=0.05, run_seconds=(120.0, 600.0)
+    )
+    run = await run_watch(simulator, names, strategy="auto", poll=PollPolicy(list_interval=30.0))
+    assert run.outcomes == {name: expected_kind(simulator, name) for name in names}
+    lags = [
+        run.changes(name)[-1].at.timestamp() - simulator.transitions(name)[-1].at for name in names
+    ]
+    assert statistics.median(lags) <= median_lag
+    assert simulator.stats.by_endpoint["list"] > 0  # the list did cover them
+    assert simulator.stats.max_in_window("status", 60.0) <= 120
+    assert simulator.stats.by_status.get(429, 0) == 0
