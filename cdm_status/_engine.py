@@ -427,7 +427,9 @@ class Engine:
                 self._queue.schedule(track.name, decision.poll_at, urgent=decision.urgent)
         else:
             self._queue.discard(track.name)
-            if decision.ahead_at is not None and track.state is JobState.AWAITING_LIST:
+            # "list" means the list alone: status requests only for what it saw change.
+            ahead_of_sweeps = self._strategy == "auto" and track.state is JobState.AWAITING_LIST
+            if decision.ahead_at is not None and ahead_of_sweeps:
                 urgent = decision.ahead_predicted
                 self._ahead.schedule(track.name, decision.ahead_at, urgent=urgent)
         self._wake()

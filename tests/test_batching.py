@@ -73,13 +73,17 @@ async def test_a_large_migration_spends_few_status_requests_and_holds_both_budge
     names = sim.add_database_job(
         "warehouse", 300, parallelism=30, failure_rate=0.03, run_seconds=(60.0, 600.0)
     )
+    started = sim.clock.time()
     run = await run_watch(sim, names)  # auto
+    minutes = (sim.clock.time() - started) / 60.0
     assert run.outcomes == {name: expected_kind(sim, name) for name in names}
     assert sim.stats.max_in_window("status", 60.0) <= 120
     assert sim.stats.max_in_window("list", 60.0) <= 120
     assert sim.stats.by_status.get(429, 0) == 0
-    # Subjobs waiting for their turn cost no status request at all.
-    assert sum(run.counting.status_requests.values()) <= 3.5 * len(names)
+    # Subjobs waiting for their turn cost no status request at all: one per change a
+    # sweep saw, plus looks at running ones between sweeps, within 80% of the budget.
+    spent = sum(run.counting.status_requests.values())
+    assert spent <= 3.5 * len(names) + 0.8 * 120 * minutes
     assert run.counting.list_requests > 0
 
 
