@@ -40,7 +40,7 @@ from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobStatus, JobSummary, Submission
 from ._schedule import PollPolicy
-from ._siblings import SiblingPolicy
+from ._siblings import SiblingPolicy, waiting_bound
 
 __all__ = [
     "NOT_STARTED",
@@ -90,6 +90,7 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
 
 NOT_STARTED = frozenset({JobStatus.NEW, JobStatus.NEVER_EXECUTED})
 """List statuses of a job that has not run yet."""
+_WAITING = frozenset({*NOT_STARTED, JobStatus.PENDING})
 
 
 class IllegalTransition(RuntimeError):
@@ -157,6 +158,8 @@ class JobTrack:
     """What the looks at its current run said of its progress (while RUNNING)."""
     looked_at: float | None = None
     """When its last status answer came (monotonic seconds)."""
+    waiting: bool = False
+    """Counted in :attr:`Demand.waiting`."""
 
     def move(self, wanted: JobState) -> None:
         """Go to ``wanted``, or raise :class:`IllegalTransition`."""
@@ -167,16 +170,27 @@ class JobTrack:
 
 @dataclass(slots=True)
 class Demand:
-    """Polls per second that every routinely polled job asks for, summed (one per engine)."""
+    """Polls per second that every routinely polled job asks for, summed (one per engine),
+    and the part of it that jobs waiting to start ask for."""
 
     total: float = 0.0
+    waiting: int = 0
+    """Routinely polled jobs last seen waiting to start."""
+    waiting_total: float = 0.0
 
-    def set(self, track: JobTrack, demand: float) -> None:
+    def set(self, track: JobTrack, demand: float, *, waiting: bool = False) -> None:
         self.total += demand - track.demand
-        track.demand = demand
+        if track.waiting:
+            self.waiting -= 1
+            self.waiting_total -= track.demand
+        if waiting:
+            self.waiting += 1
+            self.waiting_total += demand
+        track.demand, track.waiting = demand, waiting
 
 
 _ESTIMATE = EstimatePolicy()
+_AHEAD = EstimatePolicy(soon=1.0, min_gap=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +209,9 @@ class Moment:
     when a poll is planned, so a seeded generator gives the same plan every run."""
     estimate: EstimatePolicy = _ESTIMATE
     """When to look at a running job from its progress."""
+    ahead: EstimatePolicy = _AHEAD
+    """The same between sweeps of the list: the status budget is idle there, so a job
+    still running at its predicted end is looked at again after 1, 2, 4... seconds."""
 
 
 @dataclass(slots=True)
@@ -495,18 +512,36 @@ def _plan_next(
     time_in_status = moment.now - track.entered_at
     interval = policy.interval(status, time_in_status)
     progress = track.progress if status is JobStatus.RUNNING else None
+    waiting = status in _WAITING
     if progress is not None:
         # Demand is what the estimate asks for: a job whose end is far and confirmed
         # leaves its share of the budget to the others.
         interval = moment.estimate.next_look(progress, moment.now, interval) - moment.now
-    demand.set(track, 1.0 / interval)
+    elif waiting:
+        interval = _waiting_interval(track, interval, moment, demand)
+    demand.set(track, 1.0 / interval, waiting=waiting)
     scale = policy.spare_budget_scale(demand.total, moment.per_second)
     track.move(JobState.QUEUED)
     fallback = policy.next_poll(status, time_in_status, moment.now, moment.draw(), scale)
-    if progress is None:
-        decision.poll_at = fallback
-    else:
+    if progress is not None:
         decision.poll_at = moment.estimate.next_look(progress, moment.now, fallback - moment.now)
+    elif waiting:
+        # Never sooner than the bound: the budget the others need stays theirs.
+        decision.poll_at = max(fallback, moment.now + policy.jittered(interval, moment.draw()))
+    else:
+        decision.poll_at = fallback
+
+
+def _waiting_interval(track: JobTrack, interval: float, moment: Moment, demand: Demand) -> float:
+    """A job waiting to start: looked at no more often than the waiting jobs can all be
+    with what the running ones leave of the budget's share (at least a tenth of it), so
+    that running jobs are looked at on time however many wait (siblings of an ended job
+    are looked at sooner, see :func:`promoted`)."""
+    share = moment.per_second * moment.policy.budget_share
+    others = demand.total - demand.waiting_total - (0.0 if track.waiting else track.demand)
+    left = max(share - others, 0.1 * share)
+    count = demand.waiting + (0 if track.waiting else 1)
+    return waiting_bound(count, left, floor=interval)
 
 
 def _plan_ahead(track: JobTrack, moment: Moment, decision: Decision) -> None:
@@ -516,7 +551,7 @@ def _plan_ahead(track: JobTrack, moment: Moment, decision: Decision) -> None:
     policy = moment.policy
     interval = policy.interval(JobStatus.RUNNING, moment.now - track.entered_at)
     fallback = policy.jittered(interval, moment.draw())
-    decision.ahead_at = moment.estimate.next_look(track.progress, moment.now, fallback)
+    decision.ahead_at = moment.ahead.next_look(track.progress, moment.now, fallback)
     decision.ahead_predicted = track.progress.predicted_end() is not None
 
 
