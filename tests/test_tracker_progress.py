@@ -24,6 +24,7 @@ from cdm_status._tracker import (
     dispatched,
     listed,
     promoted,
+    released,
 )
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -186,3 +187,25 @@ def test_an_urgent_look_not_due_yet_holds_back_no_routine_poll() -> None:
     assert queue.pop_due(53.0) == "promoted"  # once due, before every routine entry
     assert queue.is_urgent("routine") is False
     assert queue.pop_due(53.0) == "routine"
+
+
+@pytest.mark.parametrize(
+    ("running", "waiting", "expected"),
+    [
+        (0.0, 2, 5.0),  # a small watch: today's interval
+        (1.0, 799, 800 / 0.6),  # 800 waiting share what 1.0/s of running leaves of 1.6/s
+        (2.0, 799, 800 / 0.16),  # running jobs take it all: a tenth of the share is left
+    ],
+)
+def test_waiting_jobs_share_what_running_ones_leave(
+    running: float, waiting: int, expected: float
+) -> None:
+    demand = Demand(total=running + 0.6, waiting=waiting, waiting_total=0.6)
+    budget = Moment(now=100.0, at=AT, policy=PollPolicy(jitter=0.0), per_second=2.0)
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    decision = answered(polling(track), Submission.never_executed("j"), [interest], budget, demand)
+    assert decision.poll_at == pytest.approx(100.0 + expected)
+    assert demand.waiting == waiting + 1
+    assert track.waiting
+    released(track, demand)  # it ended elsewhere: no longer counted
+    assert (demand.waiting, demand.waiting_total) == (waiting, pytest.approx(0.6))
