@@ -18,7 +18,7 @@ from cdm_status.testing import FakeClock, Faults, serve
 
 from .netfaults import CountingTransport, ResettingProxy
 from .storm import migration
-from .test_socket import WALL_LIMIT, socket_client, socket_migration
+from .test_socket import SPEED, WALL_LIMIT, socket_client, socket_migration
 
 pytestmark = pytest.mark.anyio
 
@@ -123,7 +123,6 @@ async def test_cancelling_mid_storm_leaves_nothing_behind(how: str, strategy: St
 
 async def test_cancelling_mid_storm_over_a_socket_closes_every_connection() -> None:
     sim, names = socket_migration(100)
-    sim.faults.outage(sim.clock.time() + 20, 120)
     proxy = ResettingProxy(0)  # resets nothing: it counts the connections left open
     transport = CountingTransport(httpx.AsyncHTTPTransport())
     with anyio.fail_after(WALL_LIMIT):
@@ -134,6 +133,11 @@ async def test_cancelling_mid_storm_over_a_socket_closes_every_connection() -> N
             async with httpx.AsyncClient(transport=transport) as http:
                 client = socket_client(sim, f"http://127.0.0.1:{port}", http)
                 waiter = JobStatusWaiter(client, clock=sim.clock, random=random.Random(3))
+                # The outage starts once the servers are up, shortly after the watch's first
+                # polls, and outlasts the test's wall limit on the scaled clock: however
+                # slow the machine, the jobs cannot all be seen done before the storm has
+                # made the polls fail, so the watch is always cancelled mid-storm.
+                outage = sim.faults.outage(sim.clock.time() + 20, 2 * WALL_LIMIT * SPEED)
                 failures, in_flight = await watch_until_mid_storm(
                     waiter,
                     names,
@@ -155,3 +159,4 @@ async def test_cancelling_mid_storm_over_a_socket_closes_every_connection() -> N
             group.cancel_scope.cancel()
     assert failures >= 10
     assert in_flight > 0
+    assert outage.start < sim.clock.time() < outage.start + outage.seconds  # inside the storm

@@ -63,6 +63,11 @@ async def test_a_hundred_subjobs_through_the_storm_over_a_socket() -> None:
         async with serve(sim) as served, anyio.create_task_group() as group:
             proxy.port = int(served.rsplit(":", 1)[1])
             port = await group.start(proxy.serve)
+            # The storm's outage starts once the servers are up (their start-up takes
+            # longer on a loaded machine, while the scaled clock runs on) and lasts 0.6 s
+            # of real time, so requests are sure to meet it.
+            sim.faults.outages.clear()
+            sim.faults.outage(sim.clock.time() + 20, 120)
             async with httpx.AsyncClient(transport=transport) as http:
                 client = socket_client(sim, f"http://127.0.0.1:{port}", http)
                 waiter = JobStatusWaiter(client, clock=sim.clock, random=random.Random(3))
