@@ -49,14 +49,31 @@ def free_port() -> int:
         return port
 
 
-def ping(port: int, timeout: float = 0.5) -> bool:
-    """True when a server answers PING on ``port``."""
+def answering_pid(port: int, timeout: float = 0.5) -> int | None:
+    """The process id of the server answering on ``port`` (``INFO server``), or None."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+            connection.sendall(b"INFO server\r\n")
+            data = b""
+            while b"\r\n" not in data:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return None
+                data += chunk
+            header, _, body = data.partition(b"\r\n")
+            if not header.startswith(b"$"):  # -LOADING and the like: not ready yet
+                return None
+            while len(body) < int(header[1:]):
+                chunk = connection.recv(4096)
+                if not chunk:
+                    return None
+                body += chunk
+    except (OSError, ValueError):
+        return None
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
 
 
 class RedisServer:
@@ -65,6 +82,7 @@ class RedisServer:
 
     def __init__(self, binary: str, port: int | None = None) -> None:
         self.binary = binary
+        self._port_chosen = port is None  # then a lost race for it may pick another one
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -78,6 +96,18 @@ class RedisServer:
         return self.process.pid
 
     def start(self) -> None:
+        # The free port is only free when probed: under pytest-xdist another worker's
+        # server may take it first. Then ours exits at once and another one answers
+        # there, so wait for OUR process to answer, and pick another port if it lost.
+        for _ in range(5):
+            if self._start_once():
+                return
+            if not self._port_chosen:
+                break
+            self.port = free_port()
+        raise RuntimeError(f"{self.binary} did not start on port {self.port}")
+
+    def _start_once(self) -> bool:
         argv = [
             self.binary,
             "--port", str(self.port), "--bind", "127.0.0.1",
@@ -87,11 +117,12 @@ class RedisServer:
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not ping(self.port):
+        while answering_pid(self.port) != self.process.pid:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"{self.binary} did not start on port {self.port}")
+                return False
             time.sleep(0.02)
+        return True
 
     def kill(self) -> None:
         """SIGKILL: gone at once, everything it held lost."""
