@@ -47,8 +47,13 @@ redis-server: $(STAMP_TEST)
 	fi
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
+# The suite runs on PYTEST_WORKERS pytest-xdist workers: its longest tests mostly wait on
+# the wall clock (real CLI processes sharing a budget of 120 requests a minute, a Redis
+# restart), so they overlap well even on 2 cores; the `slow` ones start first
+# (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this one process.
+PYTEST_WORKERS ?= 3
 pytest: $(STAMP_TEST) redis-server
-	$(BIN)/python -m pytest; rc=$$?; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 

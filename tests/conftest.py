@@ -57,3 +57,10 @@ def redis_server(redis_binary: str) -> Iterator[RedisServer]:
 def own_redis_server(redis_binary: str) -> Iterator[RedisServer]:
     """A server of the test's own, to kill, freeze and restart."""
     yield from _serve(redis_binary)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long end-to-end tests (marked ``slow``) first. Under pytest-xdist the
+    scheduler hands tests out in this order, so each of the longest starts at once on
+    its own worker instead of starting last and holding the whole run up."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
