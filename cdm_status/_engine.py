@@ -540,9 +540,14 @@ class Engine:
 
     async def _dispatch(self, group: anyio.abc.TaskGroup, satisfied: Callable[[], bool]) -> None:
         stop_at: float | None = None
+        # The time a full nap was asked to last until: the clock's own sleep said it came.
+        # A clock that reads coarser than it sleeps (looptime rounds to a microsecond,
+        # Windows ticks every 15 ms) may still read a hair short of it; going by the
+        # reading alone would nap that hair again and again, without time moving on.
+        slept_until = float("-inf")
         while True:
             self._collect_abandoned()
-            now = self._clock.monotonic()
+            now = max(self._clock.monotonic(), slept_until)
             self._expire(now)
             dispatching = True
             if satisfied():
@@ -583,7 +588,9 @@ class Engine:
             ]
             if stop_at is not None and dispatching:
                 wake_at.append(stop_at)
-            await self._nap(min(wake_at) - now if wake_at else None)
+            wake = min(wake_at) if wake_at else None
+            if await self._nap(None if wake is None else wake - now) and wake is not None:
+                slept_until = wake
 
     def _ahead_due(self, now: float) -> float | None:
         """When the next look between sweeps may go: when it is due and the status
@@ -626,8 +633,9 @@ class Engine:
         works = [*self._polls.values(), *(entry.work for entry in self._sweeps)]
         return any(work.on_wire and work.scope is not None for work in works)
 
-    async def _nap(self, seconds: float | None) -> None:
-        """Sleep until ``seconds`` pass or something changes, whichever comes first."""
+    async def _nap(self, seconds: float | None) -> bool:
+        """Sleep until ``seconds`` pass or something changes, whichever comes first;
+        True when the full ``seconds`` were slept."""
         with anyio.CancelScope() as scope:
             self._nap_scope = scope
             if self._wake_pending:
@@ -638,6 +646,7 @@ class Engine:
                 await self._clock.sleep(seconds)
         self._nap_scope = None
         self._wake_pending = False
+        return not scope.cancel_called
 
     def _wake(self) -> None:
         self._wake_pending = True

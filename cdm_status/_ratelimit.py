@@ -86,12 +86,17 @@ class RateLimiter:
     async def acquire(self) -> None:
         """Wait for a slot, then take it. Callers are served first come, first served."""
         async with self._lock:
+            # A sleep to ``at`` that ended means ``at`` came, even on a clock that reads
+            # coarser than it sleeps (looptime, Windows): going by the reading alone would
+            # sleep the hair it reads short again and again, without time moving on.
+            slept_until = float("-inf")
             while True:
-                now = self._clock.monotonic()
+                now = max(self._clock.monotonic(), slept_until)
                 at = self.next_free(now)
                 if at <= now:
                     break
                 await self._clock.sleep(at - now)
+                slept_until = at
             self._tokens -= 1.0
             self._sent.append(now)
             self.acquired += 1
