@@ -40,9 +40,9 @@ def test_the_readme_has_the_blocks_this_file_runs() -> None:
     assert len(SHARED) == 1
     for block in SHARED:
         exec(compile(block, "README.md", "exec"), {})  # imports and defines; runs nothing
-    assert len(RECIPES) == 3
+    assert len(RECIPES) == 4
     recipes = "".join(RECIPES)
-    for marker in ("pytest.mark.anyio", "pytest.mark.asyncio", "autojump_clock"):
+    for marker in ("pytest.mark.anyio", "pytest.mark.asyncio", "autojump_clock", "looptime"):
         assert marker in recipes
 
 

@@ -1,7 +1,8 @@
 """The waiter with its DEFAULT clocks under a virtual loop clock.
 
 Trio's ``MockClock(autojump_threshold=0)`` (pytest-trio's ``autojump_clock``) moves the
-loop's clock whenever every task waits. The waiter, its
+loop's clock whenever every task waits; ``looptime`` does the same for pytest-asyncio's
+loops when no callback is ready. The waiter, its
 rate limiters and the client's retries read that same clock (``SystemClock`` reads the
 loop's), so hours of polling pass in a fraction of a real second, and deadlines land where
 they should. Only the public API is used: ``JobStatusWaiter(client).wait/watch``.
@@ -122,6 +123,25 @@ async def storm() -> None:
 
 @pytest.mark.trio
 async def test_the_storm_under_trio_mock_clock(autojump_clock: object) -> None:
+    await storm()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+@pytest.mark.parametrize("name", SCENARIO_IDS)
+async def test_under_looptime(
+    name: str, cdm_simulator: CDMSimulator, cdm_client: CDMClient
+) -> None:
+    # looptime moves the asyncio loop's clock only when no callback is ready: a busy loop
+    # anywhere (a nap that never lets time move on) stalls the scenario for good.
+    assert isinstance(cdm_simulator.clock, SystemClock)  # the fixture follows the loop
+    async with cdm_client:
+        await SCENARIOS[name](cdm_simulator, cdm_client)
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_the_storm_under_looptime() -> None:
     await storm()
 
 
