@@ -48,7 +48,7 @@ async def test_an_hour_wait_on_a_coarse_clock_naps_once_per_step() -> None:
     assert submission.status is JobStatus.SUCCEEDED
     assert 3660 <= clock.monotonic() - started <= 3660 + 90
     polls = sim.stats.by_endpoint["status"]
-    assert polls > 1000  # the spare budget polls a lone job every few seconds
+    assert polls > 100  # an hour of polling, however the schedule spaces it
     # One nap before each poll, one rate-limiter wait: never a run of naps in between
     # (reading alone gave ~4 per poll here, and forever under looptime).
     assert clock.sleeps <= 2 * polls + 20, (clock.sleeps, polls)
