@@ -62,6 +62,11 @@ class PollPolicy:
     jitter: float = 0.1
     list_interval: float = 5.0
     """Least time between the starts of two sweeps of the job list."""
+    hot_page_gap: float = 1.0
+    """Least time between two reads of a list page that showed a watched job running
+    (re-read between the pages of a sweep: see ``cdm_status._pages``)."""
+    hot_page_ratio: float = 1.0
+    """Re-reads of such pages per page of a sweep, at most (0: never re-read)."""
     not_found_grace: int = 3
     """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
 
@@ -76,6 +81,7 @@ class PollPolicy:
             "unknown_interval",
             "failure_backoff",
             "list_interval",
+            "hot_page_gap",
         )
         if self.running_growth < 0:
             raise ValueError("running_growth must not be negative")
@@ -83,6 +89,8 @@ class PollPolicy:
             raise ValueError("budget_share must be in (0, 1]")
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
+        if self.hot_page_ratio < 0:
+            raise ValueError("hot_page_ratio must not be negative")
         if self.not_found_grace < 1:
             raise ValueError("not_found_grace must be at least 1")
 

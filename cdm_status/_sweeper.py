@@ -19,6 +19,7 @@ from ._client import CDMClient, JobPage
 from ._clock import Clock
 from ._errors import CDMError, is_permanent
 from ._models import JobSummary
+from ._pages import PageKey, PageMap, hot_read_allowed
 from ._schedule import PollPolicy
 
 __all__ = ["ListSweeper", "SweepTarget"]
@@ -58,6 +59,11 @@ class _Sweep:
     found: bool = False
     seen: set[str] = field(default_factory=set)
     useful: list[str] = field(default_factory=list)
+    sweep_reads: int = 0
+    hot_reads: int = 0
+    read_hot: dict[PageKey, int] = field(default_factory=dict)
+    """Pages re-read since this sweep began (see ``_pages``), with the total they gave:
+    their jobs are already in ``seen``, so the sweep does not read them again."""
 
 
 class ListSweeper:
@@ -65,7 +71,9 @@ class ListSweeper:
 
     The first sweep tries both job types and keeps those that showed a watched job.
     With ``auto``, the first page's ``total`` decides whether sweeping is worth it at all
-    (:func:`list_is_quicker`); if not, every job goes to per-job polling.
+    (:func:`list_is_quicker`); if not, every job goes to per-job polling. Between the
+    pages of a sweep, the pages that showed running jobs are read again (see
+    :mod:`cdm_status._pages`).
     """
 
     def __init__(
@@ -91,6 +99,7 @@ class ListSweeper:
         self._failures = 0
         self._job_types: tuple[str, ...] = LIST_JOB_TYPES
         self._sweep: _Sweep | None = None
+        self._pages = PageMap(policy)
         self._next_sweep_at: float | None = None
         self.sweeps = 0
         self.pages = 0
@@ -154,21 +163,52 @@ class ListSweeper:
         """
         job_type = sweep.job_types[sweep.type_index]
         while True:
-            page = await self._page(job_type, sweep.page_no)
-            if (
-                sweep.page_no == 1
-                and self.sweeps == 0
-                and not self._worth_listing(page, sweep.watched)
-            ):
-                return None
-            for summary in page.jobs:
-                if summary.name in sweep.watched:
-                    sweep.seen.add(summary.name)
-                    sweep.found = True
-                    self._target.listed(summary)
-            if not page.jobs or sweep.page_no * PAGE_SIZE >= page.total:
+            await self._read_hot_page(sweep)
+            key = (job_type, sweep.page_no)
+            total = sweep.read_hot.get(key)
+            if total is None:  # not re-read since the sweep began: read it now
+                page = await self._page(job_type, sweep.page_no)
+                sweep.sweep_reads += 1
+                if (
+                    sweep.page_no == 1
+                    and self.sweeps == 0
+                    and not self._worth_listing(page, sweep.watched)
+                ):
+                    return None
+                self._report(sweep, key, page)
+                if not page.jobs:
+                    return sweep.found
+                total = page.total
+            if sweep.page_no * PAGE_SIZE >= total:
                 return sweep.found
             sweep.page_no += 1
+
+    async def _read_hot_page(self, sweep: _Sweep) -> None:
+        """Read the page of running jobs due a look, if the sweep has earned one. Not in
+        the first sweep: it tells every subscriber where each job stands, and nothing
+        should hold that back."""
+        if self.sweeps == 0 or not hot_read_allowed(
+            self._policy, sweep.hot_reads, sweep.sweep_reads
+        ):
+            return
+        key = self._pages.next_hot(self._target.still_watched(), self._clock.monotonic())
+        if key is None:
+            return
+        page = await self._page(*key)
+        sweep.hot_reads += 1
+        self._report(sweep, key, page)
+        if page.jobs:
+            sweep.read_hot[key] = page.total
+
+    def _report(self, sweep: _Sweep, key: PageKey, page: JobPage) -> None:
+        """Tell the engine what a page showed of the watched jobs, and learn where they are."""
+        self._pages.read(key, page.jobs, self._clock.monotonic())
+        of_this_type = key[0] == sweep.job_types[sweep.type_index]
+        for summary in page.jobs:
+            if summary.name in sweep.watched:
+                sweep.seen.add(summary.name)
+                sweep.found = sweep.found or of_this_type
+                self._target.listed(summary)
 
     def _worth_listing(self, first_page: JobPage, watched: set[str]) -> bool:
         """Under ``auto``: does a sweep beat a round of per-job polls for this watch?"""
