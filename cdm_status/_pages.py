@@ -15,8 +15,8 @@ job started and not ended), the one read longest ago first:
 
 (Both are fields of :class:`~cdm_status.PollPolicy`.)
 
-Where the running jobs are spread over every page (tables started in random order), every
-page is hot and the order changes nothing: the sweep reads them as before.
+Where the running jobs are spread over most pages (tables started in random order), the
+sweep itself is the re-read: while more than half of the pages are hot, none is re-read.
 
 :class:`PageMap` learns where each job is from the pages read; nothing here does I/O or
 reads a clock.
@@ -74,12 +74,16 @@ class PageMap:
         self._hot.intersection_update(watched)  # ended or dropped jobs are not waited for
         return {self._page_of[name] for name in self._hot}
 
-    def next_hot(self, watched: Collection[str], now: float) -> PageKey | None:
+    def next_hot(self, watched: Collection[str], now: float, pages: int) -> PageKey | None:
         """The hot page to read now, if any: the one read longest ago, once ``hot_page_gap``
-        has passed since its last read."""
+        has passed since its last read, and only while at most half of the ``pages`` a
+        sweep reads are hot."""
+        hot = self.hot_pages(watched)
+        if 2 * len(hot) > pages:
+            return None
         ready = [
             (self._read_at.get(page, float("-inf")), page)
-            for page in self.hot_pages(watched)
+            for page in hot
             if not now < self._read_at.get(page, float("-inf")) + self.policy.hot_page_gap
         ]
         return min(ready)[1] if ready else None

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ._batching import LIST_JOB_TYPES, PAGE_SIZE, list_is_quicker
+from ._batching import LIST_JOB_TYPES, PAGE_SIZE, list_is_quicker, pages_for
 from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock
@@ -100,6 +100,8 @@ class ListSweeper:
         self._job_types: tuple[str, ...] = LIST_JOB_TYPES
         self._sweep: _Sweep | None = None
         self._pages = PageMap(policy)
+        self._totals: dict[str, int] = {}
+        """The list's total for each job type, as the last page read said."""
         self._next_sweep_at: float | None = None
         self.sweeps = 0
         self.pages = 0
@@ -191,7 +193,8 @@ class ListSweeper:
             self._policy, sweep.hot_reads, sweep.sweep_reads
         ):
             return
-        key = self._pages.next_hot(self._target.still_watched(), self._clock.monotonic())
+        pages = sum(pages_for(total) for total in self._totals.values())
+        key = self._pages.next_hot(self._target.still_watched(), self._clock.monotonic(), pages)
         if key is None:
             return
         page = await self._page(*key)
@@ -203,6 +206,7 @@ class ListSweeper:
     def _report(self, sweep: _Sweep, key: PageKey, page: JobPage) -> None:
         """Tell the engine what a page showed of the watched jobs, and learn where they are."""
         self._pages.read(key, page.jobs, self._clock.monotonic())
+        self._totals[key[0]] = page.total
         of_this_type = key[0] == sweep.job_types[sweep.type_index]
         for summary in page.jobs:
             if summary.name in sweep.watched:

@@ -71,11 +71,22 @@ def test_the_hot_page_read_longest_ago_goes_first_once_its_gap_has_passed() -> N
     pages.read((NORMAL, 3), rows(d="BOOTING"), at=10.2)
     watched = {"a", "b", "c", "d"}
     assert pages.hot_pages(watched) == {(NORMAL, 1), (NORMAL, 3)}
-    assert pages.next_hot(watched, now=10.9) is None  # no gap has passed yet
-    assert pages.next_hot(watched, now=11.0) == (NORMAL, 1)
-    assert pages.next_hot(watched, now=11.5) == (NORMAL, 1)  # read longest ago
+    assert pages.next_hot(watched, now=10.9, pages=4) is None  # no gap has passed yet
+    assert pages.next_hot(watched, now=11.0, pages=4) == (NORMAL, 1)
+    assert pages.next_hot(watched, now=11.5, pages=4) == (NORMAL, 1)  # read longest ago
     pages.read((NORMAL, 1), rows(a="RUNNING"), at=11.5)
-    assert pages.next_hot(watched, now=11.6) == (NORMAL, 3)
+    assert pages.next_hot(watched, now=11.6, pages=4) == (NORMAL, 3)
+
+
+def test_no_page_is_read_again_while_most_pages_are_hot() -> None:
+    # Tables started in random order: running jobs on every page. The sweep itself
+    # comes back to each page as soon as re-reads would.
+    pages = PageMap(PollPolicy())
+    for page_no in (1, 2, 3):
+        pages.read((NORMAL, page_no), rows(**{f"j{page_no}": "RUNNING"}), at=0.0)
+    watched = {"j1", "j2", "j3"}
+    assert pages.next_hot(watched, now=5.0, pages=5) is None  # 3 hot pages of 5
+    assert pages.next_hot(watched, now=5.0, pages=6) == (NORMAL, 1)  # half
 
 
 def test_a_page_cools_when_its_jobs_end_or_are_no_longer_watched() -> None:
@@ -85,7 +96,7 @@ def test_a_page_cools_when_its_jobs_end_or_are_no_longer_watched() -> None:
     assert pages.hot_pages({"a", "b"}) == {(NORMAL, 1)}
     assert pages.hot_pages({"a"}) == set()  # b's outcome is in: nobody waits for it
     assert pages.hot_pages({"a", "b"}) == set()  # forgotten until the list shows it again
-    assert pages.next_hot({"a", "b"}, now=100.0) is None
+    assert pages.next_hot({"a", "b"}, now=100.0, pages=4) is None
 
 
 def test_a_job_is_looked_for_on_the_page_that_showed_it_last() -> None:
