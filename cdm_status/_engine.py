@@ -289,6 +289,15 @@ class Engine:
                 self._tracks[name].state = JobState.AWAITING_LIST
                 entry.jobs.add(name)
                 self._sweep_of[name] = entry
+            # Jobs polled one by one because they came while the watch was small (the
+            # first of many small watches, say): the pages this sweep reads show them
+            # too, so it takes them over once it does. Until then they are polled as
+            # before; a job the list does not show stays with per-job polling.
+            prefix = entry.sweeper.prefix
+            for name, track in self._tracks.items():
+                if name.startswith(prefix) and name not in self._sweep_of and not track.off_list:
+                    entry.jobs.add(name)
+                    self._sweep_of[name] = entry
             return
         for name in fresh:
             self._queue.schedule(name, now)

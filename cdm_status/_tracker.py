@@ -152,6 +152,9 @@ class JobTrack:
     via_list: bool = False
     """The job list shows this job: no routine per-job polls, only detail fetches."""
     list_status: str | None = None
+    off_list: bool = False
+    """A sweep covering the job did not show it (or gave the list up): it is polled by
+    itself, and is not handed to a sweep again."""
     demand: float = 0.0
     """Polls per second this job's state asks for (1 / its interval)."""
     progress: ProgressTrack | None = None
@@ -370,6 +373,7 @@ def listed(
     decision = Decision()
     newly_listed = not track.via_list
     track.via_list = True
+    track.off_list = False
     demand.set(track, 0.0)
     if newly_listed and track.state is JobState.QUEUED:
         track.move(JobState.AWAITING_LIST)  # the list looks at it from now on
@@ -392,6 +396,7 @@ def unlisted(track: JobTrack, moment: Moment) -> Decision:
     """A full sweep did not show the job (or the list is unusable): poll it one by one."""
     decision = Decision()
     track.via_list = False
+    track.off_list = True
     track.list_status = None
     if track.state is JobState.AWAITING_LIST:
         track.move(JobState.QUEUED)

@@ -190,6 +190,9 @@ def test_the_list_takes_over_and_asks_for_details_first() -> None:
     # A sweep that does not show it any more hands it back to per-job polling.
     back = unlisted(track, moment(120.0))
     assert (track.state, back.poll_at, track.via_list) == (JobState.QUEUED, 120.0, False)
+    assert track.off_list  # not handed to a sweep again...
+    listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], moment(), demand)
+    assert (track.via_list, track.off_list) == (True, False)  # ...unless one shows it
 
 
 def test_a_cut_off_request_keeps_its_place() -> None:
