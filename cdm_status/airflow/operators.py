@@ -6,6 +6,11 @@ takes ``since`` = the returned submission's ``creation_date`` (the server's cloc
 previous run's ``SUCCEEDED`` never counts. Deferrable by default: one status check, then the
 trigger waits; ``deferrable=False`` waits on the worker.
 
+A retry of the task (``try_number`` > 1) whose start CDM refuses with ``Cdm.0052`` (the job
+is running) waits for that run instead: it is the run an earlier try started and did not
+see end (its worker died, or its trigger gave up). A first try still fails on
+``Cdm.0052``: that run is somebody else's.
+
 ``on_kill`` stops a run this operator started (``stop_on_kill``), on the worker or, once
 deferred, through the trigger's ``on_kill``. Nothing is stopped when a trigger merely ends
 or moves to another triggerer (its ``cleanup()``), so a redeploy never stops a migration.
@@ -30,6 +35,9 @@ from .triggers import DEFAULT_GIVE_UP_AFTER, CDMJobTrigger
 __all__ = ["CDMStartJobOperator"]
 
 _T = TypeVar("_T")
+
+RUNNING_ALREADY = "Cdm.0052"
+"""CDM's answer to a start while the job runs."""
 
 DEFAULT_TIMEOUT = 7 * 24 * 3600.0
 """Seconds the wait may last by default (Airflow sensors' default too)."""
@@ -94,20 +102,38 @@ class CDMStartJobOperator(BaseOperator):
 
         return _results.in_worker(work)
 
-    def _start(self) -> Submission:
-        return self._call(lambda client: client.start_job(self.job_name, variables=self.variables))
-
-    def execute(self, context: Context) -> Any:
-        """Start the job, then finish, defer or wait here."""
-        submission = self._start()
-        self._started = self.job_name
-        started = start_summary(submission)
+    def _start(self, context: Context) -> Submission:
+        """Start the job; on a retry, the run an earlier try started if it still runs."""
+        try:
+            submission = self._call(
+                lambda client: client.start_job(self.job_name, variables=self.variables)
+            )
+        except BadRequestError as error:
+            try_number = getattr(context.get("ti"), "try_number", 1)
+            if error.error_code != RUNNING_ALREADY or try_number <= 1:
+                raise
+            submission = self._call(lambda client: client.get_status(self.job_name))
+            self.log.info(
+                "CDM job %s is still running (try %d): waiting for submission %s, "
+                "started by an earlier try",
+                self.job_name,
+                try_number,
+                submission.submission_id,
+            )
+            return submission
         self.log.info(
             "started CDM job %s: submission %s (%s)",
             self.job_name,
             submission.submission_id,
             submission.raw_status,
         )
+        return submission
+
+    def execute(self, context: Context) -> Any:
+        """Start the job, then finish, defer or wait here."""
+        submission = self._start(context)
+        self._started = self.job_name
+        started = start_summary(submission)
         if not self.wait:
             return started
         since = submission.creation_date

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from cdm_status import JobStatus
+from cdm_status import BadRequestError, JobStatus
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor
@@ -174,3 +174,38 @@ def test_on_kill_stops_nothing_the_operator_did_not_start(cluster: Cluster) -> N
     cluster.simulator.add_job("orders", plan=LONG)
     CDMStartJobOperator(task_id="s", job_name="orders").on_kill()
     assert cluster.simulator.status("orders") is JobStatus.BOOTING
+
+
+class TaskInstance:
+    """What the operator reads of the task instance in its context."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+def test_a_retry_waits_for_the_run_an_earlier_try_started(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG, started=False)
+    with pytest.raises(TaskDeferred) as first:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
+    # The first try's worker died while the run went on; Airflow retries the task.
+    with pytest.raises(TaskDeferred) as retry:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(2)})
+    assert retry.value.trigger.since == first.value.trigger.since  # the same run
+    assert retry.value.kwargs["started"] == first.value.kwargs["started"]
+    booted = [s for s in cluster.simulator.transitions("orders") if s.status is JobStatus.BOOTING]
+    assert len(booted) == 1  # one run, not two
+
+
+def test_a_first_try_fails_on_a_run_it_did_not_start(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG)  # somebody else's run
+    with pytest.raises(BadRequestError) as refused:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
+    assert refused.value.error_code == "Cdm.0052"
+
+
+def test_a_retry_starts_a_new_run_once_the_last_one_ended(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=DONE)  # the earlier try's run failed or ended
+    before = cluster.simulator.stats.by_endpoint["start"]
+    summary = CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(3)})
+    assert cluster.simulator.stats.by_endpoint["start"] == before + 1
+    assert summary["status"] == "SUCCEEDED"
