@@ -10,6 +10,7 @@ when the bucket has a token AND fewer than ``per_minute`` requests went out in t
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 
 import anyio
 
@@ -59,6 +60,15 @@ class RateLimiter:
         if until > self._paused_until:
             self._paused_until = until
             self.pauses += 1
+
+    def record(self, times: Iterable[float]) -> None:
+        """Count requests already sent at ``times`` (monotonic seconds, in order) through
+        another budget: a limiter taking over from it (a shared budget whose Redis went
+        quiet) then spends only what they left of the window and of the burst."""
+        for at in times:
+            self._refill(at)
+            self._tokens = max(0.0, self._tokens - 1.0)
+            self._sent.append(at)
 
     def next_free(self, now: float) -> float:
         """When the next acquisition could go, by the clock; pure bookkeeping, no wait."""

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -408,6 +409,9 @@ class RedisBudget:
         self.unpublished_pause = 0.0
         self._paused_until = -float("inf")
         self._fallback: RateLimiter | None = None
+        self._sent: deque[float] = deque()
+        """This process's slots over the last window, wherever they came from: a local
+        fallback starts from them (see ``start_fallback``)."""
         self.acquired = 0
         self.pauses = 0
         self._link.budgets.append(self)
@@ -557,20 +561,29 @@ class RedisBudget:
                 if booking is not None:
                     wait = max(booking.delay, self._paused_until - clock.monotonic())
                     await clock.sleep(wait)
-                    self.acquired += 1
-                    return
+                    break
             if link.on_redis_error == "wait":
                 await clock.sleep(max(0.05, link._retry_at - clock.monotonic()))
                 continue
             await self._local().acquire()
-            self.acquired += 1
-            return
+            break
+        self.acquired += 1
+        now = clock.monotonic()
+        self._sent.append(now)
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()
 
     def start_fallback(self) -> None:
-        """Redis stopped answering: a local limit at the last known share takes over."""
+        """Redis stopped answering: a local limit at the last known share takes over.
+
+        It starts from this process's own slots of the last window: a process that had
+        just spent its share (or more, while others were idle) waits for the window to
+        free up, rather than spending a fresh share on top (a burst of 429s otherwise).
+        """
         limiter = RateLimiter(
             self.per_minute, burst=self.burst, window=self.window, clock=self._link.clock
         )
+        limiter.record(self._sent)
         left = self._paused_until - self._link.clock.monotonic()
         if left > 0:
             limiter.pause(left)

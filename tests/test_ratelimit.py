@@ -107,3 +107,27 @@ def test_bad_settings(settings: dict[str, float]) -> None:
     arguments: dict[str, float] = {"per_minute": 120} | settings
     with pytest.raises(ValueError, match="must be"):
         RateLimiter(arguments.pop("per_minute"), **arguments)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_a_limiter_taking_over_spends_only_what_the_window_left() -> None:
+    # 60 requests went through another budget over the last 30 s (a shared budget
+    # whose Redis went quiet): the next one waits for the first of them to leave the
+    # window, and the window never holds more than 60.
+    clock = FakeClock()
+    await clock.advance(100.0)
+    start = clock.monotonic() - 30.0
+    earlier = [start + 0.5 * index for index in range(60)]
+    limiter = RateLimiter(60, burst=4, clock=clock)
+    limiter.record(earlier)
+    assert limiter.next_free(clock.monotonic()) == pytest.approx(start + 61.0)
+    later = await acquire_times(limiter, clock, 20)
+    assert most_in_any_window(earlier + later, 61.0) <= 60
+
+
+def test_a_recent_request_through_another_budget_uses_up_the_burst() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst=4, clock=clock)
+    now = clock.monotonic()
+    limiter.record([now] * 4)
+    assert limiter.next_free(now) == pytest.approx(now + 1.0)  # paced, no burst

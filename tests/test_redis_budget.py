@@ -226,6 +226,23 @@ async def test_redis_down_falls_back_to_the_share_and_returns_when_it_answers(
 
 
 @BACKENDS
+async def test_the_fallback_starts_from_the_slots_this_process_just_took(
+    own_redis_server: RedisServer, library: str, anyio_backend: str
+) -> None:
+    # The process took its burst through Redis, then Redis died: the local limit counts
+    # those slots, so there is no second burst on top (nor a fresh window's worth).
+    clock = JumpingClock()
+    async with budget_on(own_redis_server, library, clock, per_minute=20) as budget:
+        for _ in range(4):
+            await budget.acquire()
+        assert clock.slept == [0.0] * 4  # the burst
+        own_redis_server.kill()
+        await budget.acquire()
+        assert not budget.shared
+        assert clock.slept[-1] == pytest.approx(3.0)  # one slot at 20/min, no burst
+
+
+@BACKENDS
 async def test_on_redis_error_wait_waits_for_redis_instead(
     own_redis_server: RedisServer, library: str, anyio_backend: str
 ) -> None:
