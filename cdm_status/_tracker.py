@@ -193,7 +193,7 @@ class Demand:
 
 
 _ESTIMATE = EstimatePolicy()
-_AHEAD = EstimatePolicy(soon=1.0, min_gap=1.0)
+_AHEAD = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +213,9 @@ class Moment:
     estimate: EstimatePolicy = _ESTIMATE
     """When to look at a running job from its progress."""
     ahead: EstimatePolicy = _AHEAD
-    """The same between sweeps of the list: the status budget is idle there, so a job
-    still running at its predicted end is looked at again after 1, 2, 4... seconds."""
+    """The same between sweeps of the list: the sweeps cover the job, so only the looks
+    the estimate asks for are made (no bound of an hour), and a job still running at
+    its predicted end is looked at again after 1, 2, 4... seconds."""
 
 
 @dataclass(slots=True)
@@ -231,7 +232,8 @@ class Decision:
     """A job the list covers is running: look at it between sweeps then (around its
     predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
     ahead_predicted: bool = False
-    """``ahead_at`` comes from a predicted end (not a plain refresh): it goes first."""
+    """``ahead_at`` is the predicted end, or a look after it while the job runs late
+    (not a refresh before it): it goes first."""
     credentials_refused: BaseException | None = None
     """The API refused the credentials: every job of every subscription ends with it."""
 
@@ -554,10 +556,22 @@ def _plan_ahead(track: JobTrack, moment: Moment, decision: Decision) -> None:
     if track.progress is None:
         return
     policy = moment.policy
-    interval = policy.interval(JobStatus.RUNNING, moment.now - track.entered_at)
-    fallback = policy.jittered(interval, moment.draw())
+    interval = policy.jittered(
+        policy.interval(JobStatus.RUNNING, moment.now - track.entered_at), moment.draw()
+    )
+    end = track.progress.predicted_end()
+    if end is None:  # nothing to aim at: a plain refresh, at the running interval
+        decision.ahead_at = moment.now + interval
+        return
+    # Before the predicted end, the sweeps see the job anyway: no refresh at the running
+    # interval, only the looks the estimate asks for (a pace to measure, then the end).
+    # Past it, the late looks thin out as they do for per-job polling.
+    fallback = interval if track.progress.late else moment.ahead.max_wait
     decision.ahead_at = moment.ahead.next_look(track.progress, moment.now, fallback)
-    decision.ahead_predicted = track.progress.predicted_end() is not None
+    # Looks at (or past) the predicted end go first; looks before it wait for what they
+    # leave: with 200 tables running and spare budget for 50 looks a minute, a queue in
+    # due order would reach each end minutes late.
+    decision.ahead_predicted = track.progress.late > 0 or decision.ahead_at >= end
 
 
 def _fetch_soon(track: JobTrack, moment: Moment, decision: Decision) -> None:

@@ -98,15 +98,25 @@ def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     track.via_list = True
     decision = listed_running(track, interest, 100.0, 50.0)
-    # The list keeps covering it: no routine poll, but a look between sweeps.
+    # The list keeps covering it: no routine poll, but a look between sweeps, halfway to
+    # the end its start predicts (200 s) to measure its pace; the sweeps cover it until
+    # then, so no refresh at today's 5 s interval. A look before the end waits for the
+    # looks at ends.
     assert (track.state, decision.poll_at) == (JobState.AWAITING_LIST, None)
-    assert decision.ahead_at == pytest.approx(105.0)
-    assert decision.ahead_predicted  # an end is predicted: it goes before plain refreshes
+    assert decision.ahead_at == pytest.approx(150.0)
+    assert not decision.ahead_predicted
     ahead(track)
     assert track.state is JobState.POLLING
-    again = answered(track, running(52.5), [interest], moment(105.0), Demand())
+    again = answered(track, running(75.0), [interest], moment(150.0), Demand())
     assert (track.state, again.poll_at) == (JobState.AWAITING_LIST, None)
-    assert again.ahead_at == pytest.approx(165.0)
+    # Two paces agree on 200 s: the next look is at the end, and goes first.
+    assert again.ahead_at == pytest.approx(200.0)
+    assert again.ahead_predicted
+    ahead(track)
+    late = answered(track, running(99.0), [interest], moment(200.0), Demand())
+    # Still running at its end: looked at again soon, still first.
+    assert late.ahead_at == pytest.approx(201.0)
+    assert late.ahead_predicted
 
 
 def test_a_terminal_answer_between_sweeps_ends_the_job_at_once() -> None:
