@@ -8,6 +8,7 @@ limits) keeps real time, as ``cdm-status simulate --speed`` does.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from typing import Any
 import anyio
 import pytest
 
-from cdm_status import CDMClient, JobStatus, SystemClock, TokenAuth
+from cdm_status import CDMClient, JobStatus, RedisBudget, SystemClock, TokenAuth
 from cdm_status.testing import CDMSimulator, JobPlan, RateLimits, ScaledClock, serve
+from tests.redis_server import RedisServer, free_port
 
 from .test_cli_wait_subprocess import COMMAND, cli_env
 
@@ -168,3 +170,115 @@ async def test_the_run_date_is_the_request_time_and_since_now_sees_the_run(
     result = await served.cli("wait", "good", "--since", "now", "--timeout", "30")
     assert result.returncode == 0, result.stderr
     assert " good: succeeded" in result.stdout
+
+
+# ---------------------------------------------------------------------- --budget
+
+
+def redis_keys(server: RedisServer, budget: RedisBudget) -> dict[str, int]:
+    """Entries in each key of ``budget``'s (both APIs') on the server: the send logs hold
+    one entry per request booked, the sharers key one per process registered."""
+    import redis
+
+    tag = budget.prefix.rpartition(":")[0]
+    client = redis.Redis.from_url(server.url, socket_timeout=1.0)
+    try:
+        return {
+            key.decode()[len(tag) :]: int(client.zcard(key))
+            for key in client.scan_iter(f"{tag}:*")
+            if not key.endswith(b":state")
+        }
+    finally:
+        client.close()
+
+
+async def test_run_shares_the_budget_of_the_other_processes(
+    served: Served, redis_server: RedisServer
+) -> None:
+    # Another process of the pipeline holds the budget: run joins it, and each of its
+    # polls (never its start: start and stop have their own limit) is booked in Redis.
+    budget_id = f"pipeline-{secrets.token_hex(4)}"
+    async with RedisBudget.from_url(redis_server.url, budget_id=budget_id) as other:
+        result = await served.cli(
+            "run", "good", "--json", "--budget", redis_server.url, "--budget-id", budget_id
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stderr == ""
+        events = [json.loads(line) for line in result.stdout.splitlines()]
+        assert events[0]["event"] == "started"
+        done = [(event["job"], event["outcome"]) for event in events if event["event"] == "done"]
+        assert done == [("good", "succeeded")]
+        summary = events[-1]
+        assert (summary["event"], summary["exit_code"]) == ("summary", 0)
+        assert summary["budget_sharers"] == 2
+        stats = served.sim.stats.by_endpoint
+        assert stats["start"] == 1
+        keys = redis_keys(redis_server, other)
+        booked = keys.get(":status:log", 0) + keys.get(":list:log", 0)
+        assert booked == stats["status"] + stats["list"] > 0
+        assert summary["requests"] == booked + 1  # and the start, outside the budget
+        assert keys[":sharers"] == 1  # run left the budget as it ended: only ours is left
+    assert served.runs("good") == 1
+
+
+async def test_run_with_the_variable_says_the_budget_is_shared_and_exits_1_on_a_failure(
+    served: Served, redis_server: RedisServer
+) -> None:
+    env = served.env()
+    env["CDM_STATUS_BUDGET"] = redis_server.url
+    with anyio.fail_after(60):
+        result = await anyio.run_process(
+            [COMMAND, "run", "bad", "--budget-id", f"etl-{secrets.token_hex(4)}"],
+            env=env,
+            check=False,
+        )
+    stdout, stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 1
+    lines = stdout.splitlines()
+    assert lines[0].startswith("started bad: BOOTING")
+    assert any(" bad: FAILED: " in line for line in lines), stdout
+    assert ": 1 failed; budget shared by 1 process; " in lines[-1]
+    assert one_line(stderr).startswith("cdm-status: 1 of 1 jobs did not succeed")
+
+
+async def test_run_without_budget_keeps_its_own(served: Served) -> None:
+    result = await served.cli("run", "good", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["budget_sharers"] is None
+    plain = await served.cli("run", "good")
+    assert plain.returncode == 0, plain.stderr
+    assert "budget" not in plain.stdout
+
+
+async def test_run_with_redis_away_falls_back_to_a_local_limit(served: Served) -> None:
+    away = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = await served.cli("run", "good", "--budget", away, "--budget-id", "etl")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert any(line.endswith(" good: succeeded (100,000 rows written)") for line in lines)
+    assert "; shared budget unreachable: local limit 120/min;" in lines[-1]
+    assert served.runs("good") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--budget-id", "etl"], "--budget-id needs --budget URL"),
+        (
+            ["--budget", "http://127.0.0.1:6379", "--budget-id", "etl"],
+            "--budget must be a URL starting with redis://, rediss://, unix://",
+        ),
+        # The simulator is reached with a token: it rotates, so it cannot name the budget.
+        (["--budget", "redis://127.0.0.1:6379/0"], "--budget: a shared budget needs budget_id"),
+    ],
+)
+async def test_budget_usage_errors_exit_2_before_the_start(
+    served: Served, argv: list[str], message: str
+) -> None:
+    result = await served.cli("run", "good", *argv)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(f"cdm-status: {message}")
+    assert result.stdout == ""
+    assert served.counter.starts == 0

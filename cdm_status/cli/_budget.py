@@ -1,4 +1,6 @@
-"""``--budget``: share the request budget with other processes through Redis."""
+"""The request budget of ``wait`` and ``run``: ``--requests-per-minute`` and
+``--list-requests-per-minute``, and ``--budget`` to share it with other processes through
+Redis."""
 
 from __future__ import annotations
 
@@ -8,11 +10,31 @@ from collections.abc import Mapping
 
 from .._client import CDMClient
 from .._redis_budget import RedisBudget
-from ._common import EXIT_USAGE, CommandError
+from ._common import EXIT_USAGE, CommandError, positive_number
 
-__all__ = ["add_budget_arguments", "budget_from_args", "budget_phrase"]
+__all__ = ["add_budget_arguments", "add_rate_arguments", "budget_from_args", "budget_phrase"]
 
 SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--requests-per-minute`` and ``--list-requests-per-minute``: this process's limits,
+    or with ``--budget`` the limits of the shared budget."""
+    parser.add_argument(
+        "--requests-per-minute",
+        type=positive_number,
+        default=120.0,
+        metavar="N",
+        help="status requests per minute, shared by all jobs (CDM allows 120 per user)",
+    )
+    parser.add_argument(
+        "--list-requests-per-minute",
+        type=positive_number,
+        default=120.0,
+        metavar="N",
+        help="job-list requests per minute, when jobs are followed through the job list "
+        "(CDM allows 120)",
+    )
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:

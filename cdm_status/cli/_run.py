@@ -3,11 +3,17 @@
 The run is told apart from older ones by its creation date as the start's answer gives it:
 the server's own clock, so no clock skew between this host and CDM can make the new run
 look stale (or an old one look new), as a ``--since`` read on this host could.
+
+A ``--budget`` shared through Redis is joined before the start, so a budget that cannot be
+used at all (a missing extra) ends the command before any job is started; the start itself
+takes no slot of it: start and stop have their own limit (1,200 a minute per user), which
+the shared status and list budgets do not count, and a throttled start is repeated anyway.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -20,6 +26,7 @@ from .._clock import SystemClock, utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
 from .._wire import validate_name
+from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -30,7 +37,7 @@ from ._common import (
     describe_api_error,
 )
 from ._sinks import OutputClosed, format_time, write_line
-from ._wait import SINCE_SKEW, WaitOptions, choose_sink, parse_duration, run_wait
+from ._wait import SINCE_SKEW, choose_sink, options_from_args, parse_duration, run_wait
 
 _EPILOG = """\
 exit codes (as for wait):
@@ -43,7 +50,8 @@ exit codes (as for wait):
   130  interrupted (Ctrl-C)
 
 The start is sent once: it is repeated only when it surely did nothing (throttled with
-429, or the connection never opened).
+429, or the connection never opened). With --budget, the wait draws on the budget shared
+with the other processes; the start takes no slot of it (starts have their own limit).
 
 example:
   cdm-status run orders_daily --variables day=2026-01-01 region=north --timeout 3600
@@ -84,10 +92,12 @@ def register(commands: Any) -> None:
         metavar="SECONDS",
         help="stop waiting after this long (exit 3); the run goes on",
     )
+    add_rate_arguments(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object per line")
     output.add_argument("--quiet", action="store_true", help="print only a failure and the summary")
     add_connection_arguments(parser)
+    add_budget_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(error), EXIT_USAGE) from None
     variables = dict(args.variables)
     client = client_from_args(args)
+    budget = budget_from_args(args, client)
     logger = logging.getLogger("cdm_status")
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     sink = choose_sink(args, sys.stdout)
 
     async def main() -> int:
-        async with client:
+        async with client, budget or contextlib.nullcontext():
             asked_at = clock.time()
             try:
                 submission = await client.start_job(job, variables=variables)
@@ -142,9 +153,7 @@ def run(args: argparse.Namespace) -> int:
             since = submission.creation_date or (
                 utc_datetime(asked_at) - timedelta(seconds=SINCE_SKEW)
             )
-            options = WaitOptions(
-                timeout=args.timeout, since=since, clock=clock, handle_sigint=True
-            )
+            options = options_from_args(args, since=since, clock=clock, budget=budget)
             return await run_wait(client, [job], options, sink)
 
     code: int = anyio.run(main)

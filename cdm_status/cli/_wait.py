@@ -40,11 +40,12 @@ from .._client import CDMClient
 from .._clock import Clock, SystemClock, utc_datetime
 from .._errors import APIError, CDMError, TransportError
 from .._events import JobOutcome, OutcomeKind, PollFailed
+from .._redis_budget import RedisBudget
 from .._retry import RandomSource
 from .._schedule import PollPolicy
 from .._waiter import JobStatusWaiter
 from .._wire import subjob_name, validate_name
-from ._budget import add_budget_arguments, budget_from_args
+from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -56,7 +57,6 @@ from ._common import (
     add_connection_arguments,
     client_from_args,
     describe_api_error,
-    positive_number,
 )
 from ._discover import find_subjobs
 from ._interrupt import cancel_on_ctrl_c
@@ -76,6 +76,7 @@ __all__ = [
     "WaitOptions",
     "collect_job_names",
     "exit_code_for",
+    "options_from_args",
     "parse_since",
     "people_sink",
     "read_tables_file",
@@ -200,20 +201,7 @@ def register(commands: Any) -> None:
         "'now', or a time with its UTC offset such as 2026-01-01T08:00:00+08:00. Take it "
         "BEFORE starting the jobs (see below), or use 'cdm-status run'",
     )
-    parser.add_argument(
-        "--requests-per-minute",
-        type=positive_number,
-        default=120.0,
-        metavar="N",
-        help="status requests per minute, shared by all jobs (CDM allows 120 per user)",
-    )
-    parser.add_argument(
-        "--list-requests-per-minute",
-        type=positive_number,
-        default=120.0,
-        metavar="N",
-        help="job-list requests per minute, for --strategy auto/list (CDM allows 120)",
-    )
+    add_rate_arguments(parser)
     parser.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -342,6 +330,29 @@ class WaitOptions:
     budget: Budget | None = None
     list_budget: Budget | None = None
     """Budgets shared with other processes (``--budget``); None: this process's own."""
+
+
+def options_from_args(
+    args: argparse.Namespace,
+    *,
+    since: datetime | None,
+    clock: Clock,
+    budget: RedisBudget | None,
+    strategy: str = "auto",
+) -> WaitOptions:
+    """The options of a command's wait (``wait``, ``run``): ``--timeout``, the request
+    rates, and the ``--budget`` shared by both APIs (None: this process's own)."""
+    return WaitOptions(
+        timeout=args.timeout,
+        since=since,
+        requests_per_minute=args.requests_per_minute,
+        list_requests_per_minute=args.list_requests_per_minute,
+        strategy=strategy,
+        clock=clock,
+        handle_sigint=True,
+        budget=budget,
+        list_budget=None if budget is None else budget.list_budget,
+    )
 
 
 def _strategy(name: str) -> Strategy:
@@ -591,16 +602,8 @@ def run(args: argparse.Namespace) -> int:
     since = parse_since(args.since, now=clock.time())
     client = client_from_args(args)
     budget = budget_from_args(args, client)
-    options = WaitOptions(
-        timeout=args.timeout,
-        since=since,
-        requests_per_minute=args.requests_per_minute,
-        list_requests_per_minute=args.list_requests_per_minute,
-        strategy=args.strategy,
-        clock=clock,
-        handle_sigint=True,
-        budget=budget,
-        list_budget=None if budget is None else budget.list_budget,
+    options = options_from_args(
+        args, since=since, clock=clock, budget=budget, strategy=args.strategy
     )
     sink = choose_sink(args, sys.stdout)
 
