@@ -3,6 +3,9 @@ for, the usage errors, and how the outputs say the budget is shared."""
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 import pytest
 
 from cdm_status import AKSKAuth, CDMClient, RedisBudget, SystemClock, TokenAuth
@@ -94,3 +97,18 @@ def test_the_wait_gets_the_rates_and_the_shared_budget_for_both_apis(command: st
     assert (options.budget, options.list_budget) == (budget, budget.list_budget)
     own = options_from_args(args(command=command), since=None, clock=SystemClock(), budget=None)
     assert (own.budget, own.list_budget) == (None, None)
+
+
+@COMMANDS
+def test_a_budget_without_a_redis_client_installed_is_a_usage_error(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coredis = importlib.import_module("coredis")
+    for library in ("redis", "coredis"):
+        monkeypatch.setitem(sys.modules, library, None)  # as if not installed
+    argv = args("--budget", "redis://h/0", command=command)
+    with pytest.raises(CommandError, match=r"pip install 'cdm-status\[redis\]'") as raised:
+        budget_from_args(argv, SIGNED, environ={})
+    assert raised.value.exit_code == 2
+    monkeypatch.setitem(sys.modules, "coredis", coredis)  # either client will do
+    assert isinstance(budget_from_args(argv, SIGNED, environ={}), RedisBudget)

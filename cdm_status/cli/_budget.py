@@ -5,6 +5,7 @@ Redis."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from collections.abc import Mapping
 
@@ -15,6 +16,8 @@ from ._common import EXIT_USAGE, CommandError, positive_number
 __all__ = ["add_budget_arguments", "add_rate_arguments", "budget_from_args", "budget_phrase"]
 
 SCHEMES = ("redis://", "rediss://", "unix://")
+CLIENT_LIBRARIES = ("redis", "coredis")
+"""Either serves the command line's asyncio loop (``RedisBudget.from_url``)."""
 
 
 def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +73,11 @@ def budget_from_args(
     if not url.startswith(SCHEMES):
         # Only the scheme: the URL may carry a password.
         raise CommandError(f"--budget must be a URL starting with {', '.join(SCHEMES)}", EXIT_USAGE)
+    if not any(importlib.util.find_spec(name) for name in CLIENT_LIBRARIES):
+        # Said now, not as a traceback when the budget is entered (for run: after the start).
+        raise CommandError(
+            "--budget needs a Redis client: pip install 'cdm-status[redis]'", EXIT_USAGE
+        )
     try:
         return RedisBudget.from_url(
             url,
