@@ -94,14 +94,22 @@ class ResettingProxy:
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
-    """Wraps a transport: counts requests, errors by type, and response streams left open."""
+    """Wraps a transport: counts requests, errors by type, requests abandoned (given up on
+    by their caller before their answer was whole) and response streams left open."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
         self.inner = inner
         self.requests = 0
         self.in_flight = 0
         self.open_streams = 0
+        self.abandoned = 0
         self.errors: Counter[str] = Counter()
+
+    @property
+    def broken(self) -> int:
+        """Requests that ended on a broken connection: reset (``ReadError``) or closed
+        before the answer was whole (``RemoteProtocolError``)."""
+        return self.errors["ReadError"] + self.errors["RemoteProtocolError"]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
@@ -110,6 +118,9 @@ class CountingTransport(httpx.AsyncBaseTransport):
             response = await self.inner.handle_async_request(request)
         except Exception as error:
             self.errors[type(error).__name__] += 1
+            raise
+        except BaseException:
+            self.abandoned += 1  # cancelled: its caller gave up before any answer came
             raise
         finally:
             self.in_flight -= 1
@@ -137,6 +148,9 @@ class _Stream(httpx.AsyncByteStream):
                 yield chunk
         except Exception as error:
             self._owner.errors[type(error).__name__] += 1
+            raise
+        except BaseException:
+            self._owner.abandoned += 1  # cancelled, or left unread, before its end
             raise
 
     async def aclose(self) -> None:
