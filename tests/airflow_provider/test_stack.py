@@ -27,21 +27,24 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "airflow"
 BIN = Path(sys.executable).parent
 SUMMARY = "GENERIC_JDBC_CONNECTOR_0001:Unable to get a connection"
 
+# The runs begin when the test says so (a line on stdin), once the DAGs are parsed: on a
+# loaded machine the stack takes a minute or more to come up, and runs that began with
+# the simulator would end before any task deferred.
 SIMULATOR = f"""
+import sys
 import anyio
 from cdm_status import JobStatus
 from cdm_status.testing import CDMSimulator, JobPlan, SimulatorAuth, serve
 
-async def main():
-    sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
+def add_jobs(sim):
     for name in ("job_a", "job_b"):
-        sim.add_job(name, plan=JobPlan(boot_seconds=45, run_seconds=30))
+        sim.add_job(name, plan=JobPlan(boot_seconds=60, run_seconds=30))
     sim.add_database_job(
         "nightly",
         ["orders", "customers", "invoices"],
         plans={{
-            "orders": JobPlan(boot_seconds=45, run_seconds=25),
-            "customers": JobPlan(boot_seconds=45, run_seconds=30),
+            "orders": JobPlan(boot_seconds=60, run_seconds=25),
+            "customers": JobPlan(boot_seconds=60, run_seconds=30),
             "invoices": JobPlan(
                 boot_seconds=2, run_seconds=30, outcome=JobStatus.FAILED,
                 error_summary={SUMMARY!r},
@@ -49,11 +52,17 @@ async def main():
         }},
     )
     sim.add_database_job("weekly", ["a", "b"], plans={{
-        "a": JobPlan(boot_seconds=45, run_seconds=25),
-        "b": JobPlan(boot_seconds=45, run_seconds=30),
+        "a": JobPlan(boot_seconds=60, run_seconds=25),
+        "b": JobPlan(boot_seconds=60, run_seconds=30),
     }})
+
+async def main():
+    sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
     async with serve(sim) as endpoint:
         print(endpoint, flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        add_jobs(sim)
+        print("added", flush=True)
         await anyio.sleep_forever()
 
 anyio.run(main)
@@ -67,10 +76,19 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], simulator: subprocess.Popen[bytes]) -> None:
         self.home = home
         self.env = env
+        self.simulator = simulator
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def begin_runs(self) -> None:
+        """Add the simulator's jobs now: their runs start from this moment."""
+        assert self.simulator.stdin is not None
+        assert self.simulator.stdout is not None
+        self.simulator.stdin.write(b"go\n")
+        self.simulator.stdin.flush()
+        assert self.simulator.stdout.readline().strip() == b"added"
 
     def start(self, name: str, *args: str) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept for the process
@@ -129,7 +147,10 @@ class Stack:
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
     simulator = subprocess.Popen(
-        [sys.executable, "-c", SIMULATOR], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", SIMULATOR],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert simulator.stdout is not None
     endpoint = simulator.stdout.readline().decode().strip()
@@ -160,7 +181,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             ),
         }
     )
-    stack = Stack(tmp_path, env)
+    stack = Stack(tmp_path, env, simulator)
     try:
         stack.airflow("db", "migrate")
         stack.start("api-server", "api-server", "--port", str(api_port))
@@ -186,6 +207,7 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
 
 def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
     wait_for(lambda: len(stack.states("select dag_id from dag")) >= 3, 120, "the DAGs to be parsed")
+    stack.begin_runs()
     stack.airflow_all(
         [
             ["dags", "trigger", dag_id, "-c", json.dumps(conf)]
