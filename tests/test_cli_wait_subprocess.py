@@ -187,7 +187,9 @@ def test_timeout_with_jobs_running_exits_3(slow: Simulator) -> None:
     started = time.monotonic()
     result = wait(slow, "job_001", "job_002", "--timeout", "1", token="right-token")
     assert result.returncode == 3, result.stderr
-    assert time.monotonic() - started < 10
+    # Well before the jobs end (they boot for longer): the deadline, not the jobs, ended
+    # it. Generous for a loaded machine, where starting the command alone takes seconds.
+    assert time.monotonic() - started < 25
     assert "expired with 2 of 2 jobs still running" in one_line(result.stderr)
     assert "job_001: timed out: still BOOTING" in result.stdout
 
