@@ -193,7 +193,11 @@ class ListSweeper:
             self._policy, sweep.hot_reads, sweep.sweep_reads
         ):
             return
-        pages = sum(pages_for(total) for total in self._totals.values())
+        pages = sum(
+            pages_for(total)
+            for job_type, total in self._totals.items()
+            if job_type in sweep.job_types
+        )
         key = self._pages.next_hot(self._target.still_watched(), self._clock.monotonic(), pages)
         if key is None:
             return
