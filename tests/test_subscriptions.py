@@ -13,7 +13,15 @@ import anyio
 import httpx
 import pytest
 
-from cdm_status import Event, JobDone, JobStatus, JobStatusWaiter, OutcomeKind, StatusChanged
+from cdm_status import (
+    Event,
+    JobDone,
+    JobStatus,
+    JobStatusWaiter,
+    OutcomeKind,
+    RateLimiter,
+    StatusChanged,
+)
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, RateLimits
 
 from .chaos.storm import migration
@@ -313,3 +321,53 @@ def test_since_out_of_range_is_a_value_error() -> None:
     year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     with pytest.raises(ValueError, match="since"):
         waiter.watch(["a"], since=year_one)
+
+
+class BookingBudget:
+    """A budget that books a slot, then waits for it (as a shared one does): counts the
+    slots booked and the ones a caller gave up while waiting for them."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.inner = RateLimiter(120, clock=clock)
+        self.clock = clock
+        self.booked = 0
+        self.abandoned = 0
+
+    @property
+    def per_minute(self) -> float:
+        return self.inner.per_minute
+
+    def pause(self, seconds: float) -> None:
+        self.inner.pause(seconds)
+
+    async def acquire(self) -> None:
+        self.booked += 1
+        try:
+            await self.clock.sleep(0.5)  # the booked slot comes in half a second
+        except BaseException:
+            self.abandoned += 1
+            raise
+        await self.inner.acquire()
+
+
+async def test_wait_all_keeps_every_slot_it_booked() -> None:
+    # Without `async with waiter`, wait_all drives the engine for as long as it waits;
+    # a driver that stopped at each event would call back the poll waiting for its slot,
+    # and a shared budget would lose the slot it had booked for it.
+    clock = FakeClock()
+    names = [f"job_{index}" for index in range(20)]
+    sim = simple_simulator(clock, names, run_for=300.0)
+    budget = BookingBudget(clock)
+    async with httpx.AsyncClient(transport=sim.transport(), base_url=sim.endpoint) as http:
+        waiter = JobStatusWaiter(
+            sim.client(http_client=http),
+            clock=clock,
+            random=random.Random(3),
+            strategy="per_job",
+            budget=budget,
+        )
+        async with clock.autojump():
+            outcomes = await waiter.wait_all(names)
+    assert {outcome.kind for outcome in outcomes.values()} == {OutcomeKind.SUCCEEDED}
+    assert budget.booked > 2 * len(names)
+    assert budget.abandoned == 0
