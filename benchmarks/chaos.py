@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdm_status import JobStatusWaiter
 from cdm_status.testing import FakeClock
-from tests.chaos.storm import Storm, check_against_truth, migration, poll_failures
-from tests.simulated import run_watch
+from tests.support.simulated import run_watch
+from tests.support.storm import Storm, check_against_truth, migration, poll_failures
 
 TABLES = 1000
 logging.getLogger("cdm_status").setLevel(logging.ERROR)  # the storm logs every fault

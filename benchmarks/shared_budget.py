@@ -24,8 +24,8 @@ from _report import save  # type: ignore[import-not-found]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.redis_server import RedisServer, find_binary
-from tests.shared_runs import served_simulator, split, start_worker, worker_report
+from tests.support.redis_server import RedisServer, find_binary
+from tests.support.shared_runs import served_simulator, split, start_worker, worker_report
 
 PROCESSES = 4
 JOBS = 400

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import settings
 
 if TYPE_CHECKING:
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
 settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False)
@@ -28,7 +28,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
     """The server binary; a missing one fails the tests that need it (never a skip)."""
-    from tests.redis_server import INSTALL_HINT, find_binary
+    from tests.support.redis_server import INSTALL_HINT, find_binary
 
     binary = find_binary()
     if binary is None:
@@ -37,7 +37,7 @@ def redis_binary() -> str:
 
 
 def _serve(binary: str) -> Iterator[RedisServer]:
-    from tests.redis_server import RedisServer
+    from tests.support.redis_server import RedisServer
 
     server = RedisServer(binary)
     server.start()

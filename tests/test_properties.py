@@ -17,8 +17,7 @@ from cdm_status._schedule import DueQueue
 from cdm_status._signer import canonical_query, canonical_uri
 from cdm_status._wire import parse_job_list, parse_submissions
 from cdm_status.testing import FakeClock
-
-from .test_ratelimit import most_in_any_window
+from tests.budget.test_ratelimit import most_in_any_window
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -47,9 +47,8 @@ from cdm_status.testing import (
     SimulatorAuth,
     serve,
 )
-
-from .chaos.netfaults import CountingTransport
-from .chaos.storm import storm_faults
+from tests.support.netfaults import CountingTransport
+from tests.support.storm import storm_faults
 
 pytestmark = pytest.mark.anyio
 

@@ -42,8 +42,7 @@ from cdm_status.testing import (
     RateLimits,
     SimulatorAuth,
 )
-
-from .simulated import expected_kind
+from tests.support.simulated import expected_kind
 
 pytestmark = pytest.mark.anyio
 

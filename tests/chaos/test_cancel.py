@@ -15,10 +15,9 @@ import sniffio
 from cdm_status import JobStatusWaiter, PollFailed
 from cdm_status._batching import Strategy
 from cdm_status.testing import FakeClock, Faults, serve
-
-from .netfaults import CountingTransport, ResettingProxy
-from .storm import migration
-from .test_socket import SPEED, WALL_LIMIT, socket_client, socket_migration
+from tests.chaos.test_socket import SPEED, WALL_LIMIT, socket_client, socket_migration
+from tests.support.netfaults import CountingTransport, ResettingProxy
+from tests.support.storm import migration
 
 pytestmark = pytest.mark.anyio
 

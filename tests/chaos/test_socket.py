@@ -17,9 +17,8 @@ import pytest
 
 from cdm_status import CDMClient, JobStatus, JobStatusWaiter, RetryPolicy
 from cdm_status.testing import CDMSimulator, FakeClock, ScaledClock, serve
-
-from .netfaults import CountingTransport, ResettingProxy
-from .storm import FAULT_KINDS, Storm, check_against_truth, migration, storm_faults
+from tests.support.netfaults import CountingTransport, ResettingProxy
+from tests.support.storm import FAULT_KINDS, Storm, check_against_truth, migration, storm_faults
 
 pytestmark = pytest.mark.anyio
 

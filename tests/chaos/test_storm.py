@@ -6,9 +6,8 @@ import pytest
 
 from cdm_status._batching import Strategy
 from cdm_status.testing import FakeClock
-
-from ..simulated import run_watch
-from .storm import (
+from tests.support.simulated import run_watch
+from tests.support.storm import (
     FAULT_KINDS,
     Storm,
     check_against_truth,

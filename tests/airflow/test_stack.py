@@ -1,0 +1,251 @@
+"""End to end: a real Airflow (api-server, scheduler with LocalExecutor on SQLite,
+dag-processor, triggerer) in a fresh AIRFLOW_HOME, against the simulator served on loopback
+with AK/SK checked. Four DAG runs at once; a failing table fails its task with the error
+summary in the task's log; the triggerer is killed mid-run and restarted, and the runs
+still end right. Every process is stopped by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.airflow.conftest import AK, SK, connection_json
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "airflow"
+BIN = Path(sys.executable).parent
+SUMMARY = "GENERIC_JDBC_CONNECTOR_0001:Unable to get a connection"
+
+# The runs begin when the test says so (a line on stdin), once the DAGs are parsed: on a
+# loaded machine the stack takes a minute or more to come up, and runs that began with
+# the simulator would end before any task deferred.
+SIMULATOR = f"""
+import sys
+import anyio
+from cdm_status import JobStatus
+from cdm_status.testing import CDMSimulator, JobPlan, SimulatorAuth, serve
+
+def add_jobs(sim):
+    for name in ("job_a", "job_b"):
+        sim.add_job(name, plan=JobPlan(boot_seconds=60, run_seconds=30))
+    sim.add_database_job(
+        "nightly",
+        ["orders", "customers", "invoices"],
+        plans={{
+            "orders": JobPlan(boot_seconds=60, run_seconds=25),
+            "customers": JobPlan(boot_seconds=60, run_seconds=30),
+            "invoices": JobPlan(
+                boot_seconds=2, run_seconds=30, outcome=JobStatus.FAILED,
+                error_summary={SUMMARY!r},
+            ),
+        }},
+    )
+    sim.add_database_job("weekly", ["a", "b"], plans={{
+        "a": JobPlan(boot_seconds=60, run_seconds=25),
+        "b": JobPlan(boot_seconds=60, run_seconds=30),
+    }})
+
+async def main():
+    sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
+    async with serve(sim) as endpoint:
+        print(endpoint, flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.readline)
+        add_jobs(sim)
+        print("added", flush=True)
+        await anyio.sleep_forever()
+
+anyio.run(main)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    def __init__(self, home: Path, env: dict[str, str], simulator: subprocess.Popen[bytes]) -> None:
+        self.home = home
+        self.env = env
+        self.simulator = simulator
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def begin_runs(self) -> None:
+        """Add the simulator's jobs now: their runs start from this moment."""
+        assert self.simulator.stdin is not None
+        assert self.simulator.stdout is not None
+        self.simulator.stdin.write(b"go\n")
+        self.simulator.stdin.flush()
+        assert self.simulator.stdout.readline().strip() == b"added"
+
+    def start(self, name: str, *args: str) -> None:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept for the process
+        self.processes[name] = subprocess.Popen(
+            [str(BIN / "airflow"), *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def stop_all(self) -> None:
+        """SIGTERM to every process at once, then wait for each (SIGKILL after 30 s)."""
+        for process in self.processes.values():
+            process.terminate()
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def airflow(self, *args: str) -> str:
+        return self.airflow_all([list(args)])[0]
+
+    def airflow_all(self, commands: list[list[str]]) -> list[str]:
+        """Run CLI commands at once (each takes seconds to start); their outputs."""
+        running = [
+            subprocess.Popen(
+                [str(BIN / "airflow"), *args],
+                env=self.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for args in commands
+        ]
+        outputs = []
+        for process in running:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0, err[-2000:]
+            outputs.append(out)
+        return outputs
+
+    def states(self, query: str) -> list[tuple[str, ...]]:
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            return [tuple(row) for row in db.execute(query)]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    simulator = subprocess.Popen(
+        [sys.executable, "-c", SIMULATOR],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert simulator.stdout is not None
+    endpoint = simulator.stdout.readline().decode().strip()
+    assert endpoint.startswith("http://127.0.0.1:"), endpoint
+    from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
+
+    api_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "CDM_", "HUAWEI"))}
+    env.update(
+        {
+            "AIRFLOW_HOME": str(tmp_path),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            # A killed triggerer's triggers go to a live one once its heartbeat is this old
+            # (30 s by default): the restart is what is tested, not Airflow's patience.
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+            "AIRFLOW_CONN_HUAWEICLOUD_DEFAULT": connection_json(
+                endpoint, DEFAULT_PROJECT_ID, DEFAULT_CLUSTER_ID
+            ),
+        }
+    )
+    stack = Stack(tmp_path, env, simulator)
+    try:
+        stack.airflow("db", "migrate")
+        stack.start("api-server", "api-server", "--port", str(api_port))
+        # Log servers listen on every interface: skipped, the logs are read from files.
+        stack.start("scheduler", "scheduler", "--skip-serve-logs")
+        stack.start("dag-processor", "dag-processor")
+        stack.start("triggerer", "triggerer", "--skip-serve-logs")
+        yield stack
+    finally:
+        stack.stop_all()
+        simulator.terminate()
+        simulator.wait(timeout=30)
+
+
+def wait_for(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(1)  # a real Airflow on the wall clock: nothing virtual to drive here
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
+    wait_for(lambda: len(stack.states("select dag_id from dag")) >= 3, 120, "the DAGs to be parsed")
+    stack.begin_runs()
+    stack.airflow_all(
+        [
+            ["dags", "trigger", dag_id, "-c", json.dumps(conf)]
+            for dag_id, conf in [
+                ("cdm_job", {"job": "job_a"}),
+                ("cdm_job", {"job": "job_b"}),
+                ("cdm_database_job", {"parent": "nightly"}),
+                ("cdm_database_job", {"parent": "weekly"}),
+            ]
+        ]
+    )
+    wait_for(
+        lambda: len(stack.states("select 1 from task_instance where state = 'deferred'")) == 4,
+        90,
+        "four deferred tasks",
+    )
+    # Mid-run: every job is still booting or running when the triggerer dies.
+    assert [state for (state,) in stack.states("select state from dag_run")] == ["running"] * 4
+    stack.stop("triggerer", signal.SIGKILL)
+    time.sleep(2)  # the triggers are orphaned until a triggerer takes them again
+    stack.start("triggerer", "triggerer", "--skip-serve-logs")
+    wait_for(
+        lambda: all(
+            state in ("success", "failed") for (state,) in stack.states("select state from dag_run")
+        ),
+        180,
+        "the four runs to end",
+    )
+    # Triggered at once, so in any order: each run by what it was given.
+    runs = {conf: state for conf, state in stack.states("select conf, state from dag_run")}
+    assert {json.dumps(json.loads(conf), sort_keys=True): s for conf, s in runs.items()} == {
+        '{"job": "job_a"}': "success",
+        '{"job": "job_b"}': "success",
+        '{"parent": "nightly"}': "failed",  # its invoices table failed
+        '{"parent": "weekly"}': "success",
+    }
+    logs = "".join(
+        path.read_text() for path in stack.home.glob("logs/dag_id=cdm_database_job/**/*.log")
+    )
+    assert f"nightly_invoices FAILED: {SUMMARY}" in logs
+    assert "AirflowFailException" in logs

@@ -1,0 +1,210 @@
+"""Sensors and the operator on a worker: finishing at once, deferring, waiting here, the
+outcome-to-exception mapping, and on_kill."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
+
+from cdm_status import BadRequestError, JobStatus
+from cdm_status.airflow._results import conclude
+from cdm_status.airflow.operators import CDMStartJobOperator
+from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor
+from cdm_status.airflow.triggers import CDMJobTrigger
+from cdm_status.testing import JobPlan
+from tests.support.airflow_simulated import Cluster, cluster, simulated_cluster
+
+__all__ = ["cluster"]
+
+DONE = JobPlan(boot_seconds=0, run_seconds=0, rows=77)
+LONG = JobPlan(boot_seconds=5, run_seconds=3600)
+
+
+def event(result: str, message: str = "why") -> dict[str, Any]:
+    return {"result": result, "message": message, "jobs": {"a": {"outcome": "x"}}}
+
+
+@pytest.mark.parametrize(
+    ("result", "raised"),
+    [
+        ("failed", AirflowFailException),
+        ("timeout", AirflowSensorTimeout),
+        ("error", AirflowException),
+        ("anything else", AirflowException),
+    ],
+)
+def test_each_result_raises_its_exception_with_the_message(
+    result: str, raised: type[Exception]
+) -> None:
+    with pytest.raises(raised, match="why") as caught:
+        conclude(event(result))
+    assert type(caught.value) is raised  # a retryable error is not a "fail now"
+
+
+def test_success_returns_the_jobs() -> None:
+    assert conclude(event("success")) == {"a": {"outcome": "x"}}
+
+
+@pytest.mark.parametrize("result", ["failed", "timeout", "error"])
+def test_soft_fail_skips_instead(result: str) -> None:
+    sensor = CDMJobSensor(task_id="t", job_name="a", soft_fail=True)
+    with pytest.raises(AirflowSkipException):
+        sensor.execute_complete({}, event(result))
+    assert CDMJobSensor(task_id="t", job_name="a").execute_complete({}, event("success")) == {
+        "outcome": "x"
+    }
+
+
+def test_sensors_start_from_the_trigger_with_static_kwargs() -> None:
+    sensor = CDMJobSensor(task_id="t", job_names=["a", "b"], cluster_id="c", timeout=600)
+    assert sensor.start_from_trigger is True
+    args = sensor.start_trigger_args
+    assert args is not None
+    assert args.trigger_cls == "cdm_status.airflow.triggers.CDMJobTrigger"
+    assert args.next_method == "execute_complete"
+    assert args.timeout == timedelta(seconds=600)
+    kwargs = args.trigger_kwargs or {}
+    assert json.loads(json.dumps(kwargs)) == kwargs
+    assert CDMJobTrigger(**kwargs).job_names == ["a", "b"]
+    # The template fields rendered in the triggerer are the trigger's own arguments.
+    assert set(sensor.template_fields) <= set(kwargs)
+    database = CDMDatabaseJobSensor(task_id="d", parent="p", tables=["x"])
+    assert set(database.template_fields) <= set(database.start_trigger_args.trigger_kwargs or {})
+    assert CDMJobSensor(task_id="w", job_name="a", deferrable=False).start_from_trigger is False
+
+
+def test_a_sensor_needs_exactly_one_of_job_name_and_job_names() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        CDMJobSensor(task_id="t")
+    with pytest.raises(ValueError, match="exactly one"):
+        CDMJobSensor(task_id="t", job_name="a", job_names=["b"])
+
+
+def test_an_ended_job_finishes_without_deferring(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=DONE)
+    result = CDMJobSensor(task_id="t", job_name="orders").execute({})
+    assert result["status"] == "SUCCEEDED"
+    assert result["rows_written"] == 77
+
+
+def test_an_ended_failed_job_fails_without_deferring(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=JobPlan(0, 0, outcome=JobStatus.FAILED))
+    with pytest.raises(AirflowFailException, match="orders FAILED"):
+        CDMJobSensor(task_id="t", job_name="orders").execute({})
+
+
+def test_refused_credentials_fail_before_deferring(monkeypatch: pytest.MonkeyPatch) -> None:
+    cl = simulated_cluster(monkeypatch, password="wrong-secret-key")
+    cl.simulator.add_job("orders", plan=LONG)
+    with pytest.raises(AirflowException, match="AuthenticationError") as raised:
+        CDMJobSensor(task_id="t", job_name="orders").execute({})
+    assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_running_job_defers_with_the_deadline(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG)
+    sensor = CDMJobSensor(task_id="t", job_name="orders", timeout=3600)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CDMJobTrigger)
+    assert trigger.job_names == ["orders"]
+    assert deferred.value.timeout == timedelta(seconds=3600)
+    assert trigger.deadline is not None
+    deadline = datetime.fromisoformat(trigger.deadline).timestamp()
+    assert deadline == pytest.approx(cluster.clock.time() + 3600)
+
+
+def test_a_database_sensor_returns_a_summary_per_table(cluster: Cluster) -> None:
+    cluster.simulator.add_database_job(
+        "nightly", ["orders", "customers"], plans={"orders": DONE, "customers": DONE}
+    )
+    result = CDMDatabaseJobSensor(
+        task_id="d", parent="nightly", tables=["orders", "customers"]
+    ).execute({})
+    assert sorted(result) == ["customers", "orders"]
+    assert result["orders"]["status"] == "SUCCEEDED"
+
+
+def test_non_deferrable_waits_on_the_worker(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=DONE)
+    sensor = CDMJobSensor(task_id="t", job_name="orders", deferrable=False)
+    assert sensor.execute({})["status"] == "SUCCEEDED"
+    assert cluster.registry.waiters == 0  # the worker's clients are closed afterwards
+
+
+def test_the_operator_starts_once_and_defers_since_that_run(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG, started=False)
+    before = cluster.simulator.stats.by_endpoint["start"]
+    operator = CDMStartJobOperator(task_id="s", job_name="orders", variables={"d": "1"})
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({})
+    assert cluster.simulator.stats.by_endpoint["start"] == before + 1
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, CDMJobTrigger)
+    assert trigger.stop_on_kill is True
+    assert trigger.since is not None
+    started = deferred.value.kwargs["started"]
+    assert started["creation_date"] == trigger.since
+    assert cluster.simulator.status("orders") in (JobStatus.BOOTING, JobStatus.RUNNING)
+    operator.on_kill()
+    assert cluster.simulator.status("orders") is JobStatus.STOPPED
+
+
+def test_the_operator_without_wait_returns_the_start(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG, started=False)
+    result = CDMStartJobOperator(task_id="s", job_name="orders", wait=False).execute({})
+    assert result["job_name"] == "orders"
+    assert isinstance(result["submission_id"], int)
+    assert cluster.simulator.status("orders") is JobStatus.BOOTING
+
+
+def test_on_kill_stops_nothing_the_operator_did_not_start(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG)
+    CDMStartJobOperator(task_id="s", job_name="orders").on_kill()
+    assert cluster.simulator.status("orders") is JobStatus.BOOTING
+
+
+class TaskInstance:
+    """What the operator reads of the task instance in its context."""
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+def test_a_retry_waits_for_the_run_an_earlier_try_started(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG, started=False)
+    with pytest.raises(TaskDeferred) as first:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
+    # The first try's worker died while the run went on; Airflow retries the task.
+    with pytest.raises(TaskDeferred) as retry:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(2)})
+    assert retry.value.trigger.since == first.value.trigger.since  # the same run
+    assert retry.value.kwargs["started"] == first.value.kwargs["started"]
+    booted = [s for s in cluster.simulator.transitions("orders") if s.status is JobStatus.BOOTING]
+    assert len(booted) == 1  # one run, not two
+
+
+def test_a_first_try_fails_on_a_run_it_did_not_start(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=LONG)  # somebody else's run
+    with pytest.raises(BadRequestError) as refused:
+        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
+    assert refused.value.error_code == "Cdm.0052"
+
+
+def test_a_retry_starts_a_new_run_once_the_last_one_ended(cluster: Cluster) -> None:
+    cluster.simulator.add_job("orders", plan=DONE)  # the earlier try's run failed or ended
+    before = cluster.simulator.stats.by_endpoint["start"]
+    summary = CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(3)})
+    assert cluster.simulator.stats.by_endpoint["start"] == before + 1
+    assert summary["status"] == "SUCCEEDED"

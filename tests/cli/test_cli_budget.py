@@ -1,0 +1,114 @@
+"""``wait --budget`` and ``run --budget``: which budget the flags and the environment ask
+for, the usage errors, and how the outputs say the budget is shared."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from cdm_status import AKSKAuth, CDMClient, RedisBudget, SystemClock, TokenAuth
+from cdm_status.cli import build_parser
+from cdm_status.cli._budget import budget_from_args
+from cdm_status.cli._common import CommandError
+from cdm_status.cli._sinks import WaitResult, summary_line
+from cdm_status.cli._tally import Tally
+from cdm_status.cli._wait import options_from_args
+
+SIGNED = CDMClient("http://127.0.0.1:9", "p", "c", auth=AKSKAuth("AKID", "secret"))
+TOKEN = CDMClient("http://127.0.0.1:9", "p", "c", auth=TokenAuth("token"))
+
+
+# Both commands that wait take the same flags, with the same meaning.
+COMMANDS = pytest.mark.parametrize("command", ["wait", "run"])
+
+
+def args(*argv: str, command: str = "wait") -> object:
+    return build_parser().parse_args([command, "job_a", *argv])
+
+
+@COMMANDS
+def test_no_flag_and_no_variable_keeps_the_local_budget(command: str) -> None:
+    assert budget_from_args(args(command=command), SIGNED, environ={}) is None
+
+
+@COMMANDS
+def test_the_flag_or_the_variable_shares_both_budgets(command: str) -> None:
+    rates = ["--requests-per-minute", "60", "--list-requests-per-minute", "30"]
+    flagged = budget_from_args(
+        args("--budget", "redis://h:6379/0", *rates, command=command), SIGNED, environ={}
+    )
+    assert isinstance(flagged, RedisBudget)
+    assert (flagged.limit, flagged.list_budget.limit) == (60.0, 30.0)
+    environ = {"CDM_STATUS_BUDGET": "redis://h/0"}
+    from_env = budget_from_args(args(command=command), SIGNED, environ=environ)
+    assert isinstance(from_env, RedisBudget)
+    assert (from_env.limit, from_env.list_budget.limit) == (120.0, 120.0)
+    assert from_env.prefix == flagged.prefix  # the same user: the same budget
+    named = budget_from_args(
+        args("--budget", "unix:///s", "--budget-id", "etl", command=command), TOKEN, {}
+    )
+    assert isinstance(named, RedisBudget)
+
+
+@pytest.mark.parametrize(
+    ("argv", "client", "message"),
+    [
+        (["--budget-id", "etl"], SIGNED, "--budget-id needs --budget URL"),
+        (["--budget", "http://h:6379"], SIGNED, "--budget must be a URL starting with redis://"),
+        (["--budget", "redis://h"], TOKEN, "--budget: a shared budget needs budget_id"),
+    ],
+)
+@COMMANDS
+def test_usage_errors_exit_2(
+    argv: list[str], client: CDMClient, message: str, command: str
+) -> None:
+    with pytest.raises(CommandError, match=message) as raised:
+        budget_from_args(args(*argv, command=command), client, environ={})
+    assert raised.value.exit_code == 2
+
+
+def test_the_summary_says_the_budget_is_shared() -> None:
+    tally = Tally(["job_a"])
+    assert "budget" not in summary_line(tally, WaitResult(0, 1.0))
+    tally.budget = RedisBudget.from_url("redis://h:6379/0", client=SIGNED)
+    assert summary_line(tally, WaitResult(0, 1.0)).endswith("; budget shared by 1 process")
+
+
+def test_the_live_view_says_the_budget_is_shared_and_when_redis_is_away() -> None:
+    from tests.cli.test_live_view import screen
+
+    tally = Tally(["job_a"])
+    budget = RedisBudget.from_url("redis://h:6379/0", client=SIGNED)
+    tally.budget = budget
+    assert "budget shared by 1 process" in screen(tally, 1.0)
+    budget._link._failed(ConnectionError("refused"))  # what an unanswered call does
+    assert "shared budget unreachable: local limit 120/min" in screen(tally, 1.0)
+
+
+@COMMANDS
+def test_the_wait_gets_the_rates_and_the_shared_budget_for_both_apis(command: str) -> None:
+    argv = args("--requests-per-minute", "60", "--budget", "redis://h/0", command=command)
+    budget = budget_from_args(argv, SIGNED, environ={})
+    assert budget is not None
+    options = options_from_args(argv, since=None, clock=SystemClock(), budget=budget)
+    assert (options.requests_per_minute, options.list_requests_per_minute) == (60.0, 120.0)
+    assert (options.budget, options.list_budget) == (budget, budget.list_budget)
+    own = options_from_args(args(command=command), since=None, clock=SystemClock(), budget=None)
+    assert (own.budget, own.list_budget) == (None, None)
+
+
+@COMMANDS
+def test_a_budget_without_a_redis_client_installed_is_a_usage_error(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coredis = importlib.import_module("coredis")
+    for library in ("redis", "coredis"):
+        monkeypatch.setitem(sys.modules, library, None)  # as if not installed
+    argv = args("--budget", "redis://h/0", command=command)
+    with pytest.raises(CommandError, match=r"pip install 'cdm-status\[redis\]'") as raised:
+        budget_from_args(argv, SIGNED, environ={})
+    assert raised.value.exit_code == 2
+    monkeypatch.setitem(sys.modules, "coredis", coredis)  # either client will do
+    assert isinstance(budget_from_args(argv, SIGNED, environ={}), RedisBudget)
