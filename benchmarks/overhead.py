@@ -196,11 +196,11 @@ def _capture_bodies() -> dict[str, tuple[int, list[tuple[str, str]], bytes]]:
 
 def _bench_simulator() -> Any:
     """A simulator (limits, faults and auth off) whose jobs have all SUCCEEDED."""
-    from cdm_status._clock import SystemClock
+    from cdm_status._clock import LoopClock
     from cdm_status.testing import CDMSimulator, ScaledClock
 
     # 10**6 x real time: every job (boot + run, an hour at most) is done within 4 ms.
-    simulator = CDMSimulator(clock=ScaledClock(1e6), gateway_clock=SystemClock(), seed=0)
+    simulator = CDMSimulator(clock=ScaledClock(1e6), gateway_clock=LoopClock(), seed=0)
     for name in JOBS:
         simulator.add_job(name, failure_rate=0.0)
     time.sleep(0.05)
@@ -820,15 +820,15 @@ def hook_cost(polls: int = 20_000, repeat: int = 5) -> dict[str, float]:
     answered status request (span, budget wait, attempt, sending), without the network:
     no API, the API without an SDK, and the SDK (the least of ``repeat`` runs each)."""
     from cdm_status import _telemetry
-    from cdm_status._clock import SystemClock
+    from cdm_status._clock import LoopClock
 
     endpoint = "http://127.0.0.1:8080"
     path = _status_path(JOBS[0])
     _telemetry._OTEL[:] = [None]
-    recorders = {"no_api": _telemetry.Telemetry(SystemClock(), endpoint=endpoint)}
+    recorders = {"no_api": _telemetry.Telemetry(LoopClock(), endpoint=endpoint)}
     _telemetry._OTEL.clear()
-    recorders["api"] = _telemetry.Telemetry(SystemClock(), endpoint=endpoint)
-    recorders["sdk"] = _telemetry.Telemetry(SystemClock(), endpoint=endpoint, **_otel_providers())
+    recorders["api"] = _telemetry.Telemetry(LoopClock(), endpoint=endpoint)
+    recorders["sdk"] = _telemetry.Telemetry(LoopClock(), endpoint=endpoint, **_otel_providers())
 
     def run(recorder: Any, count: int) -> None:
         for _ in range(count):

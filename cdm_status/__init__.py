@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._auth import AKSKAuth, TokenAuth
 from ._budget import Budget
 from ._client import CDMClient, JobPage
-from ._clock import Clock, SystemClock
+from ._clock import Clock, LoopClock
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -27,6 +27,7 @@ from ._errors import (
     ServerError,
     ServiceUnavailableError,
     TransportError,
+    WaiterClosedError,
     WaitTimeoutError,
 )
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
@@ -36,7 +37,7 @@ from ._redis_budget import RedisBudget  # imports a Redis client only when it co
 from ._retry import RetryPolicy
 from ._schedule import PollPolicy
 from ._telemetry import WaiterStats
-from ._waiter import EventStream, JobStatusWaiter, Subscription
+from ._waiter import JobStatusWaiter, Subscription
 from ._wire import subjob_name
 
 try:
@@ -55,7 +56,6 @@ __all__ = [
     "Clock",
     "Counters",
     "Event",
-    "EventStream",
     "JobDone",
     "JobFailedError",
     "JobNotFoundError",
@@ -78,10 +78,11 @@ __all__ = [
     "StatusChanged",
     "Submission",
     "Subscription",
-    "SystemClock",
+    "LoopClock",
     "TokenAuth",
     "TransportError",
     "WaitTimeoutError",
+    "WaiterClosedError",
     "WaiterStats",
     "__version__",
     "subjob_name",

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
 import anyio
 import httpx
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, LoopClock
 from ._errors import _error_fields
 from ._signer import (
     CONTENT_SHA256_HEADER,
@@ -176,7 +176,7 @@ class AKSKAuth(httpx.Auth):
         self._sk = sk
         self._project_id = project_id
         self._security_token = security_token
-        self._clock = clock or SystemClock()
+        self._clock = clock or LoopClock()
 
     @property
     def ak(self) -> str:

@@ -1,9 +1,11 @@
 """CDMClient: the async transport layer. It sends what ``_wire`` builds and nothing else.
 
 One place talks to the network: :meth:`CDMClient._send_once`. Around it sit the retry
-policy (one request's transient failures), an optional rate limiter (a budget shared by
-many callers) and a capacity limiter that caps requests in flight *outside* httpx, so a
-thousand concurrent callers queue here instead of timing out in httpx's pool.
+policy (one request's transient failures), the client's request budgets (one per rate
+limit of the API: every call made through the client, by any waiter or directly, takes
+its slot from them, so one client is one account's view of CDM's per-user limits) and a
+capacity limiter that caps requests in flight *outside* httpx, so a thousand concurrent
+callers queue here instead of timing out in httpx's pool.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import httpx
 
 from ._auth import SECRET_HEADERS, AKSKAuth, TokenAuth, check_header_value
 from ._budget import Budget
-from ._clock import Clock, SystemClock, loop_deadline
+from ._clock import Clock, LoopClock, loop_deadline
 from ._config import resolve_settings
 from ._errors import (
     APIError,
@@ -34,7 +36,9 @@ from ._errors import (
     error_from_response,
 )
 from ._models import JobSummary, Submission
+from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, is_retryable, was_not_acted_on
+from ._schedule import RequestWindow
 from ._signer import canonical_query
 from ._telemetry import Call, Telemetry
 from ._wire import (
@@ -96,9 +100,17 @@ class CDMClient:
     metrics and request spans; OpenTelemetry's global providers by default (see
     ``_telemetry``).
 
-    ``clock`` is the one clock of everything built on this client: retry waits, and the
-    waiter's schedule, rate limits and deadlines unless it is given its own. The default
-    reads the running event loop's clock, so a virtual loop clock moves them all.
+    ``clock`` is the one clock of everything built on this client: retry waits, its
+    budgets, and the waiter's schedule and deadlines unless it is given its own. The
+    default reads the running event loop's clock, so a virtual loop clock moves them all.
+
+    The client owns the request budgets, because CDM counts requests per user: every
+    waiter, subscription and direct call made through one client shares them, and a 429
+    seen by any of them pauses them all. ``requests_per_minute`` is the status API's
+    budget and ``list_requests_per_minute`` the job list's (and job definitions'): CDM
+    allows 120 of each per user. ``budget`` and ``list_budget`` replace those local
+    :class:`RateLimiter` s with any :class:`Budget` (a :class:`RedisBudget` shared by
+    every process of the account, say).
 
     Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
     """
@@ -115,6 +127,10 @@ class CDMClient:
         request_timeout: float = 30.0,
         max_connections: int = 2,
         clock: Clock | None = None,
+        requests_per_minute: float = 120,
+        list_requests_per_minute: float = 120,
+        budget: Budget | None = None,
+        list_budget: Budget | None = None,
         meter_provider: Any = None,
         tracer_provider: Any = None,
     ) -> None:
@@ -136,7 +152,14 @@ class CDMClient:
         self._request_timeout = float(request_timeout)
         self._closed = False
         self._retry = retry or RetryPolicy()
-        self._clock = clock or SystemClock()
+        self._clock = clock or LoopClock()
+        self._budget: Budget = budget or RateLimiter(requests_per_minute, clock=self._clock)
+        self._list_budget: Budget = list_budget or RateLimiter(
+            list_requests_per_minute, clock=self._clock
+        )
+        self._sent_any = False
+        self._status_window = RequestWindow()
+        """Status requests sent through this client over the last minute (any caller)."""
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
@@ -169,6 +192,17 @@ class CDMClient:
     def clock(self) -> Clock:
         """The clock that retries wait on, and that a waiter on this client uses by default."""
         return self._clock
+
+    @property
+    def budget(self) -> Budget:
+        """The status API's request budget: every status request through this client
+        (retries included) takes a slot from it."""
+        return self._budget
+
+    @property
+    def list_budget(self) -> Budget:
+        """The budget of the job list and job definition reads."""
+        return self._list_budget
 
     @property
     def project_id(self) -> str:
@@ -206,6 +240,10 @@ class CDMClient:
         request_timeout: float = 30.0,
         max_connections: int = 2,
         clock: Clock | None = None,
+        requests_per_minute: float = 120,
+        list_requests_per_minute: float = 120,
+        budget: Budget | None = None,
+        list_budget: Budget | None = None,
         meter_provider: Any = None,
         tracer_provider: Any = None,
     ) -> CDMClient:
@@ -235,9 +273,30 @@ class CDMClient:
             request_timeout=request_timeout,
             max_connections=max_connections,
             clock=clock,
+            requests_per_minute=requests_per_minute,
+            list_requests_per_minute=list_requests_per_minute,
+            budget=budget,
+            list_budget=list_budget,
             meter_provider=meter_provider,
             tracer_provider=tracer_provider,
         )
+
+    def share_budget(self, budget: Budget, list_budget: Budget | None = None) -> None:
+        """Draw this client's requests from ``budget`` (status) and ``list_budget`` (job
+        list; unchanged when None) instead of its own, for a budget that is named after
+        the client itself::
+
+            budget = RedisBudget.from_url(url, client=client)
+            client.share_budget(budget, budget.list_budget)
+
+        Only before the client's first request: raises ``RuntimeError`` after it (a
+        waiter running on the old budget would go on spending it).
+        """
+        if self._sent_any:
+            raise RuntimeError("share_budget() must come before the client's first request")
+        self._budget = budget
+        if list_budget is not None:
+            self._list_budget = list_budget
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -260,26 +319,38 @@ class CDMClient:
 
     # ------------------------------------------------------------------ the API
 
-    async def get_submissions(
-        self, job_name: str, *, limiter: Budget | None = None
-    ) -> list[Submission]:
+    async def get_submissions(self, job_name: str) -> list[Submission]:
         """Every submission the status API returns for ``job_name``, newest first.
 
-        ``limiter``: every attempt (retries included) first takes a slot from it, and a 429
-        or ``Retry-After`` pauses it, so many callers can share one API budget.
+        Every attempt (retries included) first takes a slot from :attr:`budget`, and a 429
+        or ``Retry-After`` pauses it for every caller of this client.
         """
-        path = job_path(self._cluster, job_name, "status")
-        body = await self._call("GET", path, job_name=job_name, limiter=limiter)
-        return parse_submissions(body, job_name=job_name)
+        return await self._submissions(job_name)
 
-    async def get_status(self, job_name: str, *, limiter: Budget | None = None) -> Submission:
+    async def get_status(self, job_name: str) -> Submission:
         """The newest submission of ``job_name``.
 
         A job that never ran (an empty ``submissions`` list) gives a submission with status
         ``NEVER_EXECUTED`` and only ``job_name`` set.
         """
-        submissions = await self.get_submissions(job_name, limiter=limiter)
+        submissions = await self.get_submissions(job_name)
         return submissions[0] if submissions else Submission.never_executed(job_name)
+
+    async def _poll_status(self, job_name: str, *, on_slot: Callable[[], None]) -> Submission:
+        """:meth:`get_status` for the waiter's engine: ``on_slot`` is called each time an
+        attempt has taken its budget slot (the request is on its way), so the engine
+        chooses the next job to poll only when a slot is near."""
+        submissions = await self._submissions(job_name, on_slot=on_slot)
+        return submissions[0] if submissions else Submission.never_executed(job_name)
+
+    async def _submissions(
+        self, job_name: str, *, on_slot: Callable[[], None] | None = None
+    ) -> list[Submission]:
+        path = job_path(self._cluster, job_name, "status")
+        body = await self._call(
+            "GET", path, job_name=job_name, budget=self._budget, on_slot=on_slot
+        )
+        return parse_submissions(body, job_name=job_name)
 
     async def list_jobs(
         self,
@@ -288,12 +359,12 @@ class CDMClient:
         page_no: int = 1,
         page_size: int = 100,
         job_type: str = "NORMAL_JOB",
-        limiter: Budget | None = None,
     ) -> JobPage:
         """One page of the job list (``GET .../cdm/job/all``): names and last statuses.
 
         ``filter`` is CDM's fuzzy name match; ``page_size`` is 10..100; ``job_type`` is
-        ``NORMAL_JOB``, ``BATCH_JOB`` (whole-database) or ``SCENARIO_JOB``.
+        ``NORMAL_JOB``, ``BATCH_JOB`` (whole-database) or ``SCENARIO_JOB``. Takes its slot
+        from :attr:`list_budget`.
         """
         if not 10 <= page_size <= 100:
             raise ValueError("page_size must be between 10 and 100")
@@ -309,7 +380,9 @@ class CDMClient:
             "page_size": str(page_size),
             "jobType": job_type,
         }
-        body = await self._call("GET", job_list_path(self._cluster), params=params, limiter=limiter)
+        body = await self._call(
+            "GET", job_list_path(self._cluster), params=params, budget=self._list_budget
+        )
         total, jobs = parse_job_list(body)
         return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
 
@@ -346,7 +419,8 @@ class CDMClient:
         *,
         job_name: str | None = None,
         params: Mapping[str, str] | None = None,
-        limiter: Budget | None = None,
+        budget: Budget | None = None,
+        on_slot: Callable[[], None] | None = None,
         content: bytes | None = None,
     ) -> bytes:
         """Send one API call with the retry policy; the body of its 200 answer."""
@@ -362,17 +436,23 @@ class CDMClient:
             try:
                 with call.attempt():
                     return await self._send_once(
-                        method, url, job_name=job_name, content=content, limiter=limiter, call=call
+                        method,
+                        url,
+                        job_name=job_name,
+                        content=content,
+                        budget=budget,
+                        on_slot=on_slot,
+                        call=call,
                     )
             except APIError as error:
-                if limiter is not None and (
+                if budget is not None and (
                     isinstance(error, RateLimitedError) or error.retry_after is not None
                 ):
                     call.throttled()
                     # The budget is per user: one 429 means everybody waits. The server's
                     # Retry-After is capped like the retry policy caps it, so that one
                     # absurd header cannot stall every caller for hours.
-                    limiter.pause(
+                    budget.pause(
                         THROTTLE_PAUSE
                         if error.retry_after is None
                         else min(error.retry_after, self._retry.max_retry_after)
@@ -392,8 +472,8 @@ class CDMClient:
 
     async def _within_deadline(self, work: Callable[[], Awaitable[_T]]) -> _T:
         """``work()``, or ``_Expired`` once ``request_timeout`` passes on the client's clock."""
-        if type(self._clock) is SystemClock:
-            # SystemClock waits on the event loop's clock: a cancel scope's deadline is the
+        if type(self._clock) is LoopClock:
+            # LoopClock waits on the event loop's clock: a cancel scope's deadline is the
             # same wait, without a task per request.
             with loop_deadline(self._request_timeout):
                 return await work()
@@ -426,7 +506,8 @@ class CDMClient:
         job_name: str | None,
         call: Call,
         content: bytes | None = None,
-        limiter: Budget | None = None,
+        budget: Budget | None = None,
+        on_slot: Callable[[], None] | None = None,
     ) -> bytes:
         if self._closed or self._http.is_closed:
             raise CDMError("the client is closed; open a new CDMClient")
@@ -435,12 +516,17 @@ class CDMClient:
         headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         if content is not None:
             headers["Content-Type"] = "application/json"
+        self._sent_any = True
         async with self._in_flight:
             # The budget slot is taken only once a connection is free: a slot taken while
             # waiting for one would be spent late, bunching requests into one server window.
-            if limiter is not None:
+            if budget is not None:
                 with call.budget_wait():
-                    await limiter.acquire()
+                    await budget.acquire()
+                if budget is self._budget:
+                    self._status_window.sent(self._clock.monotonic())
+                if on_slot is not None:
+                    on_slot()
             self._telemetry.sending()
             request = self._http.build_request(method, url, headers=headers, content=content)
             debug = logger.isEnabledFor(logging.DEBUG)

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["Clock", "SystemClock", "utc_datetime"]
+__all__ = ["Clock", "LoopClock", "utc_datetime"]
 
 
 @runtime_checkable
@@ -37,7 +37,7 @@ class Clock(Protocol):
         ...
 
 
-class SystemClock:
+class LoopClock:
     """The real clock, read where the sleeps wait: the running event loop's clock.
 
     Inside an event loop ``monotonic()`` is ``anyio.current_time()``, the very clock that
@@ -72,7 +72,7 @@ class SystemClock:
         await anyio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:
-        return "SystemClock()"
+        return "LoopClock()"
 
 
 def _loop_token() -> object | None:
@@ -93,7 +93,7 @@ def _loop_token() -> object | None:
 
 def loop_deadline(seconds: float) -> anyio.CancelScope:
     """A cancel scope that ends its block after ``seconds`` on the event loop's clock (the
-    clock ``SystemClock`` reads and waits on): a deadline without a task."""
+    clock ``LoopClock`` reads and waits on): a deadline without a task."""
     return anyio.move_on_after(seconds)
 
 

@@ -15,7 +15,8 @@
     ├── TransportError              no answer: connection, TLS or timeout (wraps httpx)
     ├── ResponseFormatError         an answer that is not the documented shape
     ├── JobFailedError              a waited-for job ended in failure (carries the submission)
-    └── WaitTimeoutError            a wait ran out of time (carries the last submission seen)
+    ├── WaitTimeoutError            a wait ran out of time (carries the last submission seen)
+    └── WaiterClosedError           the waiter stopped while a subscription still waited
 
 Errors carry data, never secrets: no AK, SK, token or ``Authorization`` value is ever put
 in a message or a repr.
@@ -47,6 +48,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TransportError",
     "WaitTimeoutError",
+    "WaiterClosedError",
     "error_from_response",
     "is_permanent",
     "parse_retry_after",
@@ -177,6 +179,22 @@ class WaitTimeoutError(CDMError):
         self.job_name = job_name
         self.submission = submission
         self.elapsed = elapsed
+
+
+class WaiterClosedError(CDMError):
+    """The waiter stopped (its ``async with`` block ended) while a subscription still
+    waited for jobs: they have no outcome, and will get none from this waiter."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(
+            f"the waiter stopped with {pending} job(s) of this subscription still watched: "
+            "read subscriptions inside the `async with JobStatusWaiter(client) as waiter:` "
+            "block that runs them"
+        )
+        self.pending = pending
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.pending,))
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import anyio
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, LoopClock
 
 __all__ = ["RateLimiter"]
 
@@ -41,7 +41,7 @@ class RateLimiter:
         self.per_minute = per_minute
         self.burst = min(burst, max(1, int(per_minute)))
         self.window = window
-        self._clock = clock or SystemClock()
+        self._clock = clock or LoopClock()
         self._interval = 60.0 / per_minute
         self._tokens = float(self.burst)
         self._refilled_at: float | None = None

@@ -32,7 +32,7 @@ import anyio
 import anyio.abc
 
 from ._client import CDMClient
-from ._clock import Clock, SystemClock
+from ._clock import Clock, LoopClock
 from ._ratelimit import RateLimiter
 from ._redis_script import BUDGET_SCRIPT
 
@@ -348,8 +348,10 @@ class RedisBudget:
     Use it as an async context manager (it registers this process as a sharer and keeps
     the registration alive)::
 
-        async with RedisBudget.from_url("redis://localhost:6379/0", client=client) as budget:
-            waiter = JobStatusWaiter(client, budget=budget, list_budget=budget.list_budget)
+        budget = RedisBudget.from_url("redis://localhost:6379/0", client=client)
+        client.share_budget(budget, budget.list_budget)  # before its first request
+        async with budget:
+            outcomes = await JobStatusWaiter(client).wait_all(names)
 
     ``client`` (a :class:`~cdm_status.CDMClient` signing with an access key) names the
     budget by a hash of its endpoint, project and access key, so every process of the same
@@ -383,7 +385,7 @@ class RedisBudget:
         connect = redis if isinstance(redis, _Connector) else None
         self._link = _Link(
             budget_id=_resolve_id(client, budget_id),
-            clock=clock or SystemClock(),
+            clock=clock or LoopClock(),
             on_redis_error=on_redis_error,
             retry_interval=retry_interval,
             sharer_ttl=sharer_ttl,

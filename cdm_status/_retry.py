@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 
 import tenacity
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, LoopClock
 from ._errors import APIError, RateLimitedError, TransportError
 
 __all__ = ["RetryPolicy", "backoff_delay", "is_retryable", "was_not_acted_on"]
@@ -148,7 +148,7 @@ class RetryPolicy:
                 on_retry(error, plan(state))
 
         retrying = tenacity.AsyncRetrying(
-            sleep=self.sleep or (clock or SystemClock()).sleep,
+            sleep=self.sleep or (clock or LoopClock()).sleep,
             stop=stop,
             wait=plan,
             retry=tenacity.retry_if_exception(retry_if),

@@ -1,10 +1,11 @@
 """A subscription: one caller's view of some watched jobs, as an async iterator.
 
-A :class:`Subscription` holds its own events (in order) and outcomes, and nothing that
-belongs to a task: no task group, no cancel scope. So it can be iterated inside an async
-generator that yields, closed from another task, or dropped without closing (the engine
-then forgets it). Where the polling happens is the engine's business (``_engine``): the
-subscription only asks its :class:`Hub` to make progress when it has nothing to return.
+A :class:`Subscription` only reads: the engine (``_engine``), run by whoever owns the
+waiter, puts each event in the subscription's :class:`Inbox` as soon as it is decided,
+and the reader takes them out. The subscription holds nothing that belongs to a task (no
+task group, no cancel scope), so it can be iterated inside an async generator that
+yields, closed from another task, or dropped without closing (the engine then forgets
+it). A reader that stops, slows down or is cancelled never holds anybody else up.
 """
 
 from __future__ import annotations
@@ -16,21 +17,14 @@ from typing import Protocol
 
 import anyio
 
+from ._errors import WaiterClosedError
 from ._events import Event, JobDone, JobOutcome
 
-__all__ = ["Hub", "Subscription"]
+__all__ = ["Hub", "Inbox", "Subscription"]
 
 
 class Hub(Protocol):
-    """What a subscription needs from the engine that feeds it."""
-
-    def needs_driver(self) -> bool:
-        """True when nobody runs the engine right now: the caller must."""
-        ...
-
-    async def drive(self, subscription: Subscription) -> None:
-        """Run the engine until ``subscription`` has an event or has finished."""
-        ...
+    """What a subscription asks of the engine that feeds it."""
 
     def unsubscribe(self, key: int) -> None:
         """Forget the subscription: its jobs are no longer polled on its behalf."""
@@ -41,6 +35,46 @@ class Hub(Protocol):
         ...
 
 
+class Inbox:
+    """Where the engine leaves one subscription's events (the engine's side of it)."""
+
+    __slots__ = ("_signal", "closed", "events", "outcomes", "stopped")
+
+    def __init__(self) -> None:
+        self.events: collections.deque[Event] = collections.deque()
+        self.outcomes: dict[str, JobOutcome] = {}
+        self.closed = False
+        self.stopped: WaiterClosedError | None = None
+        """Set when the engine stopped before every job had its outcome."""
+        self._signal: anyio.Event | None = None
+
+    def put(self, event: Event) -> None:
+        """An event for the reader, in order."""
+        if self.closed:
+            return
+        if isinstance(event, JobDone):
+            self.outcomes[event.job_name] = event.outcome
+        self.events.append(event)
+        self.wake()
+
+    def stop(self, error: WaiterClosedError) -> None:
+        """The engine stopped: a reader still waiting gets ``error``."""
+        if self.stopped is None:
+            self.stopped = error
+        self.wake()
+
+    def armed(self) -> anyio.Event:
+        """An event set by the next :meth:`wake` (armed before the reader looks again,
+        so a wake-up between its look and its wait is not lost)."""
+        if self._signal is None or self._signal.is_set():
+            self._signal = anyio.Event()
+        return self._signal
+
+    def wake(self) -> None:
+        if self._signal is not None:
+            self._signal.set()
+
+
 class Subscription:
     """The events of some watched jobs, as an async iterator; ends when every job has
     its outcome (exactly one ``JobDone`` per job) or when closed.
@@ -49,32 +83,27 @@ class Subscription:
     with a ``CANCELLED`` outcome. ``aclose()`` (or leaving ``async with``) unsubscribes:
     jobs nobody else watches are no longer polled.
 
-    With ``async with waiter:`` around it, a task of the waiter polls and the
-    subscription only waits for its events. Without, whichever subscription is waiting
-    for an event runs the engine inside its own ``__anext__`` call, until it has one.
+    The waiter that made it runs the engine (``async with JobStatusWaiter(client) as
+    waiter:``); the subscription only waits for events. If that block ends while jobs
+    still wait for their outcome, iterating raises :class:`WaiterClosedError`.
     """
 
-    def __init__(self, hub: Hub, key: int, job_names: tuple[str, ...]) -> None:
+    def __init__(self, hub: Hub, key: int, job_names: tuple[str, ...], inbox: Inbox) -> None:
         self._hub = hub
         self._key = key
         self._job_names = job_names
-        self._events: collections.deque[Event] = collections.deque()
-        self._outcomes: dict[str, JobOutcome] = {}
-        self._closed = False
-        self._signal: anyio.Event | None = None
+        self._inbox = inbox
 
     def __repr__(self) -> str:
         return (
-            f"Subscription(jobs={len(self._job_names)}, ended={len(self._outcomes)}, "
-            f"closed={self._closed})"
+            f"Subscription(jobs={len(self._job_names)}, ended={len(self._inbox.outcomes)}, "
+            f"closed={self._inbox.closed})"
         )
-
-    # ------------------------------------------------------------------ public API
 
     @property
     def outcomes(self) -> Mapping[str, JobOutcome]:
         """Outcomes of the jobs that have ended so far, by job name."""
-        return self._outcomes
+        return self._inbox.outcomes
 
     @property
     def job_names(self) -> tuple[str, ...]:
@@ -84,7 +113,7 @@ class Subscription:
     @property
     def finished(self) -> bool:
         """Closed, or every job has its outcome (events may still wait to be read)."""
-        return self._closed or len(self._outcomes) == len(self._job_names)
+        return self._inbox.closed or len(self._inbox.outcomes) == len(self._job_names)
 
     def cancel(self, *job_names: str) -> None:
         """Stop watching these jobs; each ends with a ``CANCELLED`` outcome."""
@@ -97,12 +126,13 @@ class Subscription:
 
     def close(self) -> None:
         """``aclose()`` for synchronous code."""
-        if self._closed:
+        inbox = self._inbox
+        if inbox.closed:
             return
-        self._closed = True
-        self._events.clear()
+        inbox.closed = True
+        inbox.events.clear()
         self._hub.unsubscribe(self._key)
-        self._wake()
+        inbox.wake()
 
     async def __aenter__(self) -> Subscription:
         return self
@@ -119,38 +149,12 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Event:
+        inbox = self._inbox
         while True:
-            if self._events:
-                return self._events.popleft()
+            if inbox.events:
+                return inbox.events.popleft()
             if self.finished:
                 raise StopAsyncIteration
-            # Armed before asking, so a wake-up between the two is not lost.
-            if self._signal is None or self._signal.is_set():
-                self._signal = anyio.Event()
-            if self._hub.needs_driver():
-                await self._hub.drive(self)
-            else:
-                await self._signal.wait()
-
-    # ------------------------------------------------------------------ engine side
-
-    @property
-    def has_events(self) -> bool:
-        return bool(self._events)
-
-    def push(self, event: Event) -> None:
-        """An event for this subscription (from the engine)."""
-        if self._closed:
-            return
-        if isinstance(event, JobDone):
-            self._outcomes[event.job_name] = event.outcome
-        self._events.append(event)
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._signal is not None:
-            self._signal.set()
-
-    def wake(self) -> None:
-        """Something changed (the engine lost or found its driver): look again."""
-        self._wake()
+            if inbox.stopped is not None:
+                raise inbox.stopped
+            await inbox.armed().wait()

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ._batching import LIST_JOB_TYPES, PAGE_SIZE, list_is_quicker, pages_for
-from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock
 from ._errors import CDMError, is_permanent
@@ -82,8 +81,6 @@ class ListSweeper:
         target: SweepTarget,
         *,
         prefix: str,
-        limiter: Budget,
-        status_per_minute: float,
         clock: Clock,
         policy: PollPolicy,
         auto: bool,
@@ -91,8 +88,6 @@ class ListSweeper:
         self._client = client
         self._target = target
         self._prefix = prefix
-        self._limiter = limiter
-        self._status_per_minute = status_per_minute
         self._clock = clock
         self._policy = policy
         self._auto = auto
@@ -123,11 +118,11 @@ class ListSweeper:
         try:
             await self._sweep_forever()
         except CDMError as error:
-            logger.warning("the job list is not usable (%s); polling each job", error)
+            logger.debug("the job list is not usable (%s); polling each job", error)
             self._target.unlisted(self._target.still_watched())
         except Exception:
             # A bug here must not cost anybody their jobs: per-job polling takes over.
-            logger.exception("sweeping the job list failed; polling each job")
+            logger.debug("sweeping the job list failed; polling each job", exc_info=True)
             self._target.unlisted(self._target.still_watched())
 
     async def _sweep_forever(self) -> None:
@@ -155,7 +150,7 @@ class ListSweeper:
             if self.sweeps == 1:
                 self._job_types = tuple(sweep.useful)
                 if not self._job_types:
-                    logger.info("the job list shows none of the watched jobs; polling each")
+                    logger.debug("the job list shows none of the watched jobs; polling each")
                     return
             self._next_sweep_at = sweep.started + self._policy.list_interval
 
@@ -223,12 +218,12 @@ class ListSweeper:
         if not self._auto or list_is_quicker(
             first_page.total,
             len(watched),
-            status_per_minute=self._status_per_minute,
-            list_per_minute=self._limiter.per_minute,
+            status_per_minute=self._client.budget.per_minute,
+            list_per_minute=self._client.list_budget.per_minute,
             job_types=len(LIST_JOB_TYPES),
         ):
             return True
-        logger.info(
+        logger.debug(
             "the list filter %r matches %d jobs: polling each job is quicker",
             self._prefix,
             first_page.total,
@@ -244,13 +239,12 @@ class ListSweeper:
                     page_no=page_no,
                     page_size=PAGE_SIZE,
                     job_type=job_type,
-                    limiter=self._limiter,
                 )
             except CDMError as error:
                 if is_permanent(error):
                     raise
                 self._failures += 1
-                logger.warning("job list page %d failed: %s", page_no, error)
+                logger.debug("job list page %d failed: %s", page_no, error)
                 if self._failures == FAILURES_BEFORE_FALLBACK:
                     self._target.unlisted(self._target.still_watched())
                 await self._clock.sleep(

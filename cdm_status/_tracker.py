@@ -8,13 +8,13 @@ directly.
 
 One job is polled once for everyone, so its state is split in two:
 
-* a :class:`JobTrack` per job: where its next look comes from (:class:`JobState`), its
+* a :class:`JobTrack` per job: where its next look comes from (:class:`TrackPhase`), its
   failure counts, what the list last said, how often its state asks to be polled;
 * an :class:`Interest` per (subscription, job): what that subscription was last told and
   its rules (success and failure statuses, ``since``). Two subscriptions with different
   rules see the same answer differently: one may finish a job the other still watches.
 
-The rules of :class:`JobState`, written once (a move not in :data:`TRANSITIONS` raises
+The rules of :class:`TrackPhase`, written once (a move not in :data:`TRANSITIONS` raises
 :class:`IllegalTransition`):
 
 * ``AWAITING_LIST``: a list sweep covers the job; no status request is queued. The list
@@ -30,12 +30,11 @@ The rules of :class:`JobState`, written once (a move not in :data:`TRANSITIONS` 
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ._errors import AuthenticationError, CDMError, JobNotFoundError, is_permanent
+from ._errors import AuthenticationError, JobNotFoundError, is_permanent
 from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
 from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobStatus, JobSummary, Submission
@@ -49,27 +48,27 @@ __all__ = [
     "Demand",
     "IllegalTransition",
     "Interest",
-    "JobState",
+    "TrackPhase",
     "JobTrack",
-    "Moment",
+    "Conditions",
     "Rules",
     "aborted",
-    "ahead",
+    "look_between_sweeps",
     "answered",
     "dispatched",
     "failed",
     "finish",
-    "greet",
+    "catch_up",
     "listed",
-    "promoted",
+    "likely_starts",
     "released",
+    "replanned_wait",
     "unlisted",
+    "waiting_ceiling",
 ]
 
-logger = logging.getLogger("cdm_status")
 
-
-class JobState(enum.Enum):
+class TrackPhase(enum.Enum):
     """Where the next look at a job comes from."""
 
     AWAITING_LIST = "awaiting_list"
@@ -78,15 +77,15 @@ class JobState(enum.Enum):
     RELEASED = "released"
 
 
-_S = JobState
-TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
+_S = TrackPhase
+TRANSITIONS: Mapping[TrackPhase, frozenset[TrackPhase]] = {
     _S.AWAITING_LIST: frozenset({_S.AWAITING_LIST, _S.QUEUED, _S.RELEASED}),
     _S.QUEUED: frozenset({_S.QUEUED, _S.POLLING, _S.AWAITING_LIST, _S.RELEASED}),
     # POLLING -> POLLING is missing on purpose: one status request per job at a time.
     _S.POLLING: frozenset({_S.QUEUED, _S.AWAITING_LIST, _S.RELEASED}),
     _S.RELEASED: frozenset(),
 }
-"""Every legal move of :class:`JobState` (from -> allowed next states)."""
+"""Every legal move of :class:`TrackPhase` (from -> allowed next states)."""
 
 NOT_STARTED = frozenset({JobStatus.NEW, JobStatus.NEVER_EXECUTED})
 """List statuses of a job that has not run yet."""
@@ -96,7 +95,7 @@ _WAITING = frozenset({*NOT_STARTED, JobStatus.PENDING})
 class IllegalTransition(RuntimeError):
     """A move :data:`TRANSITIONS` does not allow: a bug in the caller, never the API."""
 
-    def __init__(self, job_name: str, current: JobState, wanted: JobState) -> None:
+    def __init__(self, job_name: str, current: TrackPhase, wanted: TrackPhase) -> None:
         super().__init__(f"job {job_name!r}: {current.value} -> {wanted.value} is not allowed")
         self.job_name = job_name
         self.current = current
@@ -139,7 +138,7 @@ class JobTrack:
     """What the watcher knows about one job, shared by every interested subscription."""
 
     name: str
-    state: JobState = JobState.QUEUED
+    phase: TrackPhase = TrackPhase.QUEUED
     status: JobStatus | None = None
     """The status polls are planned by (the freshest run any interested party counts)."""
     raw_status: str | None = None
@@ -164,11 +163,11 @@ class JobTrack:
     waiting: bool = False
     """Counted in :attr:`Demand.waiting`."""
 
-    def move(self, wanted: JobState) -> None:
+    def move(self, wanted: TrackPhase) -> None:
         """Go to ``wanted``, or raise :class:`IllegalTransition`."""
-        if wanted not in TRANSITIONS[self.state]:
-            raise IllegalTransition(self.name, self.state, wanted)
-        self.state = wanted
+        if wanted not in TRANSITIONS[self.phase]:
+            raise IllegalTransition(self.name, self.phase, wanted)
+        self.phase = wanted
 
 
 @dataclass(slots=True)
@@ -193,11 +192,11 @@ class Demand:
 
 
 _ESTIMATE = EstimatePolicy()
-_AHEAD = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
+_BETWEEN_SWEEPS = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
 
 
 @dataclass(frozen=True, slots=True)
-class Moment:
+class Conditions:
     """Everything a decision may depend on besides the job: the time, and the plan."""
 
     now: float
@@ -212,7 +211,7 @@ class Moment:
     when a poll is planned, so a seeded generator gives the same plan every run."""
     estimate: EstimatePolicy = _ESTIMATE
     """When to look at a running job from its progress."""
-    ahead: EstimatePolicy = _AHEAD
+    between_sweeps: EstimatePolicy = _BETWEEN_SWEEPS
     """The same between sweeps of the list: the sweeps cover the job, so only the looks
     the estimate asks for are made (no bound of an hour), and a job still running at
     its predicted end is looked at again after 1, 2, 4... seconds."""
@@ -228,11 +227,11 @@ class Decision:
     """Queue a status request due then (the job is ``QUEUED``)."""
     urgent: bool = False
     """The queued request goes before every routine poll."""
-    ahead_at: float | None = None
+    between_sweeps_at: float | None = None
     """A job the list covers is running: look at it between sweeps then (around its
     predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
-    ahead_predicted: bool = False
-    """``ahead_at`` is the predicted end, or a look after it while the job runs late
+    aims_at_end: bool = False
+    """``between_sweeps_at`` is the predicted end, or a look after it while the job runs late
     (not a refresh before it): it goes first."""
     credentials_refused: BaseException | None = None
     """The API refused the credentials: every job of every subscription ends with it."""
@@ -243,29 +242,29 @@ class Decision:
 
 def dispatched(track: JobTrack) -> None:
     """The dispatcher sends this job's status request."""
-    track.move(JobState.POLLING)
+    track.move(TrackPhase.POLLING)
 
 
-def ahead(track: JobTrack) -> None:
+def look_between_sweeps(track: JobTrack) -> None:
     """A look between sweeps at a job the list covers is about to be sent (its answer
     comes back through :func:`answered` like any other). Only from ``AWAITING_LIST``: a
     job with a request queued or on its way gets no second one."""
-    if track.state is not JobState.AWAITING_LIST:
-        raise IllegalTransition(track.name, track.state, JobState.POLLING)
-    track.move(JobState.QUEUED)
+    if track.phase is not TrackPhase.AWAITING_LIST:
+        raise IllegalTransition(track.name, track.phase, TrackPhase.POLLING)
+    track.move(TrackPhase.QUEUED)
     dispatched(track)
 
 
 def aborted(track: JobTrack, due: float) -> Decision:
     """The request was cut off before an answer (the engine stopped): queue it again,
     at the time it was due, so it keeps its place."""
-    track.move(JobState.QUEUED)
+    track.move(TrackPhase.QUEUED)
     return Decision(poll_at=due)
 
 
 def released(track: JobTrack, demand: Demand) -> None:
     """No subscription wants the job any more."""
-    track.move(JobState.RELEASED)
+    track.move(TrackPhase.RELEASED)
     demand.set(track, 0.0)
 
 
@@ -281,12 +280,14 @@ def finish(
     return JobDone(JobOutcome(interest.job_name, kind, interest.submission, error))
 
 
-def greet(track: JobTrack, interest: Interest, moment: Moment) -> list[tuple[Interest, Event]]:
+def catch_up(
+    track: JobTrack, interest: Interest, conditions: Conditions
+) -> list[tuple[Interest, Event]]:
     """A subscription joins a job already watched: tell it the last answer at once."""
     if track.submission is None:
         return []
     events: list[tuple[Interest, Event]] = []
-    _tell(interest, track.submission, moment, events)
+    _tell(interest, track.submission, conditions, events)
     return events
 
 
@@ -294,7 +295,7 @@ def answered(
     track: JobTrack,
     submission: Submission,
     interests: Sequence[Interest],
-    moment: Moment,
+    conditions: Conditions,
     demand: Demand,
 ) -> Decision:
     """A status answer (or the list's word that the job never ran)."""
@@ -302,33 +303,27 @@ def answered(
     track.failures = 0
     track.not_found = 0
     track.submission = submission
-    track.looked_at = moment.now
+    track.looked_at = conditions.now
     planned: Submission | None = None
     for interest in interests:
-        seen = _tell(interest, submission, moment, decision.events)
+        seen = _tell(interest, submission, conditions, decision.events)
         if seen is not None and (planned is None or seen is submission):
             planned = seen
     if not _is_placeholder(submission):
         track.exists = True
     if planned is None:  # every interested party has its outcome: nothing to plan
-        track.move(JobState.AWAITING_LIST if track.via_list else JobState.QUEUED)
+        track.move(TrackPhase.AWAITING_LIST if track.via_list else TrackPhase.QUEUED)
         return decision
     raw = planned.raw_status if planned.status is JobStatus.OTHER else None
     if planned.status is not track.status or raw != track.raw_status:
-        logger.info(
-            "job %r: %s -> %s",
-            track.name,
-            track.status.value if track.status else "(first look)",
-            planned.raw_status,
-        )
-        track.status, track.raw_status, track.entered_at = planned.status, raw, moment.now
-    _follow_progress(track, planned, moment)
+        track.status, track.raw_status, track.entered_at = planned.status, raw, conditions.now
+    _follow_progress(track, planned, conditions)
     if not track.via_list or _list_disagrees(track, planned):
-        _plan_next(track, planned.status, moment, demand, decision)
+        _plan_next(track, planned.status, conditions, demand, decision)
     else:
-        track.move(JobState.AWAITING_LIST)
+        track.move(TrackPhase.AWAITING_LIST)
         demand.set(track, 0.0)
-        _plan_ahead(track, moment, decision)
+        _plan_between_sweeps(track, conditions, decision)
     return decision
 
 
@@ -336,31 +331,29 @@ def failed(
     track: JobTrack,
     error: Exception,
     interests: Sequence[Interest],
-    moment: Moment,
+    conditions: Conditions,
 ) -> Decision:
     """A status request failed (after the client's own retries)."""
     decision = Decision()
     if isinstance(error, JobNotFoundError):
         track.not_found += 1
-        if track.exists or track.not_found >= moment.policy.not_found_grace:
+        if track.exists or track.not_found >= conditions.policy.not_found_grace:
             return _end_all(track, interests, OutcomeKind.NOT_FOUND, error, decision)
     elif isinstance(error, AuthenticationError):
         # The credentials, not this job: every other poll would be refused too (and each
         # refusal would cost a request from the budget). The engine ends them all.
-        logger.error("the API refused the credentials: %s", error)
         decision.credentials_refused = error
         return _end_all(track, interests, OutcomeKind.ERROR, error, decision)
     elif is_permanent(error):
-        if not isinstance(error, CDMError):
-            logger.error("polling %r failed unexpectedly", track.name, exc_info=error)
         return _end_all(track, interests, OutcomeKind.ERROR, error, decision)
     track.failures += 1
-    logger.warning("polling %r failed (%d in a row): %s", track.name, track.failures, error)
     for interest in interests:
         if not interest.done:
             decision.events.append((interest, PollFailed(track.name, error, track.failures)))
-    track.move(JobState.QUEUED)
-    decision.poll_at = moment.policy.retry_poll(track.failures, moment.now, moment.draw())
+    track.move(TrackPhase.QUEUED)
+    decision.poll_at = conditions.policy.retry_poll(
+        track.failures, conditions.now, conditions.draw()
+    )
     return decision
 
 
@@ -368,7 +361,7 @@ def listed(
     track: JobTrack,
     summary: JobSummary,
     interests: Sequence[Interest],
-    moment: Moment,
+    conditions: Conditions,
     demand: Demand,
 ) -> Decision:
     """A sweep of the job list shows the job with this status."""
@@ -377,8 +370,8 @@ def listed(
     track.via_list = True
     track.off_list = False
     demand.set(track, 0.0)
-    if newly_listed and track.state is JobState.QUEUED:
-        track.move(JobState.AWAITING_LIST)  # the list looks at it from now on
+    if newly_listed and track.phase is TrackPhase.QUEUED:
+        track.move(TrackPhase.AWAITING_LIST)  # the list looks at it from now on
     if summary.raw_status == track.list_status:
         return decision
     first_sighting = track.list_status is None
@@ -386,27 +379,27 @@ def listed(
     if summary.status in NOT_STARTED and track.status is None:
         # A job that never ran: the list says NEW, the status API an empty list. No
         # status request needed to report it (thousands of subjobs start this way).
-        if track.state is JobState.POLLING:
+        if track.phase is TrackPhase.POLLING:
             return decision  # its answer is on the way
-        return answered(track, Submission.never_executed(track.name), interests, moment, demand)
+        return answered(track, Submission.never_executed(track.name), interests, conditions, demand)
     if not (first_sighting and summary.status is track.status):
-        _fetch_soon(track, moment, decision)
+        _fetch_soon(track, conditions, decision)
     return decision
 
 
-def unlisted(track: JobTrack, moment: Moment) -> Decision:
+def unlisted(track: JobTrack, conditions: Conditions) -> Decision:
     """A full sweep did not show the job (or the list is unusable): poll it one by one."""
     decision = Decision()
     track.via_list = False
     track.off_list = True
     track.list_status = None
-    if track.state is JobState.AWAITING_LIST:
-        track.move(JobState.QUEUED)
-        decision.poll_at = moment.now
+    if track.phase is TrackPhase.AWAITING_LIST:
+        track.move(TrackPhase.QUEUED)
+        decision.poll_at = conditions.now
     return decision
 
 
-def promoted(
+def likely_starts(
     group: Sequence[str],
     tracks: Mapping[str, JobTrack],
     now: float,
@@ -426,7 +419,7 @@ def promoted(
     }
     looked_at = {name: at for name in waiting if (at := tracks[name].looked_at) is not None}
     picks = policy.likely_next(group, waiting, looked_at)
-    return [(name, now + policy.soon) for name in picks if tracks[name].state is JobState.QUEUED]
+    return [(name, now + policy.soon) for name in picks if tracks[name].phase is TrackPhase.QUEUED]
 
 
 # ---------------------------------------------------------------------- helpers
@@ -439,7 +432,7 @@ def _is_placeholder(submission: Submission) -> bool:
 def _tell(
     interest: Interest,
     submission: Submission,
-    moment: Moment,
+    conditions: Conditions,
     events: list[tuple[Interest, Event]],
 ) -> Submission | None:
     """Tell one interest about an answer; the submission as it sees it, or None when
@@ -461,7 +454,7 @@ def _tell(
                     previous=interest.status,
                     current=seen.status,
                     submission=seen,
-                    at=moment.at,
+                    at=conditions.at,
                 ),
             )
         )
@@ -492,94 +485,138 @@ def _end_all(
         done = finish(interest, kind, error)
         if done is not None:
             decision.events.append((interest, done))
-    track.move(JobState.AWAITING_LIST if track.via_list else JobState.QUEUED)
+    track.move(TrackPhase.AWAITING_LIST if track.via_list else TrackPhase.QUEUED)
     return decision
 
 
-def _follow_progress(track: JobTrack, submission: Submission, moment: Moment) -> None:
+def _follow_progress(track: JobTrack, submission: Submission, conditions: Conditions) -> None:
     """Feed a RUNNING answer's progress to the job's end estimate; forget it otherwise."""
     if submission.status is not JobStatus.RUNNING:
         track.progress = None
         return
-    started = run_started(submission, monotonic=moment.now, epoch=moment.at.timestamp())
+    started = run_started(submission, monotonic=conditions.now, epoch=conditions.at.timestamp())
     if started is None:  # no date to tell runs apart: keep the run we follow
-        started = track.progress.started if track.progress is not None else moment.now
+        started = track.progress.started if track.progress is not None else conditions.now
     track.progress = observe(
-        track.progress, at=moment.now, progress=submission.progress, started=started
+        track.progress, at=conditions.now, progress=submission.progress, started=started
     )
 
 
 def _plan_next(
-    track: JobTrack, status: JobStatus, moment: Moment, demand: Demand, decision: Decision
+    track: JobTrack, status: JobStatus, conditions: Conditions, demand: Demand, decision: Decision
 ) -> None:
     """Queue the next routine poll, using spare budget to look sooner; a running job
     is looked at when its progress says it ends (today's interval while it says
     nothing, see :class:`EstimatePolicy`)."""
-    policy = moment.policy
-    time_in_status = moment.now - track.entered_at
+    policy = conditions.policy
+    time_in_status = conditions.now - track.entered_at
     interval = policy.interval(status, time_in_status)
     progress = track.progress if status is JobStatus.RUNNING else None
     waiting = status in _WAITING
     if progress is not None:
         # Demand is what the estimate asks for: a job whose end is far and confirmed
         # leaves its share of the budget to the others.
-        interval = moment.estimate.next_look(progress, moment.now, interval) - moment.now
+        interval = (
+            conditions.estimate.next_look(progress, conditions.now, interval) - conditions.now
+        )
     elif waiting:
-        interval = _waiting_interval(track, interval, moment, demand)
+        interval = _waiting_interval(track, interval, conditions, demand)
     demand.set(track, 1.0 / interval, waiting=waiting)
-    scale = policy.spare_budget_scale(demand.total, moment.per_second)
-    track.move(JobState.QUEUED)
-    fallback = policy.next_poll(status, time_in_status, moment.now, moment.draw(), scale)
+    scale = policy.spare_budget_scale(demand.total, conditions.per_second)
+    track.move(TrackPhase.QUEUED)
+    fallback = policy.next_poll(status, time_in_status, conditions.now, conditions.draw(), scale)
     if progress is not None:
-        decision.poll_at = moment.estimate.next_look(progress, moment.now, fallback - moment.now)
+        decision.poll_at = conditions.estimate.next_look(
+            progress, conditions.now, fallback - conditions.now
+        )
     elif waiting:
         # Never sooner than the bound: the budget the others need stays theirs.
-        decision.poll_at = max(fallback, moment.now + policy.jittered(interval, moment.draw()))
+        decision.poll_at = max(
+            fallback, conditions.now + policy.jittered(interval, conditions.draw())
+        )
+        ceiling = waiting_ceiling(demand.waiting, conditions)
+        if decision.poll_at >= conditions.now + ceiling:
+            # The floor binds: this look is owed, whatever the running jobs ask for, so
+            # it goes before the routine polls due with it (never late in a busy queue).
+            decision.poll_at = conditions.now + ceiling
+            decision.urgent = True
     else:
         decision.poll_at = fallback
 
 
-def _waiting_interval(track: JobTrack, interval: float, moment: Moment, demand: Demand) -> float:
+def _waiting_interval(
+    track: JobTrack, interval: float, conditions: Conditions, demand: Demand
+) -> float:
     """A job waiting to start: looked at no more often than the waiting jobs can all be
-    with what the running ones leave of the budget's share (at least a tenth of it), so
-    that running jobs are looked at on time however many wait (siblings of an ended job
-    are looked at sooner, see :func:`promoted`)."""
-    share = moment.per_second * moment.policy.budget_share
+    with what the running ones leave of the budget's share, so that running jobs are
+    looked at on time however many wait (siblings of an ended job are looked at sooner,
+    see :func:`likely_starts`); and never less often than :func:`waiting_ceiling`, the bound
+    every waiting job keeps however busy the running ones are."""
+    share = conditions.per_second * conditions.policy.budget_share
     others = demand.total - demand.waiting_total - (0.0 if track.waiting else track.demand)
     left = max(share - others, 0.1 * share)
     count = demand.waiting + (0 if track.waiting else 1)
-    return waiting_bound(count, left, floor=interval)
+    wanted = waiting_bound(count, left, floor=interval)
+    return min(wanted, waiting_ceiling(count, conditions))
 
 
-def _plan_ahead(track: JobTrack, moment: Moment, decision: Decision) -> None:
+def waiting_ceiling(waiting: int, conditions: Conditions) -> float:
+    """The longest a job waiting to start goes unlooked at: ``waiting_max_interval``, or
+    the time one look at each of ``waiting`` jobs takes at the budget share's rate when
+    that is longer (with 950 waiting at 1.6 requests a second no schedule does better
+    than 594 s). Jitter may add its fraction on top."""
+    share = conditions.per_second * conditions.policy.budget_share
+    return max(conditions.policy.waiting_max_interval, waiting / share)
+
+
+def replanned_wait(
+    track: JobTrack, due: float, conditions: Conditions, demand: Demand
+) -> float | None:
+    """A waiting job's queued look, brought forward when demand fell since it was planned
+    (running jobs ended): the earlier time its bound now allows, or None to keep ``due``.
+    Only ever earlier; a job never looked at keeps its place."""
+    if not track.waiting or track.phase is not TrackPhase.QUEUED or track.looked_at is None:
+        return None
+    status = track.status
+    if status is None:
+        return None
+    interval = conditions.policy.interval(status, conditions.now - track.entered_at)
+    bound = _waiting_interval(track, interval, conditions, demand)
+    at = max(conditions.now, track.looked_at + bound)
+    return at if at < due else None
+
+
+def _plan_between_sweeps(track: JobTrack, conditions: Conditions, decision: Decision) -> None:
     """A running job the list covers: when to look at it between sweeps."""
     if track.progress is None:
         return
-    policy = moment.policy
+    policy = conditions.policy
     interval = policy.jittered(
-        policy.interval(JobStatus.RUNNING, moment.now - track.entered_at), moment.draw()
+        policy.interval(JobStatus.RUNNING, conditions.now - track.entered_at), conditions.draw()
     )
     end = track.progress.predicted_end()
     if end is None:  # nothing to aim at: a plain refresh, at the running interval
-        decision.ahead_at = moment.now + interval
+        decision.between_sweeps_at = conditions.now + interval
         return
     # Before the predicted end, the sweeps see the job anyway: no refresh at the running
     # interval, only the looks the estimate asks for (a pace to measure, then the end).
     # Past it, the late looks thin out as they do for per-job polling.
-    fallback = interval if track.progress.late else moment.ahead.max_wait
-    decision.ahead_at = moment.ahead.next_look(track.progress, moment.now, fallback)
+    fallback = interval if track.progress.late else conditions.between_sweeps.max_wait
+    decision.between_sweeps_at = conditions.between_sweeps.next_look(
+        track.progress, conditions.now, fallback
+    )
     # Looks at (or past) the predicted end go first; looks before it wait for what they
     # leave: with 200 tables running and spare budget for 50 looks a minute, a queue in
     # due order would reach each end minutes late.
-    decision.ahead_predicted = track.progress.late > 0 or decision.ahead_at >= end
+    decision.aims_at_end = track.progress.late > 0 or decision.between_sweeps_at >= end
 
 
-def _fetch_soon(track: JobTrack, moment: Moment, decision: Decision) -> None:
+def _fetch_soon(track: JobTrack, conditions: Conditions, decision: Decision) -> None:
     """Ask this job's status before any routine poll (the list saw it change)."""
-    if track.state is JobState.POLLING:
+    if track.phase is TrackPhase.POLLING:
         return  # an answer is already on its way
-    track.move(JobState.QUEUED)
-    decision.poll_at = moment.now
+    track.move(TrackPhase.QUEUED)
+    decision.poll_at = conditions.now
     decision.urgent = True
 
 

@@ -6,18 +6,21 @@ Three things are kept apart (as in google-api-core's polling futures):
 * how often each job is polled: ``PollPolicy`` in ``_schedule`` (pure);
 * how long the whole watch may last: the ``timeout`` of a watch.
 
-The waiter owns what its subscriptions share: the request budgets (a :class:`Budget` per
-API, which every attempt goes through, retries included) and one engine (``_engine``)
-that polls each watched job once, however many subscriptions want it. ``async with
-waiter:`` runs that engine in a task the waiter owns; without it, whoever waits for an
-event runs it (see ``_engine``). The decisions are pure (``_tracker``).
+The client owns the request budgets (CDM counts per user: every waiter and direct call
+on one client shares them). The waiter owns one engine (``_engine``) that polls each
+watched job once, however many subscriptions want it, and it runs that engine only in a
+task group somebody owns for its whole life: ``async with waiter:``, or a ``wait()`` /
+``wait_all()`` call on a waiter that is not entered, for as long as it waits. A
+subscription only reads. The decisions are pure (``_tracker``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random as _random
-from collections.abc import Iterable
+import sys
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
@@ -26,14 +29,12 @@ import anyio
 import anyio.abc
 
 from ._batching import STRATEGIES, Strategy
-from ._budget import Budget
 from ._client import CDMClient
 from ._clock import Clock
 from ._engine import Engine
 from ._errors import CDMError, JobFailedError, WaitTimeoutError
 from ._events import JobOutcome, OutcomeKind
 from ._models import JobStatus, Submission
-from ._ratelimit import RateLimiter
 from ._retry import RandomSource
 from ._schedule import PollPolicy
 from ._subscription import Subscription
@@ -41,17 +42,16 @@ from ._telemetry import WaiterStats
 from ._tracker import Rules
 from ._wire import validate_name
 
-__all__ = ["EventStream", "JobStatusWaiter", "Subscription"]
+if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio itself requires
+    from exceptiongroup import BaseExceptionGroup
+
+__all__ = ["JobStatusWaiter", "Subscription"]
 
 logger = logging.getLogger("cdm_status")
 
 # From the one status table in _models, so the two can never disagree.
 DEFAULT_SUCCESS = frozenset(status for status in JobStatus if status.is_success)
 DEFAULT_FAILURE = frozenset(status for status in JobStatus if status.is_failure)
-
-
-EventStream = Subscription
-"""The name of :class:`Subscription` before subscriptions could be shared; still works."""
 
 
 def _status_set(value: object, what: str) -> frozenset[JobStatus]:
@@ -84,24 +84,32 @@ def _aware_utc(since: datetime) -> datetime:
 
 
 class JobStatusWaiter:
-    """Waits for many CDM jobs at once, sharing one request budget between them.
+    """Waits for many CDM jobs at once, within the client's request budget.
 
-    ``requests_per_minute`` is the status API's budget (CDM allows 120 per user);
-    ``max_concurrency`` caps requests in flight (default: the client's
-    ``max_connections``); ``poll`` says how often each job is looked at. ``clock`` defaults
-    to the client's clock, so the waiter, its rate limiters and the client's retries run on
-    one clock; ``clock`` and ``random`` are injectable so tests run on virtual time.
-    ``success`` and ``failure`` are the statuses that end a job; everything else keeps it
-    watched.
+    The engine runs while somebody owns it::
+
+        async with JobStatusWaiter(client) as waiter:
+            async for event in waiter.watch(names):
+                ...
+
+    or, for a single wait, without the block: ``await JobStatusWaiter(client).wait(job)``
+    (the call runs the engine for as long as it waits).
+
+    The budgets are the client's (:attr:`CDMClient.budget` for status requests,
+    :attr:`CDMClient.list_budget` for the job list): every waiter and direct call on one
+    client shares them, as CDM's per-user limit requires. ``max_concurrency`` caps
+    requests in flight (default: the client's ``max_connections``); ``poll`` says how
+    often each job is looked at. ``clock`` defaults to the client's clock, so the waiter,
+    the budgets and the client's retries run on one clock; ``clock`` and ``random`` are
+    injectable so tests run on virtual time, and the same ``random`` seed, clock and
+    server give the same requests in the same order. ``success`` and ``failure`` are the
+    statuses that end a job; everything else keeps it watched.
 
     ``strategy``: ``per_job`` polls each job's status; ``list`` sweeps the job list (100
-    jobs a request, from its own budget of ``list_requests_per_minute``) and asks a job's
-    status only when the list shows it changed, falling back to per-job polling for jobs
-    the list does not show; ``auto`` (the default) lists when that detects changes sooner.
-
-    ``budget`` and ``list_budget`` replace the local :class:`RateLimiter` of each API with
-    any :class:`Budget` (one shared across processes, say); ``requests_per_minute`` and
-    ``list_requests_per_minute`` are then unused.
+    jobs a request) and asks a job's status only when the list shows it changed, falling
+    back to per-job polling for jobs the list does not show; ``auto`` (the default) lists
+    when that detects changes sooner, and spends the status budget the list leaves on
+    looks at running jobs' predicted ends.
 
     ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive the job metrics
     and the span of each watch; by default the client's. :meth:`stats` gives the same
@@ -112,7 +120,6 @@ class JobStatusWaiter:
         self,
         client: CDMClient,
         *,
-        requests_per_minute: float = 120,
         max_concurrency: int | None = None,
         poll: PollPolicy | None = None,
         clock: Clock | None = None,
@@ -120,9 +127,6 @@ class JobStatusWaiter:
         success: Iterable[JobStatus] = DEFAULT_SUCCESS,
         failure: Iterable[JobStatus] = DEFAULT_FAILURE,
         strategy: Strategy = "auto",
-        list_requests_per_minute: float = 120,
-        budget: Budget | None = None,
-        list_budget: Budget | None = None,
         meter_provider: Any = None,
         tracer_provider: Any = None,
     ) -> None:
@@ -137,10 +141,6 @@ class JobStatusWaiter:
         self._clock = clock or client.clock
         self._random: RandomSource = random or _random.Random()
         self.poll_policy = poll or PollPolicy()
-        self.limiter: Budget = budget or RateLimiter(requests_per_minute, clock=self._clock)
-        self.list_limiter: Budget = list_budget or RateLimiter(
-            list_requests_per_minute, clock=self._clock
-        )
         self.max_concurrency = max_concurrency
         self.success = _status_set(success, "success")
         self.failure = _status_set(failure, "failure")
@@ -149,37 +149,49 @@ class JobStatusWaiter:
         self._telemetry = client._telemetry.fork(
             meter_provider=meter_provider, tracer_provider=tracer_provider
         )
-        self._engine = Engine(
-            client,
-            limiter=self.limiter,
-            list_limiter=self.list_limiter,
+        self._engine: Engine | None = None
+        """The engine of the ``async with`` block in progress."""
+        self._group: anyio.abc.TaskGroup | None = None
+
+    def _new_engine(self) -> Engine:
+        return Engine(
+            self._client,
             clock=self._clock,
             random=self._random,
             policy=self.poll_policy,
-            strategy=strategy,
-            max_concurrency=max_concurrency,
+            strategy=self.strategy,
+            max_concurrency=self.max_concurrency,
             telemetry=self._telemetry,
         )
-        self._group: anyio.abc.TaskGroup | None = None
 
     def __repr__(self) -> str:
         return (
-            f"JobStatusWaiter(requests_per_minute={self.limiter.per_minute}, "
-            f"max_concurrency={self.max_concurrency})"
+            f"JobStatusWaiter(strategy={self.strategy!r}, "
+            f"max_concurrency={self.max_concurrency}, running={self._engine is not None})"
         )
 
     # ------------------------------------------------------------------ public API
 
     async def __aenter__(self) -> JobStatusWaiter:
         """Run the engine in a task of the waiter's own until the block ends (an app's
-        lifespan, a trigger process): subscriptions then only wait for their events."""
+        lifespan, a trigger process): subscriptions only wait for their events. The
+        engine's tasks run in the context of the task that enters the block.
+
+        When the block ends, subscriptions still waiting raise
+        :class:`WaiterClosedError`; an exception raised in the block leaves it as it was
+        raised (never wrapped in an exception group)."""
         if self._group is not None:
             raise RuntimeError("this waiter is already running (async with waiter: twice)")
+        engine = self._new_engine()
         group = anyio.create_task_group()
         await group.__aenter__()
-        self._group = group
-        self._engine.expect_driver()
-        group.start_soon(self._engine.run)
+        try:
+            await group.start(engine.run)
+        except BaseException:
+            group.cancel_scope.cancel()
+            await group.__aexit__(None, None, None)
+            raise
+        self._group, self._engine = group, engine
         return self
 
     async def __aexit__(
@@ -187,14 +199,21 @@ class JobStatusWaiter:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool | None:
-        group, self._group = self._group, None
+    ) -> None:
+        group, self._group, self._engine = self._group, None, None
         assert group is not None
         group.cancel_scope.cancel()
+        # The block's own exception is not handed to the task group: it would come back
+        # wrapped in an exception group, and `except JobFailedError:` around the block
+        # would never match. Only the engine's own failure (a bug) can come out of it.
         try:
-            return await group.__aexit__(exc_type, exc, traceback)
-        finally:
-            self._engine.driver_gone()
+            await group.__aexit__(None, None, None)
+        except BaseExceptionGroup as group_error:
+            if exc is not None:
+                raise exc from None
+            if len(group_error.exceptions) == 1:
+                raise group_error.exceptions[0] from None
+            raise
 
     def watch(
         self,
@@ -217,7 +236,27 @@ class JobStatusWaiter:
         subscriptions want are polled once for all of them. It holds no task group, so it
         works inside an async generator that yields, and may be closed from another task
         or simply dropped.
+
+        Raises ``RuntimeError`` when the waiter is not running: a subscription is read
+        inside ``async with JobStatusWaiter(client) as waiter:``, the block that runs it.
         """
+        request = self._request(job_names, timeout, since, success, failure)
+        if self._engine is None:
+            raise RuntimeError(
+                "watch() needs a running waiter: use it inside "
+                "`async with JobStatusWaiter(client) as waiter:`"
+            )
+        return self._engine.subscribe(*request)
+
+    def _request(
+        self,
+        job_names: Iterable[str],
+        timeout: float | None,
+        since: datetime | None,
+        success: Iterable[JobStatus] | None = None,
+        failure: Iterable[JobStatus] | None = None,
+    ) -> tuple[tuple[str, ...], Rules, float | None]:
+        """A watch's arguments, checked: the names, the rules and the timeout."""
         names = tuple(dict.fromkeys(job_names))
         for name in names:
             validate_name(name, "job name")
@@ -230,7 +269,7 @@ class JobStatusWaiter:
         )
         if rules.success & rules.failure:
             raise ValueError("a status cannot be both success and failure")
-        return self._engine.subscribe(names, rules, timeout)
+        return names, rules, timeout
 
     async def wait_all(
         self,
@@ -241,23 +280,30 @@ class JobStatusWaiter:
     ) -> dict[str, JobOutcome]:
         """Wait for every job; one outcome per distinct name. Never raises for one job.
 
-        Unlike a subscription, this call may hold a task group: when nothing drives the
-        engine for good (no ``async with waiter``), it does, for as long as it waits. A
-        driver that stopped at each event would call back the poll waiting for its budget
-        slot, and a shared budget (Redis) would lose the slot it had booked: half of it,
-        measured with four processes.
+        Inside ``async with waiter:`` it subscribes to the waiter's engine. On a waiter
+        that is not entered, the call runs an engine of its own for as long as it waits
+        (two such calls at once each run one, on the client's shared budgets).
         """
-        async with (
-            self.watch(job_names, timeout=timeout, since=since) as subscription,
-            anyio.create_task_group() as group,
-        ):
-            if self._engine.needs_driver():
-                self._engine.expect_driver()
-                group.start_soon(self._engine.run)
-            async for _ in subscription:
-                pass
-            group.cancel_scope.cancel()
-        return dict(subscription.outcomes)
+        request = self._request(job_names, timeout, since)
+        async with self._running_engine() as engine:
+            async with engine.subscribe(*request) as subscription:
+                async for _ in subscription:
+                    pass
+            return dict(subscription.outcomes)
+
+    @contextlib.asynccontextmanager
+    async def _running_engine(self) -> AsyncIterator[Engine]:
+        """The engine of ``async with waiter:``, or one run by the caller meanwhile."""
+        if self._engine is not None:
+            yield self._engine
+            return
+        engine = self._new_engine()
+        async with anyio.create_task_group() as group:
+            await group.start(engine.run)
+            try:
+                yield engine
+            finally:
+                group.cancel_scope.cancel()
 
     async def wait(
         self,

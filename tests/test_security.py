@@ -302,9 +302,9 @@ async def test_a_stormy_watch_never_shows_a_secret(
 
 def cli_simulator(auth: SimulatorAuth) -> CDMSimulator:
     # Jobs play a million times faster; signatures are dated by the real clock.
-    from cdm_status import SystemClock
+    from cdm_status import LoopClock
 
-    sim = CDMSimulator(clock=ScaledClock(1e6), gateway_clock=SystemClock(), auth=auth)
+    sim = CDMSimulator(clock=ScaledClock(1e6), gateway_clock=LoopClock(), auth=auth)
     for index in range(3):
         sim.add_job(f"cli_job_{index}")
     return sim

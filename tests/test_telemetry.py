@@ -157,7 +157,7 @@ async def test_requests_and_outcomes_match_the_simulators_own_counts() -> None:
     assert run.points("cdm_status.poll.failures", "error.type") == Counter(
         {(kind,): count for kind, count in Counter(error_type(e.error) for e in failures).items()}
     )
-    limiter_pauses = run.waiter.limiter.pauses  # type: ignore[attr-defined]
+    limiter_pauses = run.waiter._client.budget.pauses  # type: ignore[attr-defined]
     assert limiter_pauses >= 1
     assert run.points("cdm_status.throttle.pauses", "cdm.api") == Counter(
         {("status",): served[("status", 429)] + 2}  # every 429, and each 503 Retry-After

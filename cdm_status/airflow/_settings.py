@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from .._auth import AKSKAuth, TokenAuth
+from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock
 from .._retry import RetryPolicy
@@ -159,8 +160,11 @@ class ConnectionSettings:
         *,
         clock: Clock | None = None,
         http_client: httpx.AsyncClient | None = None,
+        budget: Budget | None = None,
+        list_budget: Budget | None = None,
     ) -> CDMClient:
-        """A new :class:`CDMClient` for ``cluster_id`` (default: the connection's)."""
+        """A new :class:`CDMClient` for ``cluster_id`` (default: the connection's), on
+        ``budget`` and ``list_budget`` when given (an account's, shared by its clusters)."""
         return CDMClient(
             self.endpoint,
             self.project_id,
@@ -169,4 +173,6 @@ class ConnectionSettings:
             http_client=http_client,
             retry=RetryPolicy(sleep=clock.sleep) if clock is not None else None,
             clock=clock,
+            budget=budget,
+            list_budget=list_budget,
         )

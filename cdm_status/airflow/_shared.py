@@ -8,9 +8,12 @@ project, credentials, budget URL), one status budget and one list budget (a
 ``budget`` URL, kept entered by a task of its own), and per cluster
 one :class:`~cdm_status.CDMClient` with its :class:`~cdm_status.JobStatusWaiter` on those
 budgets (a client, and so a waiter, talks to one cluster; a trigger process usually
-watches one). Entries are reference-counted; an
-entry nobody has used for ``linger`` seconds is closed at the next lease (no background
-task is needed, so nothing here outlives the caller's cancel scopes).
+watches one). Each waiter's engine runs in a task of the registry's own, started in a
+fresh ``contextvars.Context()``: it is shared by every trigger, so it must not run in (and
+log into) the context of whichever trigger came first; Airflow routes a trigger's log
+records by its context. Entries are reference-counted; an entry nobody has used for
+``linger`` seconds is closed by a timer (and its account, the shared budget's
+registration with it, once its last entry is).
 
 An entry belongs to the event loop that created it: ``dag.test()`` runs each trigger in a
 fresh ``asyncio.run``, and an HTTP client cannot move between loops (nor be closed from
@@ -25,8 +28,9 @@ ended run is only dropped, its connections left to the garbage collector.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +40,7 @@ import httpx
 
 from .._budget import Budget
 from .._client import CDMClient
-from .._clock import Clock, SystemClock
+from .._clock import Clock, LoopClock
 from .._events import Event, JobOutcome, PollFailed
 from .._models import Submission
 from .._ratelimit import RateLimiter
@@ -91,8 +95,16 @@ class Lease:
     """The HTTP client the registry's ``http_factory`` gave (closed with the lease)."""
     users: int = 0
     idle_since: float = 0.0
+    runner: asyncio.Task[None] | None = None
+    """The task that runs the waiter's engine (``async with waiter``)."""
+    closer: asyncio.Task[None] | None = None
+    """The timer that closes the entry once idle for ``linger`` seconds."""
 
     async def aclose(self) -> None:
+        for task in (self.closer, self.runner):
+            if task is not None and task is not _current_task():
+                task.cancel()
+                await asyncio.wait([task])
         await self.client.aclose()
         if self.http is not None:
             await self.http.aclose()
@@ -108,7 +120,7 @@ class _Account:
     """The task keeping a shared (Redis) budget entered, if the account has one."""
 
     async def aclose(self) -> None:
-        for entry in self.clusters.values():
+        for entry in list(self.clusters.values()):
             await entry.aclose()
         if self.holder is not None:
             self.holder.cancel()  # leaves the shared budget (its exit is shielded)
@@ -132,7 +144,7 @@ class SharedWaiters:
         requests_per_minute: float = 120,
         list_requests_per_minute: float = 120,
     ) -> None:
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or LoopClock()
         self.linger = linger
         self._http_factory = http_factory
         self._per_minute = requests_per_minute
@@ -166,22 +178,47 @@ class SharedWaiters:
     ) -> AsyncIterator[Lease]:
         """The shared client and waiter of this account and cluster, for the block."""
         cluster = settings.cluster(cluster_id)
-        await self._close_idle()
         account = await self._account(settings)
         entry = account.clusters.get(cluster)
         if entry is None:
             http = self._http_factory(settings) if self._http_factory else None
-            client = settings.client(cluster, clock=self.clock, http_client=http)
-            waiter = JobStatusWaiter(
-                client, clock=self.clock, budget=account.budget, list_budget=account.list_budget
+            client = settings.client(
+                cluster,
+                clock=self.clock,
+                http_client=http,
+                budget=account.budget,
+                list_budget=account.list_budget,
             )
+            waiter = JobStatusWaiter(client, clock=self.clock)
             entry = account.clusters[cluster] = Lease(client, waiter, http)
+            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            entry.runner = _spawn(_run_waiter(waiter, started))
+            await started
+        if entry.closer is not None:
+            entry.closer.cancel()
+            entry.closer = None
         entry.users += 1
         try:
             yield entry
         finally:
             entry.users -= 1
             entry.idle_since = self.clock.monotonic()
+            if entry.users == 0:
+                entry.closer = _spawn(self._close_when_idle(settings.account(), cluster, entry))
+
+    async def _close_when_idle(self, key: AccountKey, cluster: str, entry: Lease) -> None:
+        """Close ``entry`` once nobody used it for ``linger`` seconds (and its account,
+        leaving the shared budget, when it was the account's last entry)."""
+        await self.clock.sleep(self.linger)
+        account = self._accounts.get(key)
+        if entry.users or account is None or account.clusters.get(cluster) is not entry:
+            return
+        entry.closer = None  # this task: not to be cancelled by the close below
+        del account.clusters[cluster]
+        await entry.aclose()
+        if not account.clusters and self._accounts.get(key) is account:
+            del self._accounts[key]
+            await account.aclose()
 
     async def _account(self, settings: ConnectionSettings) -> _Account:
         key = settings.account()
@@ -265,23 +302,9 @@ class SharedWaiters:
         # as for the loop guard: Airflow's triggerer is asyncio only.
         running = asyncio.get_running_loop()  # RuntimeError under trio: local budgets
         entered: asyncio.Future[None] = running.create_future()
-        holder = running.create_task(_hold(budget, entered))
+        holder = _spawn(_hold(budget, entered))
         await entered
         return _Account(loop, budget, budget.list_budget, holder=holder)
-
-    async def _close_idle(self) -> None:
-        now = self.clock.monotonic()
-        loop = anyio.lowlevel.current_token()
-        for key, account in list(self._accounts.items()):
-            if account.loop != loop:
-                continue
-            for cluster, entry in list(account.clusters.items()):
-                if entry.users == 0 and now - entry.idle_since >= self.linger:
-                    del account.clusters[cluster]
-                    await entry.aclose()
-            if not account.clusters:
-                del self._accounts[key]
-                await account.aclose()
 
     async def aclose(self) -> None:
         """Close every waiter of this loop's accounts, in use or not."""
@@ -290,6 +313,27 @@ class SharedWaiters:
             del self._accounts[key]
             if account.loop == loop:
                 await account.aclose()
+
+
+def _current_task() -> asyncio.Task[object] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
+def _spawn(work: Coroutine[object, object, None]) -> asyncio.Task[None]:
+    """A task of the registry's own, in a fresh context: nothing of the caller's task
+    context (an Airflow trigger's log routing) is copied into it. A bare asyncio task on
+    purpose: the triggerer is asyncio only, and these tasks outlive every trigger."""
+    return contextvars.Context().run(asyncio.get_running_loop().create_task, work)
+
+
+async def _run_waiter(waiter: JobStatusWaiter, started: asyncio.Future[None]) -> None:
+    """Run ``waiter``'s engine until cancelled; ``started`` says when it runs."""
+    async with waiter:
+        started.set_result(None)
+        await asyncio.get_running_loop().create_future()  # until cancelled
 
 
 async def _hold(budget: RedisBudget, entered: asyncio.Future[None]) -> None:
@@ -319,10 +363,10 @@ async def watch(
     """Wait for ``request``'s jobs on the shared waiter; ``on_event`` sees every event.
 
     Returns once every job has its outcome. The watch is one subscription to the engine
-    of the shared waiter: jobs that several triggers want are polled once for all of them,
-    and no task runs in the background (whichever trigger waits drives the engine, see
-    ``_engine``). The subscription is closed before this returns, so a trigger yields its
-    event with nothing open.
+    of the shared waiter, which runs in a task of the registry's: jobs that several
+    triggers want are polled once for all of them, and this call only reads events. The
+    subscription is closed before this returns, so a trigger yields its event with
+    nothing open.
     """
     registry = registry or REGISTRY
     gave_up: dict[str, BaseException] = {}
@@ -361,7 +405,7 @@ async def check(
     async with registry.lease(settings, cluster_id) as lease:
         for name in job_names:
             try:
-                found[name] = await lease.client.get_status(name, limiter=lease.waiter.limiter)
+                found[name] = await lease.client.get_status(name)
             except Exception as error:
                 found[name] = error
     return found
@@ -388,7 +432,6 @@ async def subjobs(
                     page_no=page_no,
                     page_size=100,
                     job_type=job_type,
-                    limiter=lease.waiter.list_limiter,
                 )
                 names.extend(j.name for j in page.jobs if j.name.startswith(prefix))
                 if not page.jobs or page_no * page.page_size >= page.total:

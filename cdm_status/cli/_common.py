@@ -73,6 +73,8 @@ def client_from_args(
             project_id=getattr(args, "project_id", None) or None,
             cluster_id=getattr(args, "cluster_id", None) or None,
             request_timeout=args.request_timeout,
+            requests_per_minute=getattr(args, "requests_per_minute", 120.0),
+            list_requests_per_minute=getattr(args, "list_requests_per_minute", 120.0),
         )
     except ValueError as error:
         raise CommandError(f"configuration: {error}", EXIT_USAGE) from None

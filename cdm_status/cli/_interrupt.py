@@ -19,14 +19,14 @@ from types import FrameType
 import anyio
 import anyio.abc
 
-from .._clock import SystemClock
+from .._clock import LoopClock
 
 __all__ = ["cancel_on_ctrl_c"]
 
 CHECK_INTERVAL = 0.1
 """Seconds of wall time between looks at the flag: how long a Ctrl-C may take to act."""
 
-_WALL = SystemClock()
+_WALL = LoopClock()
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from .._clock import SystemClock, utc_datetime
+from .._clock import LoopClock, utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
 from .._wire import validate_name
@@ -126,10 +126,12 @@ def run(args: argparse.Namespace) -> int:
     variables = dict(args.variables)
     client = client_from_args(args)
     budget = budget_from_args(args, client)
+    if budget is not None:
+        client.share_budget(budget, budget.list_budget)
     logger = logging.getLogger("cdm_status")
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
-    clock = SystemClock()
+    clock = LoopClock()
     sink = choose_sink(args, sys.stdout)
 
     async def main() -> int:
@@ -153,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
             since = submission.creation_date or (
                 utc_datetime(asked_at) - timedelta(seconds=SINCE_SKEW)
             )
-            options = options_from_args(args, since=since, clock=clock, budget=budget)
+            options = options_from_args(args, since=since, clock=clock)
             return await run_wait(client, [job], options, sink)
 
     code: int = anyio.run(main)

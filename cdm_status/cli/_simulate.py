@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from .._clock import SystemClock
+from .._clock import LoopClock
 from ._common import EXIT_OK, EXIT_USAGE, CommandError
 
 
@@ -156,12 +156,12 @@ def build_simulator(args: argparse.Namespace) -> Any:
     auth = None
     if args.token or args.ak:
         # Signatures are dated by real clocks, so check them against real time.
-        auth = SimulatorAuth(token=args.token, ak=args.ak, sk=args.sk, clock=SystemClock())
+        auth = SimulatorAuth(token=args.token, ak=args.ak, sk=args.sk, clock=LoopClock())
     limit = args.rate_limit or None
     limits = RateLimits(status=limit, list=limit, start_stop=None if limit is None else 10 * limit)
     simulator = CDMSimulator(
         clock=ScaledClock(args.speed),
-        gateway_clock=SystemClock(),
+        gateway_clock=LoopClock(),
         seed=args.seed,
         auth=auth,
         limits=limits,

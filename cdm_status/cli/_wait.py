@@ -35,12 +35,10 @@ from typing import Any, TextIO
 import anyio
 
 from .._batching import STRATEGIES, Strategy
-from .._budget import Budget
 from .._client import CDMClient
-from .._clock import Clock, SystemClock, utc_datetime
+from .._clock import Clock, LoopClock, utc_datetime
 from .._errors import APIError, CDMError, TransportError
 from .._events import JobOutcome, OutcomeKind, PollFailed
-from .._redis_budget import RedisBudget
 from .._retry import RandomSource
 from .._schedule import PollPolicy
 from .._waiter import JobStatusWaiter
@@ -316,8 +314,6 @@ class WaitOptions:
 
     timeout: float | None = None
     since: datetime | None = None
-    requests_per_minute: float = 120.0
-    list_requests_per_minute: float = 120.0
     strategy: str = "auto"
     clock: Clock | None = None
     random: RandomSource | None = None
@@ -327,9 +323,6 @@ class WaitOptions:
     unreachable_after: float | None = UNREACHABLE_AFTER
     stderr: TextIO | None = None
     """Where the one-line reason for a non-zero exit goes; None means ``sys.stderr``."""
-    budget: Budget | None = None
-    list_budget: Budget | None = None
-    """Budgets shared with other processes (``--budget``); None: this process's own."""
 
 
 def options_from_args(
@@ -337,21 +330,16 @@ def options_from_args(
     *,
     since: datetime | None,
     clock: Clock,
-    budget: RedisBudget | None,
     strategy: str = "auto",
 ) -> WaitOptions:
-    """The options of a command's wait (``wait``, ``run``): ``--timeout``, the request
-    rates, and the ``--budget`` shared by both APIs (None: this process's own)."""
+    """The options of a command's wait (``wait``, ``run``): ``--timeout`` and the rest.
+    The request rates and the ``--budget`` are the client's (see ``client_from_args``)."""
     return WaitOptions(
         timeout=args.timeout,
         since=since,
-        requests_per_minute=args.requests_per_minute,
-        list_requests_per_minute=args.list_requests_per_minute,
         strategy=strategy,
         clock=clock,
         handle_sigint=True,
-        budget=budget,
-        list_budget=None if budget is None else budget.list_budget,
     )
 
 
@@ -449,7 +437,7 @@ def _gave_up(tally: Tally, event: PollFailed, at: datetime, options: WaitOptions
     return (at - first).total_seconds() >= options.unreachable_after
 
 
-_WALL = SystemClock()
+_WALL = LoopClock()
 
 
 async def _redraw(sink: Sink, tally: Tally, clock: Clock, started: float) -> None:
@@ -469,20 +457,16 @@ async def run_wait(
     The one code path of ``cdm-status wait`` and ``cdm-status demo``. Writes one line on
     ``options.stderr`` when the exit code is not 0.
     """
-    clock = options.clock or SystemClock()
+    clock = options.clock or LoopClock()
     waiter = JobStatusWaiter(
         client,
-        requests_per_minute=options.requests_per_minute,
-        list_requests_per_minute=options.list_requests_per_minute,
         clock=clock,
         random=options.random,
         poll=options.poll,
         strategy=_strategy(options.strategy),
-        budget=options.budget,
-        list_budget=options.list_budget,
     )
     tally = Tally(names)
-    tally.budget = options.budget
+    tally.budget = client.budget
     flags = {"interrupted": False, "unreachable": False, "all_missing": False}
     output_closed: OutputClosed | None = None
     fatal: CDMError | None = None
@@ -598,13 +582,13 @@ def run(args: argparse.Namespace) -> int:
     names = collect_job_names(
         args.jobs, parent=args.subjobs_of, tables=args.table, table_files=args.tables_file
     )
-    clock = SystemClock()
+    clock = LoopClock()
     since = parse_since(args.since, now=clock.time())
     client = client_from_args(args)
     budget = budget_from_args(args, client)
-    options = options_from_args(
-        args, since=since, clock=clock, budget=budget, strategy=args.strategy
-    )
+    if budget is not None:
+        client.share_budget(budget, budget.list_budget)
+    options = options_from_args(args, since=since, clock=clock, strategy=args.strategy)
     sink = choose_sink(args, sys.stdout)
 
     async def main() -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .._clock import Clock, SystemClock
+from .._clock import Clock, LoopClock
 from .._models import JobStatus
 from ._asgi import Receive, Request, Scope, Send, encode, lifespan, read_request, respond
 from ._faults import FaultKind, Faults
@@ -92,7 +92,7 @@ class CDMSimulator:
     ) -> None:
         if progress not in PROGRESS_SHAPES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or LoopClock()
         self.gateway_clock: Clock = gateway_clock or self.clock
         self.seed = seed
         self.project_id = project_id

@@ -17,7 +17,7 @@ heavy is imported until a fixture is used.
 
 Under a virtual loop clock (pytest-trio's ``autojump_clock`` or ``mock_clock``, or a
 pytest-asyncio test run by ``looptime``) the simulator runs on the loop's clock instead
-(``SystemClock``, which reads it): then time moves by itself whenever every task waits, and
+(``LoopClock``, which reads it): then time moves by itself whenever every task waits, and
 ``JobStatusWaiter(cdm_client)`` with its default clock simply works.
 """
 
@@ -56,12 +56,12 @@ def cdm_simulator(request: pytest.FixtureRequest) -> CDMSimulator:
     ``FakeClock`` (``cdm_simulator.clock``): add jobs, then move time with
     ``await clock.advance(seconds)`` or ``async with clock.autojump():``. Under a virtual
     loop clock it follows that clock instead (see the module docstring)."""
-    from .._clock import SystemClock
+    from .._clock import LoopClock
     from ._clocks import FakeClock
     from ._simulator import CDMSimulator
 
     if _virtual_loop_clock(request):
-        return CDMSimulator(clock=SystemClock())
+        return CDMSimulator(clock=LoopClock())
     return CDMSimulator(clock=FakeClock())
 
 

@@ -400,3 +400,54 @@ async def test_a_budget_extra_without_an_access_key_keeps_the_own_budget_and_say
     assert any("needs an access key" in m and "counts its own" in m for m in warnings)
     assert "tok-123" not in caplog.text
     await cl.registry.aclose()
+
+
+async def test_two_triggers_on_one_database_job_each_log_only_their_own_jobs(
+    cluster: Cluster,
+) -> None:
+    # Airflow routes a trigger's log records by its task context. The shared engine runs
+    # in a context of its own: none of its records lands in a trigger's, and each
+    # trigger's own lines are about its own tables only.
+    import contextvars
+
+    trigger_of: contextvars.ContextVar[str | None] = contextvars.ContextVar("t", default=None)
+    records: list[tuple[str | None, str, str]] = []
+
+    class ByContext(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append((trigger_of.get(), record.name, record.getMessage()))
+
+    names = cluster.simulator.add_database_job(
+        "nightly", 20, parallelism=5, failure_rate=0.0, run_seconds=(60.0, 120.0)
+    )
+    mine = {"A": names[:10], "B": names[10:]}
+    root = logging.getLogger("cdm_status")
+    handler, level = ByContext(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    results: dict[str, dict[str, Any]] = {}
+
+    async def trigger(tag: str) -> None:
+        trigger_of.set(tag)
+        results[tag] = await run_trigger_plain(CDMJobTrigger(job_names=mine[tag]))
+
+    try:
+        async with cluster.clock.autojump(), anyio.create_task_group() as group:
+            group.start_soon(trigger, "A")
+            group.start_soon(trigger, "B")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        await cluster.registry.aclose()
+    assert {tag: result["result"] for tag, result in results.items()} == {
+        "A": "success",
+        "B": "success",
+    }
+    engine = [(tag, message) for tag, name, message in records if name == "cdm_status"]
+    assert engine  # the engine logged (at DEBUG)...
+    assert {tag for tag, _ in engine} == {None}  # ...never in a trigger's context
+    for tag, jobs in mine.items():
+        others = [name for name in names if name not in jobs]
+        lines = [message for seen, _, message in records if seen == tag]
+        assert any(job in line for line in lines for job in jobs), tag
+        assert not any(other in line for line in lines for other in others), tag

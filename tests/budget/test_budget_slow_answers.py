@@ -35,10 +35,9 @@ async def test_no_server_window_exceeds_the_budget_whatever_the_latency(
     for start in range(0, 600, 240):  # slow for 120 s out of every 240 s
         sim.faults.outage(clock.time() + start, 120, "slow")
     names = [sim.add_job(f"job_{index:03d}", plan=JobPlan(5, 7200)) for index in range(200)]
-    async with sim.client() as client, clock.autojump():
+    async with sim.client(requests_per_minute=BUDGET) as client, clock.autojump():
         waiter = JobStatusWaiter(
             client,
-            requests_per_minute=BUDGET,
             max_concurrency=max_concurrency,
             strategy="per_job",
             clock=clock,

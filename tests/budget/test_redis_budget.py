@@ -272,12 +272,10 @@ async def test_a_waiter_on_the_shared_budget_finishes_every_job(
     clock = JumpingClock()
     simulator = CDMSimulator(clock=clock, seed=5)
     names = [simulator.add_job(f"job_{index}", failure_rate=0.2) for index in range(5)]
-    async with (
-        simulator.client() as client,
-        budget_on(redis_server, library, clock, budget_id=unique(request)) as budget,
-    ):
-        waiter = JobStatusWaiter(client, clock=clock, budget=budget, list_budget=budget.list_budget)
-        outcomes = await waiter.wait_all(names)
+    async with budget_on(redis_server, library, clock, budget_id=unique(request)) as budget:
+        client = simulator.client(budget=budget, list_budget=budget.list_budget)
+        async with client:
+            outcomes = await JobStatusWaiter(client, clock=clock).wait_all(names)
     for name in names:
         final = simulator.final_status(name)
         assert final is not None

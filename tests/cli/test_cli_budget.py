@@ -8,13 +8,12 @@ import sys
 
 import pytest
 
-from cdm_status import AKSKAuth, CDMClient, RedisBudget, SystemClock, TokenAuth
+from cdm_status import AKSKAuth, CDMClient, RedisBudget, TokenAuth
 from cdm_status.cli import build_parser
 from cdm_status.cli._budget import budget_from_args
-from cdm_status.cli._common import CommandError
+from cdm_status.cli._common import CommandError, client_from_args
 from cdm_status.cli._sinks import WaitResult, summary_line
 from cdm_status.cli._tally import Tally
-from cdm_status.cli._wait import options_from_args
 
 SIGNED = CDMClient("http://127.0.0.1:9", "p", "c", auth=AKSKAuth("AKID", "secret"))
 TOKEN = CDMClient("http://127.0.0.1:9", "p", "c", auth=TokenAuth("token"))
@@ -88,15 +87,21 @@ def test_the_live_view_says_the_budget_is_shared_and_when_redis_is_away() -> Non
 
 
 @COMMANDS
-def test_the_wait_gets_the_rates_and_the_shared_budget_for_both_apis(command: str) -> None:
+def test_the_client_gets_the_rates_and_the_shared_budget_for_both_apis(command: str) -> None:
+    environ = {
+        "CDM_ENDPOINT": "https://cdm.example.com",
+        "HUAWEICLOUD_SDK_PROJECT_ID": "p",
+        "CDM_CLUSTER_ID": "c",
+        "HUAWEICLOUD_SDK_AK": "AK",
+        "HUAWEICLOUD_SDK_SK": "SK",
+    }
     argv = args("--requests-per-minute", "60", "--budget", "redis://h/0", command=command)
-    budget = budget_from_args(argv, SIGNED, environ={})
+    client = client_from_args(argv, environ)
+    assert (client.budget.per_minute, client.list_budget.per_minute) == (60.0, 120.0)
+    budget = budget_from_args(argv, client, environ={})
     assert budget is not None
-    options = options_from_args(argv, since=None, clock=SystemClock(), budget=budget)
-    assert (options.requests_per_minute, options.list_requests_per_minute) == (60.0, 120.0)
-    assert (options.budget, options.list_budget) == (budget, budget.list_budget)
-    own = options_from_args(args(command=command), since=None, clock=SystemClock(), budget=None)
-    assert (own.budget, own.list_budget) == (None, None)
+    client.share_budget(budget, budget.list_budget)
+    assert (client.budget, client.list_budget) == (budget, budget.list_budget)
 
 
 @COMMANDS

@@ -184,10 +184,8 @@ async def test_thousands_still_running_are_written_with_separators() -> None:
     sim = CDMSimulator(clock=clock)
     names = [sim.add_job(f"job_{index}", plan=JobPlan(5, 3600)) for index in range(1500)]
     err = io.StringIO()
-    options = WaitOptions(
-        clock=clock, random=random.Random(1), stderr=err, timeout=1, requests_per_minute=1e9
-    )
-    async with sim.client() as client, clock.autojump():
+    options = WaitOptions(clock=clock, random=random.Random(1), stderr=err, timeout=1)
+    async with sim.client(requests_per_minute=1e9) as client, clock.autojump():
         code = await run_wait(client, names, options, PlainSink(io.StringIO()))
     assert code == 3
     assert "expired with 1,500 of 1,500 jobs still running" in err.getvalue()

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from cdm_status import CDMClient, JobStatus, RedisBudget, SystemClock, TokenAuth
+from cdm_status import CDMClient, JobStatus, LoopClock, RedisBudget, TokenAuth
 from cdm_status.testing import CDMSimulator, JobPlan, RateLimits, ScaledClock, serve
 from tests.cli.test_cli_wait_subprocess import COMMAND, cli_env
 from tests.support.redis_server import RedisServer, free_port
@@ -75,7 +75,7 @@ class Served:
 async def served() -> AsyncIterator[Served]:
     sim = CDMSimulator(
         clock=ScaledClock(SPEED),
-        gateway_clock=SystemClock(),
+        gateway_clock=LoopClock(),
         limits=RateLimits(start_stop=1, window=2.0, retry_after=True),
     )
     for name in ("good", "slow_start"):
@@ -161,9 +161,9 @@ async def test_the_run_date_is_the_request_time_and_since_now_sees_the_run(
     # the real time of the request, as CDM does. 'wait --since now' read right after the
     # start still sees that run (the skew allowance), instead of waiting for ever.
     async with served.client() as client:
-        before = SystemClock().time()
+        before = LoopClock().time()
         submission = await client.start_job("good")
-        after = SystemClock().time()
+        after = LoopClock().time()
     assert submission.creation_date is not None
     assert before - 1 <= submission.creation_date.timestamp() <= after + 1
     result = await served.cli("wait", "good", "--since", "now", "--timeout", "30")

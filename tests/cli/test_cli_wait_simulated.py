@@ -15,6 +15,7 @@ from cdm_status._clock import utc_datetime
 from cdm_status.cli._sinks import JsonSink, PlainSink
 from cdm_status.cli._wait import WaitOptions, run_wait
 from cdm_status.testing import CDMSimulator, FakeClock, Faults, JobPlan, RateLimits, SimulatorAuth
+from tests.support.simulated import CLIENT_OPTIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,9 @@ async def wait(
     assert isinstance(clock, FakeClock)
     out, err = io.StringIO(), io.StringIO()
     sink = JsonSink(out) if json_lines else PlainSink(out)
-    client_options = {"auth": options.pop("auth")} if "auth" in options else {}
+    client_options = {
+        name: options.pop(name) for name in ("auth", *CLIENT_OPTIONS) if name in options
+    }
     settings = WaitOptions(clock=clock, random=random.Random(5), stderr=err, **options)
     async with sim.client(**client_options) as client, clock.autojump():
         code = await run_wait(client, names, settings, sink)

@@ -33,6 +33,7 @@ from cdm_status import (
 from cdm_status._signer import sign
 from cdm_status._wire import MAX_BODY_BYTES
 from cdm_status.testing import FakeClock
+from tests.support.budgets import UNMETERED
 
 BASE = "https://cdm.test"
 PREFIX = b"/v1.1/p/clusters/c/cdm/job/"
@@ -61,6 +62,8 @@ class Recorder:
 def mock_client(handler: Handler, **settings: Any) -> CDMClient:
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     settings.setdefault("retry", RetryPolicy.never())
+    settings.setdefault("budget", UNMETERED)  # tests of the budget pass their own
+    settings.setdefault("list_budget", UNMETERED)
     return CDMClient(BASE, "p", "c", http_client=http, **settings)
 
 
@@ -471,9 +474,9 @@ def test_from_env_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_429_pauses_the_shared_limiter(headers: dict[str, str], pause: float) -> None:
     clock = FakeClock()
     limiter = RateLimiter(120, clock=clock)
-    async with mock_client(lambda _: httpx.Response(429, headers=headers)) as api:
+    async with mock_client(lambda _: httpx.Response(429, headers=headers), budget=limiter) as api:
         with pytest.raises(RateLimitedError):
-            await api.get_status("j", limiter=limiter)
+            await api.get_status("j")
     assert limiter.pauses == 1
     assert limiter.acquired == 1
     # Every caller sharing the limiter now waits out the pause (capped by the policy).
@@ -495,8 +498,11 @@ async def test_retries_wait_for_the_shared_limiter() -> None:
         return None
 
     retry = RetryPolicy(sleep=no_sleep)
-    async with clock.autojump(), mock_client(handler, retry=retry, clock=clock) as api:
-        submission = await api.get_status("j", limiter=limiter)
+    async with (
+        clock.autojump(),
+        mock_client(handler, retry=retry, clock=clock, budget=limiter) as api,
+    ):
+        submission = await api.get_status("j")
     assert submission.raw_status == "RUNNING"
     assert limiter.acquired == 2
     assert clock.monotonic() >= 5.0  # the second attempt waited for the paused limiter

@@ -25,6 +25,7 @@ from cdm_status import (
 )
 from cdm_status._retry import backoff_delay, is_retryable
 from cdm_status.testing import FakeClock
+from tests.support.budgets import UNMETERED
 
 BASE = "https://cdm.test"
 STATUS_URL = f"{BASE}/v1.1/p/clusters/c/cdm/job/j/status"
@@ -47,7 +48,8 @@ def policy(sleeps: Sleeps, **settings: float) -> RetryPolicy:
 
 
 def client(retry: RetryPolicy, clock: FakeClock | None = None) -> CDMClient:
-    return CDMClient(BASE, "p", "c", retry=retry, clock=clock)
+    # Unmetered: these tests are about one request's retries, not the budget's pauses.
+    return CDMClient(BASE, "p", "c", retry=retry, clock=clock, budget=UNMETERED)
 
 
 def expected_backoff(failures: int, base: float = 0.5, cap: float = 8.0) -> list[float]:

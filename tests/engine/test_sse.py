@@ -30,12 +30,10 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def sse_app(waiter: JobStatusWaiter, *, owned: bool, ended: list[str]) -> Starlette:
+def sse_app(waiter: JobStatusWaiter, *, ended: list[str]) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if owned:  # the application's lifespan runs the engine for every request
-                await stack.enter_async_context(waiter)
+        async with waiter:  # the application's lifespan runs the engine for every request
             yield
 
     async def events(request: Request) -> StreamingResponse:
@@ -56,8 +54,7 @@ def sse_app(waiter: JobStatusWaiter, *, owned: bool, ended: list[str]) -> Starle
     return Starlette(routes=[Route("/events", events)], lifespan=lifespan)
 
 
-@pytest.mark.parametrize("owned", [True, False])
-async def test_a_client_leaving_an_sse_stream_stops_the_polling(owned: bool) -> None:
+async def test_a_client_leaving_an_sse_stream_stops_the_polling() -> None:
     clock = FakeClock()
     sim = CDMSimulator(clock=clock, seed=1)
     names = [
@@ -69,7 +66,7 @@ async def test_a_client_leaving_an_sse_stream_stops_the_polling(owned: bool) -> 
         waiter = JobStatusWaiter(
             sim.client(http_client=http), clock=clock, random=random.Random(3), strategy="per_job"
         )
-        app = sse_app(waiter, owned=owned, ended=ended)
+        app = sse_app(waiter, ended=ended)
         async with (
             clock.autojump(),
             serve(app) as url,  # type: ignore[arg-type]

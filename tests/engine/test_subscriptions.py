@@ -16,6 +16,7 @@ import pytest
 from cdm_status import (
     Event,
     JobDone,
+    JobOutcome,
     JobStatus,
     JobStatusWaiter,
     OutcomeKind,
@@ -47,16 +48,6 @@ def per_job_waiter(sim: CDMSimulator, http: httpx.AsyncClient) -> JobStatusWaite
     )
 
 
-@contextlib.asynccontextmanager
-async def running(waiter: JobStatusWaiter, *, owned: bool) -> AsyncIterator[None]:
-    """With ``owned``, the waiter's own task runs the engine; else its readers do."""
-    if owned:
-        async with waiter:
-            yield
-    else:
-        yield
-
-
 async def relay(waiter: JobStatusWaiter, names: list[str]) -> AsyncIterator[Event]:
     """What an Airflow trigger's ``run()`` or an SSE endpoint does: yield inside a watch."""
     async with waiter.watch(names) as subscription:
@@ -70,7 +61,7 @@ async def relay(waiter: JobStatusWaiter, names: list[str]) -> AsyncIterator[Even
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the engine is the same on trio
 async def test_a_thousand_subscriptions_cost_about_one_watch_of_their_union() -> None:
     union_sim, names = migration(FakeClock(), 2000, faulty=False, parallelism=200)
-    union = await run_watch(union_sim, names, owned=True)
+    union = await run_watch(union_sim, names)
     assert {union.outcomes[n] for n in names} <= {OutcomeKind.SUCCEEDED, OutcomeKind.FAILED}
 
     clock = FakeClock()
@@ -104,8 +95,7 @@ async def read_outcomes(events: AsyncIterator[Event], into: dict[str, OutcomeKin
             into[event.job_name] = event.outcome.kind
 
 
-@pytest.mark.parametrize("owned", [True, False])
-async def test_overlapping_subscriptions_each_get_their_own_events(owned: bool) -> None:
+async def test_overlapping_subscriptions_each_get_their_own_events() -> None:
     clock = FakeClock()
     sim = simple_simulator(clock, ["a", "b", "c"])
     counting = CountingTransport(sim.transport())
@@ -120,7 +110,7 @@ async def test_overlapping_subscriptions_each_get_their_own_events(owned: bool) 
             async with waiter.watch(names, timeout=timeout) as sub:
                 seen[name].extend([event async for event in sub])
 
-        async with running(waiter, owned=owned), anyio.create_task_group() as group:
+        async with waiter, anyio.create_task_group() as group:
             group.start_soon(read, "ab", ["a", "b"])
             group.start_soon(read, "bc", ["b", "c"])
             group.start_soon(read, "short", ["b"], 60.0)
@@ -182,21 +172,18 @@ def test_the_first_event_of_a_generator_under_asyncio_run(
     counting = CountingTransport(sim.transport())
     http = httpx.AsyncClient(transport=counting, base_url=sim.endpoint)
     waiter = per_job_waiter(sim, http)
-    leftovers: list[object] = []
 
     async def first() -> Event:
-        event = await anext(relay(waiter, ["a", "b"]))
-        leftovers.extend(live_tasks())
-        return event
+        async with clock.autojump(), waiter:
+            return await anext(relay(waiter, ["a", "b"]))  # the generator is left open
 
     caplog.set_level(logging.DEBUG)
     event = asyncio.run(first())
     assert isinstance(event, StatusChanged)
     assert event.job_name == "a"
     assert errors_logged(caplog) == []
-    assert len(leftovers) == 1  # only the main task: the engine ran inside anext() alone
     # The generator was closed by asyncio.run: its subscription is gone, so the same
-    # waiter's engine, run for ten minutes afterwards, polls nothing for it.
+    # waiter, entered again for ten minutes afterwards, polls nothing for it.
     requests = sum(counting.status_requests.values())
 
     async def later() -> None:
@@ -208,9 +195,8 @@ def test_the_first_event_of_a_generator_under_asyncio_run(
     assert sum(counting.status_requests.values()) == requests
 
 
-@pytest.mark.parametrize("owned", [True, False])
 async def test_a_generator_read_in_one_task_and_closed_in_another(
-    owned: bool, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     clock = FakeClock()
     sim = simple_simulator(clock, ["a", "b"], run_for=3600.0)
@@ -223,7 +209,7 @@ async def test_a_generator_read_in_one_task_and_closed_in_another(
         def gen() -> AsyncIterator[Event]:
             return relay(waiter, ["a", "b"])
 
-        async with clock.autojump(), running(waiter, owned=owned):
+        async with clock.autojump(), waiter:
             agen = gen()
             read = [await anext(agen), await anext(agen)]
             assert [type(e) for e in read] == [StatusChanged, StatusChanged]
@@ -237,10 +223,7 @@ async def test_a_generator_read_in_one_task_and_closed_in_another(
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-@pytest.mark.parametrize("owned", [True, False])
-async def test_a_generator_broken_out_of_under_trio(
-    owned: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_generator_broken_out_of_under_trio(caplog: pytest.LogCaptureFixture) -> None:
     clock = FakeClock()
     sim = simple_simulator(clock, ["a", "b"], run_for=120.0)
     counting = CountingTransport(sim.transport())
@@ -252,7 +235,7 @@ async def test_a_generator_broken_out_of_under_trio(
         def gen() -> AsyncIterator[Event]:
             return relay(waiter, ["a", "b"])
 
-        async with clock.autojump(), running(waiter, owned=owned):
+        async with clock.autojump(), waiter:
             seen = []
             async with contextlib.aclosing(gen()) as events:
                 async for event in events:
@@ -308,6 +291,7 @@ def test_a_string_is_not_a_set_of_statuses(option: dict[str, object], error: typ
 
 
 def test_statuses_may_be_given_by_their_wire_names() -> None:
+    # Arguments are checked before anything else: even on a waiter that is not running.
     client = CDMSimulator(clock=FakeClock()).client()
     waiter = JobStatusWaiter(client, success=["SUCCEEDED"], failure={JobStatus.FAILED})  # type: ignore[list-item]
     assert waiter.success == {JobStatus.SUCCEEDED}
@@ -349,24 +333,31 @@ class BookingBudget:
         await self.inner.acquire()
 
 
-async def test_wait_all_keeps_every_slot_it_booked() -> None:
-    # Without `async with waiter`, wait_all drives the engine for as long as it waits;
-    # a driver that stopped at each event would call back the poll waiting for its slot,
-    # and a shared budget would lose the slot it had booked for it.
+async def test_two_wait_alls_at_once_keep_every_slot_they_booked() -> None:
+    # Without `async with waiter`, each wait_all runs an engine for as long as it waits,
+    # both on the client's one budget: no poll is ever called back while it waits for
+    # its slot, so a shared budget (which books the slot first) loses none.
     clock = FakeClock()
     names = [f"job_{index}" for index in range(20)]
     sim = simple_simulator(clock, names, run_for=300.0)
     budget = BookingBudget(clock)
+    results: list[dict[str, JobOutcome]] = []
+
     async with httpx.AsyncClient(transport=sim.transport(), base_url=sim.endpoint) as http:
         waiter = JobStatusWaiter(
-            sim.client(http_client=http),
+            sim.client(http_client=http, budget=budget),
             clock=clock,
             random=random.Random(3),
             strategy="per_job",
-            budget=budget,
         )
-        async with clock.autojump():
-            outcomes = await waiter.wait_all(names)
-    assert {outcome.kind for outcome in outcomes.values()} == {OutcomeKind.SUCCEEDED}
+
+        async def wait_for(part: list[str]) -> None:
+            results.append(await waiter.wait_all(part))
+
+        async with clock.autojump(), anyio.create_task_group() as group:
+            group.start_soon(wait_for, names[:12])
+            group.start_soon(wait_for, names[8:])
+    assert sorted(len(r) for r in results) == [12, 12]
+    assert {o.kind for r in results for o in r.values()} == {OutcomeKind.SUCCEEDED}
     assert budget.booked > 2 * len(names)
     assert budget.abandoned == 0

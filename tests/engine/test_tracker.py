@@ -22,19 +22,19 @@ from cdm_status import (
 from cdm_status._models import JobSummary
 from cdm_status._tracker import (
     TRANSITIONS,
+    Conditions,
     Demand,
     IllegalTransition,
     Interest,
-    JobState,
     JobTrack,
-    Moment,
     Rules,
+    TrackPhase,
     aborted,
     answered,
+    catch_up,
     dispatched,
     failed,
     finish,
-    greet,
     listed,
     released,
     unlisted,
@@ -47,9 +47,9 @@ DEFAULT = Rules(
 )
 
 
-def moment(now: float = 100.0) -> Moment:
+def conditions(now: float = 100.0) -> Conditions:
     # A short budget (0.1 per second): no spare budget to shrink intervals with.
-    return Moment(now=now, at=AT, policy=PollPolicy(jitter=0.0), per_second=0.1)
+    return Conditions(now=now, at=AT, policy=PollPolicy(jitter=0.0), per_second=0.1)
 
 
 def sub(status: str, created: datetime | None = None) -> Submission:
@@ -63,23 +63,23 @@ def polling(name: str = "j") -> JobTrack:
 
 
 def test_the_table_names_every_state_and_releases_for_good() -> None:
-    assert set(TRANSITIONS) == set(JobState)
-    assert TRANSITIONS[JobState.RELEASED] == frozenset()
-    for state in JobState:
-        if state is not JobState.RELEASED:
-            assert JobState.RELEASED in TRANSITIONS[state]
+    assert set(TRANSITIONS) == set(TrackPhase)
+    assert TRANSITIONS[TrackPhase.RELEASED] == frozenset()
+    for state in TrackPhase:
+        if state is not TrackPhase.RELEASED:
+            assert TrackPhase.RELEASED in TRANSITIONS[state]
 
 
-@pytest.mark.parametrize(("start", "wanted"), list(itertools.product(JobState, JobState)))
-def test_every_move_follows_the_table(start: JobState, wanted: JobState) -> None:
-    track = JobTrack("j", state=start)
+@pytest.mark.parametrize(("start", "wanted"), list(itertools.product(TrackPhase, TrackPhase)))
+def test_every_move_follows_the_table(start: TrackPhase, wanted: TrackPhase) -> None:
+    track = JobTrack("j", phase=start)
     if wanted in TRANSITIONS[start]:
         track.move(wanted)
-        assert track.state is wanted
+        assert track.phase is wanted
     else:
         with pytest.raises(IllegalTransition, match=f"{start.value} -> {wanted.value}"):
             track.move(wanted)
-        assert track.state is start
+        assert track.phase is start
 
 
 def test_one_request_per_job_at_a_time() -> None:
@@ -94,7 +94,7 @@ def test_one_request_per_job_at_a_time() -> None:
 def test_an_answer_tells_every_interest_and_plans_the_next_poll() -> None:
     track, demand = polling(), Demand()
     a, b = Interest("j", DEFAULT, key=1), Interest("j", DEFAULT, key=2)
-    decision = answered(track, sub("RUNNING"), [a, b], moment(), demand)
+    decision = answered(track, sub("RUNNING"), [a, b], conditions(), demand)
     assert [(i.key, type(e).__name__) for i, e in decision.events] == [
         (1, "StatusChanged"),
         (2, "StatusChanged"),
@@ -102,11 +102,11 @@ def test_an_answer_tells_every_interest_and_plans_the_next_poll() -> None:
     change = decision.events[0][1]
     assert isinstance(change, StatusChanged)
     assert (change.previous, change.current, change.at) == (None, JobStatus.RUNNING, AT)
-    assert track.state is JobState.QUEUED
+    assert track.phase is TrackPhase.QUEUED
     assert decision.poll_at == pytest.approx(105.0)  # running_interval, no jitter
     assert demand.total == pytest.approx(1 / 5.0)
     # The same status again: nothing to say, only the next poll.
-    again = answered(polling(), sub("RUNNING"), [a, b], moment(110.0), Demand())
+    again = answered(polling(), sub("RUNNING"), [a, b], conditions(110.0), Demand())
     assert again.events == []
 
 
@@ -114,7 +114,7 @@ def test_each_subscription_ends_by_its_own_rules() -> None:
     track = polling()
     strict = Interest("j", DEFAULT, key=1)
     lenient = Interest("j", Rules(success=frozenset(), failure=frozenset()), key=2)
-    decision = answered(track, sub("FAILED"), [strict, lenient], moment(), Demand())
+    decision = answered(track, sub("FAILED"), [strict, lenient], conditions(), Demand())
     done = [(i.key, e.outcome.kind) for i, e in decision.events if isinstance(e, JobDone)]
     assert done == [(1, OutcomeKind.FAILED)]
     assert strict.done
@@ -127,7 +127,7 @@ def test_since_makes_an_old_run_not_started_for_that_subscription_only() -> None
     old = sub("SUCCEEDED", created=datetime(2026, 1, 1, 11, tzinfo=timezone.utc))
     fresh = Interest("j", Rules(DEFAULT.success, DEFAULT.failure, since=since), key=1)
     anyrun = Interest("j", DEFAULT, key=2)
-    decision = answered(polling(), old, [fresh, anyrun], moment(), Demand())
+    decision = answered(polling(), old, [fresh, anyrun], conditions(), Demand())
     seen = {(i.key, getattr(e, "current", None), type(e).__name__) for i, e in decision.events}
     assert seen == {
         (1, JobStatus.NEVER_EXECUTED, "StatusChanged"),
@@ -142,11 +142,11 @@ def test_failures_are_ridden_out_then_end_the_job() -> None:
     interest = Interest("j", DEFAULT, key=1)
     track = polling()
     error = ServiceUnavailableError("HTTP 503", status_code=503)
-    decision = failed(track, error, [interest], moment())
+    decision = failed(track, error, [interest], conditions())
     assert [type(e) for _, e in decision.events] == [PollFailed]
     assert decision.poll_at == pytest.approx(102.0)  # failure_backoff
     dispatched(track)
-    assert failed(track, error, [interest], moment()).poll_at == pytest.approx(104.0)
+    assert failed(track, error, [interest], conditions()).poll_at == pytest.approx(104.0)
 
     # A job never seen to exist gets not_found_grace answers before it ends NOT_FOUND.
     missing, interest = polling(), Interest("j", DEFAULT, key=1)
@@ -154,10 +154,10 @@ def test_failures_are_ridden_out_then_end_the_job() -> None:
     for _ in range(2):
         assert not any(
             isinstance(e, JobDone)
-            for _, e in failed(missing, not_found, [interest], moment()).events
+            for _, e in failed(missing, not_found, [interest], conditions()).events
         )
         dispatched(missing)
-    last = failed(missing, not_found, [interest], moment())
+    last = failed(missing, not_found, [interest], conditions())
     assert [e.outcome.kind for _, e in last.events if isinstance(e, JobDone)] == [
         OutcomeKind.NOT_FOUND
     ]
@@ -166,7 +166,7 @@ def test_failures_are_ridden_out_then_end_the_job() -> None:
 def test_refused_credentials_are_everybodys_end() -> None:
     interest = Interest("j", DEFAULT, key=1)
     error = AuthenticationError("HTTP 401", status_code=401)
-    decision = failed(polling(), error, [interest], moment())
+    decision = failed(polling(), error, [interest], conditions())
     assert decision.credentials_refused is error
     assert interest.done
 
@@ -175,30 +175,32 @@ def test_the_list_takes_over_and_asks_for_details_first() -> None:
     track, demand, interest = JobTrack("j"), Demand(), Interest("j", DEFAULT, key=1)
     # A queued routine poll gives way to the list; a job that never ran is reported
     # from the list alone.
-    decision = listed(track, JobSummary("j", JobStatus.NEW, "NEW"), [interest], moment(), demand)
-    assert track.state is JobState.AWAITING_LIST
+    decision = listed(
+        track, JobSummary("j", JobStatus.NEW, "NEW"), [interest], conditions(), demand
+    )
+    assert track.phase is TrackPhase.AWAITING_LIST
     assert [getattr(e, "current", None) for _, e in decision.events] == [JobStatus.NEVER_EXECUTED]
     # The list saw it change: one status request, before every routine poll.
     change = listed(
-        track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], moment(), demand
+        track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(), demand
     )
-    assert (track.state, change.poll_at, change.urgent) == (JobState.QUEUED, 100.0, True)
+    assert (track.phase, change.poll_at, change.urgent) == (TrackPhase.QUEUED, 100.0, True)
     dispatched(track)
     # Its answer agrees with the list: no routine poll, the list keeps watching.
-    agreed = answered(track, sub("RUNNING"), [interest], moment(), demand)
-    assert (track.state, agreed.poll_at) == (JobState.AWAITING_LIST, None)
+    agreed = answered(track, sub("RUNNING"), [interest], conditions(), demand)
+    assert (track.phase, agreed.poll_at) == (TrackPhase.AWAITING_LIST, None)
     # A sweep that does not show it any more hands it back to per-job polling.
-    back = unlisted(track, moment(120.0))
-    assert (track.state, back.poll_at, track.via_list) == (JobState.QUEUED, 120.0, False)
+    back = unlisted(track, conditions(120.0))
+    assert (track.phase, back.poll_at, track.via_list) == (TrackPhase.QUEUED, 120.0, False)
     assert track.off_list  # not handed to a sweep again...
-    listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], moment(), demand)
+    listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(), demand)
     assert (track.via_list, track.off_list) == (True, False)  # ...unless one shows it
 
 
 def test_a_cut_off_request_keeps_its_place() -> None:
     track = polling()
     decision = aborted(track, due=42.0)
-    assert (track.state, decision.poll_at, decision.events) == (JobState.QUEUED, 42.0, [])
+    assert (track.phase, decision.poll_at, decision.events) == (TrackPhase.QUEUED, 42.0, [])
 
 
 def test_a_job_ends_once_per_interest() -> None:
@@ -211,8 +213,8 @@ def test_a_job_ends_once_per_interest() -> None:
 
 def test_a_late_subscriber_hears_the_last_answer_at_once() -> None:
     track = polling()
-    answered(track, sub("RUNNING"), [Interest("j", DEFAULT, key=1)], moment(), Demand())
+    answered(track, sub("RUNNING"), [Interest("j", DEFAULT, key=1)], conditions(), Demand())
     late = Interest("j", DEFAULT, key=2)
-    events = greet(track, late, moment())
+    events = catch_up(track, late, conditions())
     assert [(i.key, getattr(e, "current", None)) for i, e in events] == [(2, JobStatus.RUNNING)]
-    assert greet(JobTrack("k"), Interest("k", DEFAULT, key=3), moment()) == []
+    assert catch_up(JobTrack("k"), Interest("k", DEFAULT, key=3), conditions()) == []

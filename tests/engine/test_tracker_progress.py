@@ -12,18 +12,18 @@ from cdm_status._models import JobSummary
 from cdm_status._schedule import DueQueue, RequestWindow
 from cdm_status._siblings import SiblingPolicy
 from cdm_status._tracker import (
+    Conditions,
     Demand,
     IllegalTransition,
     Interest,
-    JobState,
     JobTrack,
-    Moment,
     Rules,
-    ahead,
+    TrackPhase,
     answered,
     dispatched,
+    likely_starts,
     listed,
-    promoted,
+    look_between_sweeps,
     released,
 )
 
@@ -31,10 +31,10 @@ AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DEFAULT = Rules(success=frozenset({JobStatus.SUCCEEDED}), failure=frozenset({JobStatus.FAILED}))
 
 
-def moment(now: float) -> Moment:
+def conditions(now: float) -> Conditions:
     # The wall clock reads AT + now: a run created at AT started at monotonic 0.
     # A short budget (0.1 per second): no spare budget to shrink intervals with.
-    return Moment(
+    return Conditions(
         now=now, at=AT + timedelta(seconds=now), policy=PollPolicy(jitter=0.0), per_second=0.1
     )
 
@@ -52,15 +52,15 @@ def test_a_steady_run_is_looked_at_near_its_end_not_every_few_seconds() -> None:
     track, demand, interest = JobTrack("j"), Demand(), Interest("j", DEFAULT, key=1)
     # 50% after 100 s: the start says it ends at 200 s; one reading is not a pace yet,
     # so the next look is today's running interval (5 s).
-    first = answered(polling(track), running(50.0), [interest], moment(100.0), demand)
+    first = answered(polling(track), running(50.0), [interest], conditions(100.0), demand)
     assert first.poll_at == pytest.approx(105.0)
     # 52.5% at 105 s agrees (end at 200 s): confirmed, looked at again only at the end,
     # held within EstimatePolicy.max_wait (60 s).
-    second = answered(polling(track), running(52.5), [interest], moment(105.0), demand)
+    second = answered(polling(track), running(52.5), [interest], conditions(105.0), demand)
     assert second.poll_at == pytest.approx(165.0)
     assert demand.total == pytest.approx(1 / 60.0)  # its share of the budget goes to others
     # At 165 s (84.2%): the end, 35 s away, is looked at when due.
-    third = answered(polling(track), running(82.5), [interest], moment(165.0), demand)
+    third = answered(polling(track), running(82.5), [interest], conditions(165.0), demand)
     assert third.poll_at == pytest.approx(200.0)
 
 
@@ -68,30 +68,34 @@ def test_a_steady_run_is_looked_at_near_its_end_not_every_few_seconds() -> None:
 def test_progress_that_says_nothing_keeps_todays_interval(progress: float | None) -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     for now, expected in ((100.0, 105.0), (105.0, 110.5)):
-        decision = answered(polling(track), running(progress), [interest], moment(now), Demand())
+        decision = answered(
+            polling(track), running(progress), [interest], conditions(now), Demand()
+        )
         # running_interval + running_growth x the time running (since the first look)
         assert decision.poll_at == pytest.approx(expected)
 
 
 def test_a_new_run_starts_a_new_estimate() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
-    answered(polling(track), running(50.0), [interest], moment(100.0), Demand())
-    answered(polling(track), running(52.5), [interest], moment(105.0), Demand())
+    answered(polling(track), running(50.0), [interest], conditions(100.0), Demand())
+    answered(polling(track), running(52.5), [interest], conditions(105.0), Demand())
     assert track.progress is not None
     assert track.progress.predicted_end() == pytest.approx(200.0)
-    answered(polling(track), running(None, "BOOTING"), [interest], moment(110.0), Demand())
+    answered(polling(track), running(None, "BOOTING"), [interest], conditions(110.0), Demand())
     assert track.progress is None
     later = Submission("j", JobStatus.RUNNING, "RUNNING", creation_date=AT + timedelta(seconds=110))
-    answered(polling(track), later, [interest], moment(120.0), Demand())
+    answered(polling(track), later, [interest], conditions(120.0), Demand())
     assert track.progress is not None
     assert track.progress.started == pytest.approx(110.0)
 
 
 def listed_running(track: JobTrack, interest: Interest, now: float, progress: float | None):  # type: ignore[no-untyped-def]
     """The list shows the job RUNNING; its detail fetch answers with ``progress``."""
-    listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], moment(now), Demand())
-    assert track.state is JobState.QUEUED
-    return answered(polling(track), running(progress), [interest], moment(now), Demand())
+    listed(
+        track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(now), Demand()
+    )
+    assert track.phase is TrackPhase.QUEUED
+    return answered(polling(track), running(progress), [interest], conditions(now), Demand())
 
 
 def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
@@ -102,50 +106,54 @@ def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
     # the end its start predicts (200 s) to measure its pace; the sweeps cover it until
     # then, so no refresh at today's 5 s interval. A look before the end waits for the
     # looks at ends.
-    assert (track.state, decision.poll_at) == (JobState.AWAITING_LIST, None)
-    assert decision.ahead_at == pytest.approx(150.0)
-    assert not decision.ahead_predicted
-    ahead(track)
-    assert track.state is JobState.POLLING
-    again = answered(track, running(75.0), [interest], moment(150.0), Demand())
-    assert (track.state, again.poll_at) == (JobState.AWAITING_LIST, None)
+    assert (track.phase, decision.poll_at) == (TrackPhase.AWAITING_LIST, None)
+    assert decision.between_sweeps_at == pytest.approx(150.0)
+    assert not decision.aims_at_end
+    look_between_sweeps(track)
+    assert track.phase is TrackPhase.POLLING
+    again = answered(track, running(75.0), [interest], conditions(150.0), Demand())
+    assert (track.phase, again.poll_at) == (TrackPhase.AWAITING_LIST, None)
     # Two paces agree on 200 s: the next look is at the end, and goes first.
-    assert again.ahead_at == pytest.approx(200.0)
-    assert again.ahead_predicted
-    ahead(track)
-    late = answered(track, running(99.0), [interest], moment(200.0), Demand())
+    assert again.between_sweeps_at == pytest.approx(200.0)
+    assert again.aims_at_end
+    look_between_sweeps(track)
+    late = answered(track, running(99.0), [interest], conditions(200.0), Demand())
     # Still running at its end: looked at again soon, still first.
-    assert late.ahead_at == pytest.approx(201.0)
-    assert late.ahead_predicted
+    assert late.between_sweeps_at == pytest.approx(201.0)
+    assert late.aims_at_end
 
 
 def test_a_terminal_answer_between_sweeps_ends_the_job_at_once() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     track.via_list = True
     listed_running(track, interest, 100.0, 50.0)
-    ahead(track)
-    done = answered(track, running(100.0, "SUCCEEDED"), [interest], moment(201.0), Demand())
+    look_between_sweeps(track)
+    done = answered(track, running(100.0, "SUCCEEDED"), [interest], conditions(201.0), Demand())
     ends = [e.outcome.kind for _, e in done.events if isinstance(e, JobDone)]
     assert ends == [OutcomeKind.SUCCEEDED]
-    assert (track.state, done.poll_at, done.ahead_at) == (JobState.AWAITING_LIST, None, None)
+    assert (track.phase, done.poll_at, done.between_sweeps_at) == (
+        TrackPhase.AWAITING_LIST,
+        None,
+        None,
+    )
 
 
 def test_a_listed_job_without_progress_is_refreshed_at_todays_interval() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     track.via_list = True
     decision = listed_running(track, interest, 100.0, None)
-    assert decision.ahead_at == pytest.approx(105.0)
-    assert not decision.ahead_predicted
+    assert decision.between_sweeps_at == pytest.approx(105.0)
+    assert not decision.aims_at_end
 
 
 def test_only_a_job_the_list_covers_is_looked_at_ahead() -> None:
     queued = JobTrack("j")  # a routine poll is already planned
     with pytest.raises(IllegalTransition):
-        ahead(queued)
+        look_between_sweeps(queued)
     on_its_way = polling(JobTrack("j", via_list=True))
     with pytest.raises(IllegalTransition):
-        ahead(on_its_way)  # never two requests at once for one job
-    assert on_its_way.state is JobState.POLLING
+        look_between_sweeps(on_its_way)  # never two requests at once for one job
+    assert on_its_way.phase is TrackPhase.POLLING
 
 
 def test_the_window_keeps_looks_under_the_share_of_the_budget() -> None:
@@ -162,8 +170,8 @@ def test_the_window_keeps_looks_under_the_share_of_the_budget() -> None:
     assert window.room(60.0, per_minute=60.0, share=1.0) is False  # a smaller budget
 
 
-def tracked(status: JobStatus | None, state: JobState = JobState.QUEUED) -> JobTrack:
-    track = JobTrack("t", state=state)
+def tracked(status: JobStatus | None, phase: TrackPhase = TrackPhase.QUEUED) -> JobTrack:
+    track = JobTrack("t", phase=phase)
     track.status = status
     return track
 
@@ -175,26 +183,26 @@ def test_when_a_table_ends_the_next_waiting_ones_are_looked_at_soon() -> None:
         # t1 ended: no longer tracked. t2, t3 run.
         "t2": tracked(JobStatus.RUNNING),
         "t3": tracked(JobStatus.RUNNING),
-        "t4": tracked(waiting, JobState.POLLING),  # its answer is on the way already
+        "t4": tracked(waiting, TrackPhase.POLLING),  # its answer is on the way already
         "t5": tracked(waiting),
         "t6": tracked(waiting),
         "t7": tracked(waiting),
     }
     policy = SiblingPolicy(promote=3, soon=3.0)
-    assert promoted(group, tracks, 50.0, policy) == [("t5", 53.0), ("t6", 53.0)]
-    # Jobs the list covers are never promoted: the list sees their start.
+    assert likely_starts(group, tracks, 50.0, policy) == [("t5", 53.0), ("t6", 53.0)]
+    # Jobs the list covers are never likely_starts: the list sees their start.
     tracks["t5"].via_list = True
-    assert promoted(group, tracks, 50.0, policy) == [("t6", 53.0), ("t7", 53.0)]
+    assert likely_starts(group, tracks, 50.0, policy) == [("t6", 53.0), ("t7", 53.0)]
 
 
 def test_an_urgent_look_not_due_yet_holds_back_no_routine_poll() -> None:
     queue = DueQueue()
     queue.schedule("routine", 10.0)
-    queue.schedule("promoted", 53.0, urgent=True)
+    queue.schedule("likely_starts", 53.0, urgent=True)
     assert queue.next_due() == 10.0
     assert queue.pop_due(50.0) == "routine"
     queue.schedule("routine", 40.0)
-    assert queue.pop_due(53.0) == "promoted"  # once due, before every routine entry
+    assert queue.pop_due(53.0) == "likely_starts"  # once due, before every routine entry
     assert queue.is_urgent("routine") is False
     assert queue.pop_due(53.0) == "routine"
 
@@ -203,15 +211,20 @@ def test_an_urgent_look_not_due_yet_holds_back_no_routine_poll() -> None:
     ("running", "waiting", "expected"),
     [
         (0.0, 2, 5.0),  # a small watch: today's interval
-        (1.0, 799, 800 / 0.6),  # 800 waiting share what 1.0/s of running leaves of 1.6/s
-        (2.0, 799, 800 / 0.16),  # running jobs take it all: a tenth of the share is left
+        (0.6, 199, 200 / 1.0),  # 200 waiting share what 0.6/s of running leaves of 1.6/s
+        # Running jobs leave less: the waiting ones keep their own bound all the same,
+        # one look at each of them at the budget share's rate (800 / 1.6 = 500 s)...
+        (1.0, 799, 800 / 1.6),
+        (2.0, 799, 800 / 1.6),
+        # ...or waiting_max_interval when that is longer.
+        (2.0, 99, 300.0),
     ],
 )
 def test_waiting_jobs_share_what_running_ones_leave(
     running: float, waiting: int, expected: float
 ) -> None:
     demand = Demand(total=running + 0.6, waiting=waiting, waiting_total=0.6)
-    budget = Moment(now=100.0, at=AT, policy=PollPolicy(jitter=0.0), per_second=2.0)
+    budget = Conditions(now=100.0, at=AT, policy=PollPolicy(jitter=0.0), per_second=2.0)
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     decision = answered(polling(track), Submission.never_executed("j"), [interest], budget, demand)
     assert decision.poll_at == pytest.approx(100.0 + expected)

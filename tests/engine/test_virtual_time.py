@@ -3,9 +3,10 @@
 Trio's ``MockClock(autojump_threshold=0)`` (pytest-trio's ``autojump_clock``) moves the
 loop's clock whenever every task waits; ``looptime`` does the same for pytest-asyncio's
 loops when no callback is ready. The waiter, its
-rate limiters and the client's retries read that same clock (``SystemClock`` reads the
+rate limiters and the client's retries read that same clock (``LoopClock`` reads the
 loop's), so hours of polling pass in a fraction of a real second, and deadlines land where
-they should. Only the public API is used: ``JobStatusWaiter(client).wait/watch``.
+they should. Only the public API is used: ``JobStatusWaiter(client).wait`` and ``watch``
+inside ``async with JobStatusWaiter(client) as waiter``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from cdm_status import (
     JobDone,
     JobStatus,
     JobStatusWaiter,
+    LoopClock,
     OutcomeKind,
-    SystemClock,
     WaitTimeoutError,
 )
 from cdm_status.testing import CDMSimulator, JobPlan
@@ -83,7 +84,7 @@ async def a_thousand_subjobs(sim: CDMSimulator, client: CDMClient) -> None:
         "warehouse", 1000, parallelism=1000, failure_rate=0.05, run_seconds=(60.0, 120.0)
     )
     lags = []
-    async with JobStatusWaiter(client).watch(names) as events:
+    async with JobStatusWaiter(client) as waiter, waiter.watch(names) as events:
         async for event in events:
             if isinstance(event, JobDone):
                 finished = sim.finished_at(event.job_name)
@@ -105,15 +106,19 @@ SCENARIO_IDS = list(SCENARIOS)
 async def test_under_trio_mock_clock(
     name: str, autojump_clock: object, cdm_simulator: CDMSimulator, cdm_client: CDMClient
 ) -> None:
-    assert isinstance(cdm_simulator.clock, SystemClock)  # the fixture follows the loop
+    assert isinstance(cdm_simulator.clock, LoopClock)  # the fixture follows the loop
     async with cdm_client:
         await SCENARIOS[name](cdm_simulator, cdm_client)
 
 
 async def storm() -> None:
-    sim, names = migration(SystemClock(), 300, faulty=True)
+    sim, names = migration(LoopClock(), 300, faulty=True)
     events = []
-    async with sim.client() as client, JobStatusWaiter(client).watch(names) as stream:
+    async with (
+        sim.client() as client,
+        JobStatusWaiter(client) as waiter,
+        waiter.watch(names) as stream,
+    ):
         events = [event async for event in stream]
     check_against_truth(sim, names, events)
     assert poll_failures(events) > 0
@@ -136,7 +141,7 @@ async def test_under_looptime(
 ) -> None:
     # looptime moves the asyncio loop's clock only when no callback is ready: a busy loop
     # anywhere (a nap that never lets time move on) stalls the scenario for good.
-    assert isinstance(cdm_simulator.clock, SystemClock)  # the fixture follows the loop
+    assert isinstance(cdm_simulator.clock, LoopClock)  # the fixture follows the loop
     async with cdm_client:
         await SCENARIOS[name](cdm_simulator, cdm_client)
 

@@ -25,6 +25,7 @@ from cdm_status import (
 from cdm_status._events import Event
 from cdm_status.testing import FakeClock
 from tests.support.scripted import EPOCH_MS, ScriptedCDM
+from tests.support.simulated import CLIENT_OPTIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -49,11 +50,12 @@ def dones(events: list[Event]) -> dict[str, OutcomeKind]:
 async def watch_all(
     api: ScriptedCDM, names: list[str], **options: object
 ) -> tuple[list[Event], JobStatusWaiter]:
+    client_options = {k: options.pop(k) for k in CLIENT_OPTIONS if k in options}
     waiter_options = {k: options.pop(k) for k in list(options) if k not in ("timeout", "since")}
     waiter_options.setdefault("strategy", "per_job")  # the scripted API has no job list
-    async with api.client() as client, api.clock.autojump():
+    async with api.client(**client_options) as client, api.clock.autojump():
         waiter = JobStatusWaiter(client, clock=api.clock, random=random.Random(7), **waiter_options)  # type: ignore[arg-type]
-        async with waiter.watch(names, **options) as stream:  # type: ignore[arg-type]
+        async with waiter, waiter.watch(names, **options) as stream:  # type: ignore[arg-type]
             events = [event async for event in stream]
     return events, waiter
 
@@ -124,7 +126,7 @@ async def test_a_429_pauses_the_whole_budget() -> None:
     during_pause = [t for t, _ in api.requests if throttled_at < t < throttled_at + 3.0]
     assert during_pause == []
     assert len(api.requests) > 3
-    assert waiter.limiter.pauses == 1
+    assert waiter._client.budget.pauses == 1  # type: ignore[attr-defined]
     assert dones(events) == dict.fromkeys("abc", OutcomeKind.SUCCEEDED)
 
 
@@ -248,7 +250,7 @@ async def test_breaking_out_stops_every_poll() -> None:
         api.job(name, (0, "RUNNING"))
     async with api.client() as client, clock.autojump():
         waiter = JobStatusWaiter(client, clock=clock, strategy="per_job")
-        async with waiter.watch(names) as stream:
+        async with waiter, waiter.watch(names) as stream:
             async for event in stream:
                 if isinstance(event, StatusChanged):
                     break
@@ -270,7 +272,7 @@ async def test_cancelling_the_caller_stops_every_poll() -> None:
 
     async with api.client() as client, clock.autojump():
         waiter = JobStatusWaiter(client, clock=clock)
-        async with anyio.create_task_group() as group:
+        async with waiter, anyio.create_task_group() as group:
             group.start_soon(consume, waiter)
             await clock.sleep(120)
             group.cancel_scope.cancel()
@@ -287,7 +289,7 @@ async def test_cancel_one_job_ends_it_cancelled() -> None:
     api.job("b", (0, "RUNNING"), (100, "SUCCEEDED"))
     async with api.client() as client, clock.autojump():
         waiter = JobStatusWaiter(client, clock=clock)
-        async with waiter.watch(["a", "b"]) as stream:
+        async with waiter, waiter.watch(["a", "b"]) as stream:
             events = []
             async for event in stream:
                 events.append(event)
@@ -307,13 +309,14 @@ async def requests_for_concurrent_waits(count: int) -> int:
             submission = await waiter.wait("a")
             assert submission.status is JobStatus.SUCCEEDED
 
-        async with anyio.create_task_group() as group:
+        async with waiter, anyio.create_task_group() as group:
             for _ in range(count):
                 group.start_soon(one)
     return len(api.requests)
 
 
 async def test_concurrent_waits_for_one_job_share_each_poll() -> None:
+    """Inside ``async with waiter``, waits for one job share its polls."""
     alone = await requests_for_concurrent_waits(1)
     together = await requests_for_concurrent_waits(5)
     assert alone > 3
@@ -375,7 +378,7 @@ async def test_any_budget_implementation_stands_behind_the_waiter() -> None:
     budget = CountingBudget()
     assert isinstance(budget, Budget)
     events, waiter = await watch_all(api, ["a"], budget=budget)
-    assert waiter.limiter is budget
+    assert waiter._client.budget is budget
     assert budget.acquired == len(api.requests) > 1  # every attempt, the retry included
     assert budget.paused == [3.0]
     assert dones(events) == {"a": OutcomeKind.SUCCEEDED}

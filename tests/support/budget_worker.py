@@ -73,21 +73,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     async with client:
         if args.redis is None:
-            local = TimedBudget(RateLimiter(120), report)
-            waiter = JobStatusWaiter(client, strategy=args.strategy, budget=local)
+            client.share_budget(TimedBudget(RateLimiter(120), report))
+            waiter = JobStatusWaiter(client, strategy=args.strategy)
             outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
         else:
             budget = RedisBudget.from_url(
                 args.redis, budget_id=args.budget_id, library=args.library
             )
             logging.getLogger("cdm_status").addHandler(FallbackRecorder(budget, report))
+            client.share_budget(TimedBudget(budget, report), budget.list_budget)
             async with budget:
-                waiter = JobStatusWaiter(
-                    client,
-                    strategy=args.strategy,
-                    budget=TimedBudget(budget, report),
-                    list_budget=budget.list_budget,
-                )
+                waiter = JobStatusWaiter(client, strategy=args.strategy)
                 outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
                 report["outages"] = budget.outages
                 report["shared_at_end"] = budget.shared

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
+from typing import Any
 from urllib.parse import unquote
 
 import httpx
@@ -83,7 +84,8 @@ class ScriptedCDM:
             submission["error-details"] = "java.net.ConnectException: Connection refused"
         return httpx.Response(200, content=json.dumps({"submissions": [submission]}))
 
-    def client(self, retry: RetryPolicy | None = None) -> CDMClient:
+    def client(self, retry: RetryPolicy | None = None, **options: Any) -> CDMClient:
+        """A client of this API; ``options`` go to ``CDMClient`` (its budgets, say)."""
         http = httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
         return CDMClient(
             "http://cdm.test",
@@ -92,6 +94,7 @@ class ScriptedCDM:
             http_client=http,
             retry=retry or RetryPolicy.never(),
             clock=self.clock,
+            **options,
         )
 
     def max_in_window(self, seconds: float = 60.0) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import anyio.from_thread
 
 from cdm_status import OutcomeKind
-from cdm_status._clock import SystemClock
+from cdm_status._clock import LoopClock
 from cdm_status.testing import (
     DEFAULT_CLUSTER_ID,
     DEFAULT_PROJECT_ID,
@@ -79,7 +79,7 @@ def served_simulator(
     """
     simulator = CDMSimulator(
         clock=ScaledClock(speed),
-        gateway_clock=SystemClock(),
+        gateway_clock=LoopClock(),
         seed=seed,
         limits=RateLimits.cdm_defaults(),
     )

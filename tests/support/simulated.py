@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -58,30 +57,37 @@ def expected_kind(simulator: CDMSimulator, name: str) -> OutcomeKind:
     return OutcomeKind.SUCCEEDED if final.is_success else OutcomeKind.FAILED
 
 
+CLIENT_OPTIONS = ("requests_per_minute", "list_requests_per_minute", "budget", "list_budget")
+"""Options of a watch that belong to the client: the budgets are the client's."""
+
+
 async def run_watch(
     simulator: CDMSimulator,
     names: list[str],
     *,
     timeout: float | None = None,
     since: datetime | None = None,
-    owned: bool = False,
-    **waiter_options: Any,
+    **options: Any,
 ) -> WatchRun:
-    """Watch ``names`` on ``simulator`` (whose clock must be a FakeClock) to the end.
+    """Watch ``names`` on ``simulator`` (whose clock must be a FakeClock) to the end, as
+    services do: inside ``async with waiter:``, reading one subscription.
 
-    ``owned``: inside ``async with waiter:`` (the waiter's own task polls); otherwise the
-    reader of the events drives the engine."""
+    ``options`` go to the waiter, except the budget's (``requests_per_minute``,
+    ``list_requests_per_minute``, ``budget``, ``list_budget``), which go to the client."""
     clock = simulator.clock
     assert isinstance(clock, FakeClock)
     counting = CountingTransport(simulator.transport())
     http = httpx.AsyncClient(transport=counting, base_url=simulator.endpoint)
-    waiter_options.setdefault("random", random.Random(3))
-    async with simulator.client(http_client=http) as client, clock.autojump():
-        waiter = JobStatusWaiter(client, clock=clock, **waiter_options)
-        async with contextlib.AsyncExitStack() as stack:
-            if owned:
-                await stack.enter_async_context(waiter)
-            async with waiter.watch(names, timeout=timeout, since=since) as stream:
-                events = [event async for event in stream]
+    client_options = {name: options.pop(name) for name in CLIENT_OPTIONS if name in options}
+    options.setdefault("random", random.Random(3))
+    client = simulator.client(http_client=http, **client_options)
+    waiter = JobStatusWaiter(client, clock=clock, **options)
+    async with (
+        client,
+        clock.autojump(),
+        waiter,
+        waiter.watch(names, timeout=timeout, since=since) as stream,
+    ):
+        events = [event async for event in stream]
     await http.aclose()
     return WatchRun(simulator, events, counting, waiter)

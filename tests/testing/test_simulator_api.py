@@ -9,6 +9,7 @@ import pytest
 
 from cdm_status import CDMClient, JobNotFoundError, JobStatus, RetryPolicy
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ def sim(clock: FakeClock) -> CDMSimulator:
 
 @pytest.fixture
 def client(sim: CDMSimulator) -> CDMClient:
-    return sim.client(retry=RetryPolicy.never())
+    return sim.client(budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never())
 
 
 async def raw_status(sim: CDMSimulator, name: str) -> dict[str, object]:
@@ -126,7 +127,7 @@ async def test_the_other_spelling_of_last_update_user(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, user_key="last-update-user")
     sim.add_job("j", plan=PLAN)
     await clock.advance(20)
-    submission = await sim.client().get_status("j")
+    submission = await sim.client(budget=UNMETERED, list_budget=UNMETERED).get_status("j")
     assert "last-update-user" in submission.raw
     assert "last-udpate-user" not in submission.raw
     assert submission.last_update_user == "cdm"
@@ -155,7 +156,9 @@ async def test_unknown_job_answers_cdm_0100(clock: FakeClock, http_status: int) 
     }
     assert len(response.headers["X-Request-Id"]) == 32
     with pytest.raises(JobNotFoundError) as raised:
-        await sim.client(retry=RetryPolicy.never()).get_status("ghost")
+        await sim.client(
+            budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never()
+        ).get_status("ghost")
     assert raised.value.error_code == "Cdm.0100"
     assert raised.value.request_id
 
@@ -317,7 +320,7 @@ async def test_same_seed_same_answers(clock: FakeClock) -> None:
 
 
 def test_in_process_client_defaults(sim: CDMSimulator) -> None:
-    client = sim.client()
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
     assert client.endpoint == CDMSimulator.endpoint == "http://cdm-simulator.local"
     assert (client.project_id, client.cluster_id) == (sim.project_id, sim.cluster_id)
     assert isinstance(sim.http_client(), httpx.AsyncClient)

@@ -8,6 +8,7 @@ import pytest
 from cdm_status import AKSKAuth, AuthenticationError, CDMClient, JobStatus, RetryPolicy, TokenAuth
 from cdm_status._signer import format_sdk_date, sign
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, SimulatorAuth
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +29,7 @@ def sim(clock: FakeClock) -> CDMSimulator:
 
 
 def client(sim: CDMSimulator, auth: httpx.Auth) -> CDMClient:
-    return sim.client(auth=auth, retry=RetryPolicy.never())
+    return sim.client(budget=UNMETERED, list_budget=UNMETERED, auth=auth, retry=RetryPolicy.never())
 
 
 async def refused(sim: CDMSimulator, auth: httpx.Auth) -> AuthenticationError:
@@ -53,10 +54,14 @@ async def test_a_good_signature_passes(sim: CDMSimulator, clock: FakeClock) -> N
 async def test_the_default_client_carries_the_configured_credentials(
     sim: CDMSimulator,
 ) -> None:
-    assert (await sim.client().get_status(NAME)).status is JobStatus.BOOTING
+    assert (
+        await sim.client(budget=UNMETERED, list_budget=UNMETERED).get_status(NAME)
+    ).status is JobStatus.BOOTING
     aksk_only = CDMSimulator(clock=sim.clock, auth=SimulatorAuth(ak=AK, sk=SK))
     aksk_only.add_job("j")
-    assert (await aksk_only.client().get_status("j")).status is JobStatus.BOOTING
+    assert (
+        await aksk_only.client(budget=UNMETERED, list_budget=UNMETERED).get_status("j")
+    ).status is JobStatus.BOOTING
 
 
 async def test_a_bad_signature_is_refused(sim: CDMSimulator, clock: FakeClock) -> None:

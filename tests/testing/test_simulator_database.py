@@ -8,6 +8,7 @@ import pytest
 
 from cdm_status import JobStatus, RetryPolicy
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +33,7 @@ async def test_200_tables_run_to_completion_on_virtual_time() -> None:
     sim = CDMSimulator(clock=clock, seed=11)
     names = sim.add_database_job("sales", 200, parallelism=10, failure_rate=0.1)
     assert names[0] == "sales_table_0001"
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never())
     seen: dict[str, set[JobStatus]] = {name: set() for name in names}
     while True:
         finished = 0
@@ -72,7 +73,7 @@ async def test_subjobs_wait_as_never_executed() -> None:
     names = sim.add_database_job(
         "db", ["a", "b", "c"], parallelism=2, plans=dict.fromkeys("abc", plan)
     )
-    client = sim.client()
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
     assert [(await client.get_status(name)).status for name in names] == [
         JobStatus.BOOTING,
         JobStatus.BOOTING,
@@ -92,7 +93,7 @@ async def test_unlisted_subjobs_and_stopping_the_parent() -> None:
     clock = FakeClock()
     sim = CDMSimulator(clock=clock)
     names = sim.add_database_job("db", 30, parallelism=5, listed=False, run_seconds=(60, 60))
-    client = sim.client()
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
     page = await client.list_jobs(job_type="BATCH_JOB")
     assert [job.name for job in page.jobs] == ["db"]
     assert (await client.get_status(names[0])).status is JobStatus.BOOTING  # still queryable

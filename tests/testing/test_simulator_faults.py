@@ -17,6 +17,7 @@ from cdm_status import (
     TransportError,
 )
 from cdm_status.testing import CDMSimulator, FakeClock, FaultKind, Faults, JobPlan
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +37,9 @@ def sim(clock: FakeClock) -> CDMSimulator:
 async def fails_with(sim: CDMSimulator, fault: str, error: type[Exception]) -> Exception:
     sim.faults.script([fault])
     with pytest.raises(error) as raised:
-        await sim.client(retry=RetryPolicy.never()).get_status("j")
+        await sim.client(
+            budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never()
+        ).get_status("j")
     assert sim.faults.scripted == 0
     assert sim.stats.faults[fault] == 1
     return raised.value
@@ -89,7 +92,7 @@ async def test_latency_is_spent_on_the_simulator_clock(sim: CDMSimulator, clock:
     sim.faults.latency = 12.5
     sim.faults.script([FaultKind.SLOW])
     async with clock.autojump():
-        submission = await sim.client().get_status("j")
+        submission = await sim.client(budget=UNMETERED, list_budget=UNMETERED).get_status("j")
     assert clock.monotonic() == 12.5
     assert submission.status is JobStatus.RUNNING  # answered as of its arrival + latency
 
@@ -99,15 +102,17 @@ async def test_a_script_then_normal_service_and_retries_recover(
 ) -> None:
     sim.faults.script(["503", "504", None, "429"])
     async with clock.autojump():
-        first = await sim.client().get_status("j")  # retried twice on the fake clock
-        second = await sim.client().get_status("j")
+        first = await sim.client(budget=UNMETERED, list_budget=UNMETERED).get_status(
+            "j"
+        )  # retried twice on the fake clock
+        second = await sim.client(budget=UNMETERED, list_budget=UNMETERED).get_status("j")
     assert first.job_name == second.job_name == "j"
     assert sim.stats.by_status == {503: 1, 504: 1, 200: 2, 429: 1}
 
 
 async def test_an_outage_window(sim: CDMSimulator, clock: FakeClock) -> None:
     window = sim.faults.outage(clock.time() + 10, 30)
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never())
     await client.get_status("j")
     await clock.advance(10)
     assert window.covers(clock.time())
@@ -124,7 +129,7 @@ async def test_random_faults_are_seeded(clock: FakeClock) -> None:
     async def run(seed: int) -> list[bool]:
         sim = CDMSimulator(clock=clock, seed=seed, faults=Faults(unavailable=0.3, drop=0.1))
         sim.add_job("j")
-        client = sim.client(retry=RetryPolicy.never())
+        client = sim.client(budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never())
         outcomes = []
         for _ in range(30):
             try:
@@ -142,7 +147,7 @@ async def test_random_faults_are_seeded(clock: FakeClock) -> None:
 async def test_probabilities_reach_the_client(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, faults=Faults(unavailable=0.5))
     sim.add_job("j")
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED, retry=RetryPolicy.never())
     for _ in range(40):
         with contextlib.suppress(ServiceUnavailableError):
             await client.get_status("j")

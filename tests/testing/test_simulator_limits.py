@@ -5,8 +5,9 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from cdm_status import RateLimitedError, RateLimiter, RetryPolicy
+from cdm_status import RateLimitedError, RetryPolicy
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, RateLimits
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -19,7 +20,7 @@ def clock() -> FakeClock:
 async def test_beyond_the_limit_is_429_apig_0308(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, limits=RateLimits(status=5, retry_after=True))
     sim.add_job("j", plan=JobPlan(5, 500))
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(retry=RetryPolicy.never(), budget=UNMETERED, list_budget=UNMETERED)
     for _ in range(5):
         await client.get_status("j")
         await clock.advance(1)
@@ -43,7 +44,7 @@ async def test_beyond_the_limit_is_429_apig_0308(clock: FakeClock) -> None:
 async def test_limits_are_per_api(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, limits=RateLimits(status=2, list=10))
     sim.add_job("j")
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(retry=RetryPolicy.never(), budget=UNMETERED, list_budget=UNMETERED)
     await client.get_status("j")
     await client.get_status("j")
     await client.list_jobs(page_size=10)  # the list has a budget of its own
@@ -55,7 +56,7 @@ async def test_limits_are_per_api(clock: FakeClock) -> None:
 async def test_cdm_defaults_allow_120_status_requests_a_minute(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, limits=RateLimits.cdm_defaults())
     sim.add_job("j")
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(retry=RetryPolicy.never(), budget=UNMETERED, list_budget=UNMETERED)
     for _ in range(120):
         await client.get_status("j")
     with pytest.raises(RateLimitedError):
@@ -68,12 +69,11 @@ async def test_cdm_defaults_allow_120_status_requests_a_minute(clock: FakeClock)
 async def test_a_paced_client_is_never_throttled(clock: FakeClock) -> None:
     sim = CDMSimulator(clock=clock, limits=RateLimits(status=20))
     names = [sim.add_job(f"job_{index}") for index in range(10)]
-    limiter = RateLimiter(20, clock=clock)
-    client = sim.client(retry=RetryPolicy.never())
+    client = sim.client(retry=RetryPolicy.never(), requests_per_minute=20)
 
     async def poll(name: str) -> None:
         for _ in range(6):
-            await client.get_status(name, limiter=limiter)
+            await client.get_status(name)
 
     async with clock.autojump(), anyio.create_task_group() as group:
         for name in names:

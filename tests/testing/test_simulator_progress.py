@@ -20,6 +20,7 @@ from cdm_status.testing import (
 )
 from cdm_status.testing._progress import draw_curve
 from cdm_status.testing._timeline import Run
+from tests.support.budgets import UNMETERED
 
 pytestmark = pytest.mark.anyio
 
@@ -101,7 +102,7 @@ async def test_absent_progress_is_not_on_the_wire() -> None:
     clock = FakeClock()
     sim = CDMSimulator(clock=clock, progress="absent")
     sim.add_job("nightly", plan=JobPlan(boot_seconds=10, run_seconds=100))
-    client = sim.client()
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
     booting = await client.get_status("nightly")
     await clock.advance(50)
     running = await client.get_status("nightly")
@@ -118,7 +119,7 @@ async def test_a_plan_can_fix_its_own_curve() -> None:
     sim = CDMSimulator(clock=clock, progress="absent")
     stuck = ProgressCurve(((0.0, 0.0), (0.5, 0.97), (1.0, 0.97)))
     sim.add_job("commit", plan=JobPlan(boot_seconds=0, run_seconds=100, progress=stuck))
-    client = sim.client()
+    client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
     await clock.advance(25)
     assert (await client.get_status("commit")).progress == 48.5
     await clock.advance(50)
@@ -148,7 +149,7 @@ async def test_progress_is_seeded() -> None:
         sim = CDMSimulator(clock=clock, seed=seed, progress=shape)
         names = sim.add_database_job("db", 20, parallelism=20, run_seconds=(600, 1200))
         await clock.advance(300)
-        client = sim.client()
+        client = sim.client(budget=UNMETERED, list_budget=UNMETERED)
         return [(await client.get_status(name)).progress for name in names]
 
     assert await progress(3, "mixed") == await progress(3, "mixed")

@@ -12,6 +12,7 @@ from cdm_status import CDMClient, JobStatus, RetryPolicy, TokenAuth, TransportEr
 from cdm_status.cli import build_parser, main
 from cdm_status.cli._simulate import banner, build_simulator
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, serve
+from tests.support.budgets import UNMETERED
 
 
 @pytest.mark.anyio
@@ -124,7 +125,7 @@ async def test_progress_and_start_order_flags_shape_the_migration() -> None:
     assert first_started(plain) == names[:10]  # 10 slots, taken in table order
     assert first_started(absent) != names[:10]
     assert len(first_started(absent)) == 10
-    async with absent.client() as client:
+    async with absent.client(budget=UNMETERED, list_budget=UNMETERED) as client:
         assert (await client.get_status(first_started(absent)[0])).progress is None
 
 
