@@ -13,6 +13,7 @@ Prints a markdown table and writes ``benchmarks/results/chaos.json``.
 from __future__ import annotations
 
 import logging
+import random
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,6 @@ from _report import save  # type: ignore[import-not-found]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cdm_status import JobStatusWaiter
 from cdm_status.testing import FakeClock
 from tests.support.simulated import run_watch
 from tests.support.storm import Storm, check_against_truth, migration, poll_failures
@@ -32,15 +32,13 @@ TABLES = 1000
 logging.getLogger("cdm_status").setLevel(logging.ERROR)  # the storm logs every fault
 
 
-async def one(strategy: str, faulty: bool, owned: bool) -> dict[str, Any]:
+async def one(strategy: str, faulty: bool) -> dict[str, Any]:
     clock = FakeClock()
     sim, names = migration(clock, TABLES, faulty=faulty)
     started, wall = clock.monotonic(), time.perf_counter()
-    options: dict[str, Any] = {"owned": True} if owned else {}
-    run = await run_watch(sim, names, strategy=strategy, **options)  # type: ignore[arg-type]
+    run = await run_watch(sim, names, strategy=strategy, random=random.Random(3))
     check_against_truth(sim, names, run.events)
     return {
-        "engine": "async with waiter" if owned else "reader drives",
         "strategy": strategy,
         "storm": faulty,
         "requests": sim.stats.total,
@@ -55,14 +53,8 @@ async def one(strategy: str, faulty: bool, owned: bool) -> dict[str, Any]:
 
 
 async def main() -> None:
-    # Before subscriptions, a watch had one way to run: the reader's `async with`.
-    modes = (False, True) if hasattr(JobStatusWaiter, "__aenter__") else (False,)
-    rows = [
-        await one(s, f, owned)
-        for owned in modes
-        for s in ("auto", "per_job")
-        for f in (False, True)
-    ]
+    # The engine runs as services run it: inside `async with waiter` (run_watch).
+    rows = [await one(s, f) for s in ("auto", "per_job") for f in (False, True)]
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))

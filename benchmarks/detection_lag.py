@@ -97,7 +97,7 @@ def cdm_status_client(strategy: str) -> Callable[..., Awaitable[Sightings]]:
                 random=random.Random(SEED),
                 strategy=strategy,  # type: ignore[arg-type]
             )
-            async with waiter.watch(jobs, timeout=horizon) as events:
+            async with waiter, waiter.watch(jobs, timeout=horizon) as events:
                 async for event in events:
                     if isinstance(event, StatusChanged):
                         sightings.record(event.job_name, event.current.value, event.at.timestamp())

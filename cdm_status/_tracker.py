@@ -25,6 +25,14 @@ The rules of :class:`TrackPhase`, written once (a move not in :data:`TRANSITIONS
   (or the failure) queues the next look, or hands the job to the list; a request cut off
   before its answer queues it again.
 * ``RELEASED``: no subscription wants the job any more; nothing moves it again.
+
+The floor no rule may break: a job waiting to start (``NEVER_EXECUTED``, ``NEW``,
+``PENDING``) is looked at at least every :func:`waiting_ceiling` seconds,
+``max(waiting_max_interval, W / rate)`` with W the jobs seen waiting and rate the budget
+share's requests a second (jitter only shortens it); a look owed at that bound goes before
+the routine polls due with it, and when running jobs end the waiting jobs' far-off looks
+are brought forward (:func:`replanned_wait`). Estimates, siblings and spare budget only
+ever move looks earlier.
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ async def test_a_stormy_watch_never_shows_a_secret(
             async with sim.client(**options) as client, clock.autojump():
                 waiter = JobStatusWaiter(client, clock=clock, random=random.Random(1))
                 texts.extend([repr(client), repr(waiter), repr(client._auth)])
-                async with waiter.watch(names) as stream:
+                async with waiter, waiter.watch(names) as stream:
                     async for event in stream:
                         texts.extend(texts_of(event))
                 for outcome in stream.outcomes.values():

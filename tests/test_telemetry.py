@@ -217,7 +217,7 @@ async def test_leaving_a_watch_early_leaves_no_job_active() -> None:
         waiter = JobStatusWaiter(
             client, clock=clock, meter_provider=meters, tracer_provider=tracers
         )
-        async with waiter.watch(["a", "b", "c"]) as stream:
+        async with waiter, waiter.watch(["a", "b", "c"]) as stream:
             async for event in stream:
                 if isinstance(event, StatusChanged) and event.current.value == "RUNNING":
                     assert waiter.stats().jobs_active == 3

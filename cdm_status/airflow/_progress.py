@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .._clock import Clock
-from .._events import Event, JobDone, StatusChanged
+from .._events import Event, JobDone, PollFailed, StatusChanged
 
 __all__ = ["ProgressLog"]
 
@@ -54,6 +54,14 @@ class ProgressLog:
                 self._log.info(
                     "job %r: %s -> %s", event.job_name, previous, event.submission.raw_status
                 )
+        elif isinstance(event, PollFailed):
+            # The engine rides the failure out; the task's log says so, in its context.
+            self._log.warning(
+                "polling %r failed (%d in a row): %s",
+                event.job_name,
+                event.consecutive,
+                event.error,
+            )
         elif isinstance(event, JobDone):
             self._status[event.job_name] = f"done:{event.outcome.kind.value}"
         self._maybe_progress()

@@ -451,3 +451,33 @@ async def test_two_triggers_on_one_database_job_each_log_only_their_own_jobs(
         lines = [message for seen, _, message in records if seen == tag]
         assert any(job in line for line in lines for job in jobs), tag
         assert not any(other in line for line in lines for other in others), tag
+
+
+async def test_triggers_through_the_registry_never_abandon_a_booked_slot(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A budget that books its slot before it waits (as a shared one does): triggers that
+    # come and go only read events, so no booked slot is ever given up.
+    from tests.engine.test_engine import BookingBudget
+
+    budgets: list[BookingBudget] = []
+
+    def booking(per_minute: float, clock: Any = None) -> BookingBudget:
+        budgets.append(BookingBudget(cluster.clock, per_minute))
+        return budgets[-1]
+
+    monkeypatch.setattr(_shared, "RateLimiter", booking)
+    names = cluster.simulator.add_database_job("db", 12, parallelism=6, run_seconds=(60.0, 300.0))
+    results: list[dict[str, Any]] = []
+
+    async def one(part: list[str]) -> None:
+        results.append(await run_trigger_plain(CDMJobTrigger(job_names=part)))
+
+    async with cluster.clock.autojump(), anyio.create_task_group() as group:
+        for start in range(0, 12, 3):
+            group.start_soon(one, names[start : start + 3])
+    await cluster.registry.aclose()
+    assert [r["result"] for r in results] == ["success"] * 4
+    status = budgets[0]
+    assert status.booked >= 12
+    assert status.abandoned == 0

@@ -78,7 +78,7 @@ async def test_a_hundred_subjobs_through_the_storm_over_a_socket() -> None:
             async with httpx.AsyncClient(transport=transport) as http:
                 client = socket_client(sim, f"http://127.0.0.1:{port}", http)
                 waiter = JobStatusWaiter(client, clock=sim.clock, random=random.Random(3))
-                async with waiter.watch(names) as stream:
+                async with waiter, waiter.watch(names) as stream:
                     events = [event async for event in stream]
             await proxy.wait_all_closed()
             group.cancel_scope.cancel()
