@@ -183,6 +183,21 @@ class SharedWaiters:
             entry.users -= 1
             entry.idle_since = self.clock.monotonic()
 
+    @asynccontextmanager
+    async def own_client(
+        self, settings: ConnectionSettings, cluster_id: str | None = None
+    ) -> AsyncIterator[CDMClient]:
+        """A client of the block's own, outside the registry (on its clock and HTTP
+        factory): for a call from another thread or event loop than the registry's."""
+        http = self._http_factory(settings) if self._http_factory else None
+        client = settings.client(cluster_id, clock=self.clock, http_client=http)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            if http is not None:
+                await http.aclose()
+
     async def _account(self, settings: ConnectionSettings) -> _Account:
         key = settings.account()
         loop = anyio.lowlevel.current_token()
