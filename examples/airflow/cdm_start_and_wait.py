@@ -25,7 +25,7 @@ with DAG(
     run = CDMStartJobOperator(
         task_id="start_and_wait",
         job_name="{{ params.job }}",
-        variables={"day": "{{ ds }}"},
+        variables={"day": "{{ dag_run.run_after | ds }}"},  # a manual run has no logical date
         timeout=2 * 3600,
         retries=2,
     )
