@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,7 +38,7 @@ from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock, SystemClock
 from .._events import Event, JobOutcome, PollFailed
-from .._models import Submission
+from .._models import JobSummary, Submission
 from .._ratelimit import RateLimiter
 from .._redis_budget import RedisBudget
 from .._waiter import JobStatusWaiter
@@ -51,6 +51,7 @@ __all__ = [
     "WatchRequest",
     "WatchResult",
     "check",
+    "listed",
     "subjobs",
     "watch",
 ]
@@ -382,6 +383,25 @@ async def check(
     return found
 
 
+async def listed(lease: Lease, filter_: str, job_type: str) -> AsyncGenerator[JobSummary, None]:
+    """Every row of the job list that CDM's fuzzy ``filter_`` matches, for ``job_type``,
+    read 100 a page from the list budget."""
+    page_no = 1
+    while True:
+        page = await lease.client.list_jobs(
+            filter=filter_,
+            page_no=page_no,
+            page_size=100,
+            job_type=job_type,
+            limiter=lease.waiter.list_limiter,
+        )
+        for job in page.jobs:
+            yield job
+        if not page.jobs or page_no * page.page_size >= page.total:
+            return
+        page_no += 1
+
+
 async def subjobs(
     settings: ConnectionSettings,
     parent: str,
@@ -395,20 +415,8 @@ async def subjobs(
     prefix = parent + "_"
     async with registry.lease(settings, cluster_id) as lease:
         for job_type in ("BATCH_JOB", "NORMAL_JOB"):
-            names: list[str] = []
-            page_no = 1
-            while True:
-                page = await lease.client.list_jobs(
-                    filter=prefix,
-                    page_no=page_no,
-                    page_size=100,
-                    job_type=job_type,
-                    limiter=lease.waiter.list_limiter,
-                )
-                names.extend(j.name for j in page.jobs if j.name.startswith(prefix))
-                if not page.jobs or page_no * page.page_size >= page.total:
-                    break
-                page_no += 1
+            names = [j.name async for j in listed(lease, prefix, job_type)]
+            names = [name for name in names if name.startswith(prefix)]
             if names:
                 return list(dict.fromkeys(names))
     return []

@@ -113,6 +113,8 @@ class CDMStartJobOperator(BaseOperator):
         self._settings: ConnectionSettings | None = None
         self._started: str | None = None
         """The job whose run this task started and has not seen end (for on_kill)."""
+        self._concluded: dict[str, Any] = {}
+        """The run's entry once it ended (for OpenLineage)."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -275,6 +277,7 @@ class CDMStartJobOperator(BaseOperator):
             return self.execute_complete(context, done, started=started)
         self._started = self.job_name
         if not self.wait:
+            self._concluded = {self.job_name: {"submission_id": submission.submission_id}}
             return started
         since = submission.creation_date
         deadline = _results.deadline_after(self.timeout).isoformat()
@@ -314,10 +317,20 @@ class CDMStartJobOperator(BaseOperator):
         if event.get("result") == TIMEOUT and self.stop_on_timeout and started is not None:
             self._stop(_results.in_worker, "its wait reached the deadline")
         jobs = _results.conclude(event)
+        self._concluded = jobs
         summary = dict(jobs.get(self.job_name) or {})
         if started is not None:
             summary["started"] = started
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (``apache-airflow-providers-openlineage`` calls this when the task
+        succeeds): the datasets the job reads and writes, from its definition, the rows and
+        bytes written, and the submission id (see ``_openlineage``)."""
+        from ._openlineage import task_lineage
+
+        results = self._concluded or {self.job_name: {}}
+        return task_lineage(self._connection(), results, cluster_id=self.cluster_id)
 
     def on_kill(self) -> None:
         """Stop the run this operator started, if it is still running (one stop request).

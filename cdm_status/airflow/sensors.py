@@ -59,6 +59,8 @@ class _CDMSensorBase(BaseSensorOperator):
         self.conn_id = conn_id
         self.deferrable = _results.default_deferrable() if deferrable is None else deferrable
         self.give_up_after = give_up_after
+        self._concluded: dict[str, Any] = {}
+        """Every job's entry once all have ended (for OpenLineage)."""
 
     def _enable_start_from_trigger(self) -> None:
         # The trigger's kwargs are fixed when the DAG is parsed; template fields named like
@@ -109,10 +111,27 @@ class _CDMSensorBase(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Map the trigger's event to the XCom or the exception."""
+
+        def conclude() -> Any:
+            self._concluded = _results.conclude(event)
+            return self._xcom(self._concluded)
+
         return _results.soft(
-            lambda: self._xcom(_results.conclude(event)),
-            soft_fail=self.soft_fail,
-            never_fail=getattr(self, "never_fail", False),
+            conclude, soft_fail=self.soft_fail, never_fail=getattr(self, "never_fail", False)
+        )
+
+    def _lineage_parent(self) -> str | None:
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (``apache-airflow-providers-openlineage`` calls this when the task
+        succeeds): the datasets the jobs read and write, from their definitions, and the
+        rows and bytes written (see ``_openlineage``)."""
+        from ._openlineage import task_lineage
+
+        settings = CDMHook(self.conn_id).settings()
+        return task_lineage(
+            settings, self._concluded, cluster_id=self.cluster_id, parent=self._lineage_parent()
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
@@ -226,6 +245,9 @@ class CDMDatabaseJobSensor(_CDMSensorBase):
         # still catches refused credentials before deferring.
         event = _results.precheck(settings, [self.parent], cluster_id=self.cluster_id)
         return event if event is not None and event["result"] == "error" else None
+
+    def _lineage_parent(self) -> str | None:
+        return self.parent
 
     def _xcom(self, jobs: dict[str, Any]) -> Any:
         prefix = self.parent + "_"
