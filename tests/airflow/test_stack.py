@@ -43,7 +43,7 @@ from cdm_status.testing import CDMSimulator, JobPlan, SimulatorAuth, serve
 def add_jobs(sim):
     for name in ("job_a", "job_b"):
         sim.add_job(name, plan=JobPlan(boot_seconds=60, run_seconds=30))
-    sim.add_job("job_c", plan=JobPlan(boot_seconds=60, run_seconds=30), started=False)
+    sim.add_job("job_c", plan=JobPlan(boot_seconds=60, run_seconds=120), started=False)
     sim.add_database_job(
         "nightly",
         ["orders", "customers", "invoices"],
@@ -255,10 +255,6 @@ def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack)
             ]
         ]
     )
-    # The start-and-wait waits on its worker: its worker dies right after the start.
-    wait_for(lambda: stack.requests("start") == 1, 120, "job_c to be started")
-    time.sleep(2)  # the task goes on to wait for its run
-    stack.kill_task_process("cdm_start_and_wait", "start_and_wait")
     wait_for(
         lambda: len(stack.states("select 1 from task_instance where state = 'deferred'")) == 4,
         90,
@@ -269,11 +265,16 @@ def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack)
     stack.stop("triggerer", signal.SIGKILL)
     time.sleep(2)  # the triggers are orphaned until a triggerer takes them again
     stack.start("triggerer", "triggerer", "--skip-serve-logs")
+    # The start-and-wait waits on its worker (its run takes 3 minutes): the worker dies
+    # after the start.
+    wait_for(lambda: stack.requests("start") == 1, 120, "job_c to be started")
+    time.sleep(2)  # the task goes on to wait for its run
+    stack.kill_task_process("cdm_start_and_wait", "start_and_wait")
     wait_for(
         lambda: all(
             state in ("success", "failed") for (state,) in stack.states("select state from dag_run")
         ),
-        180,
+        300,
         "the five runs to end",
     )
     # Triggered at once, so in any order: each run by what it was given.
