@@ -2,12 +2,14 @@
 
 * :class:`~cdm_status.airflow.hooks.CDMHook`: a ``huaweicloud_cdm`` connection (login =
   AK, password = SK, extras ``region``/``endpoint``, ``project_id``, ``cluster_id``,
-  ``security_token``, ``auth_token``, ``budget``); default conn_id ``huaweicloud_default``.
+  ``security_token``, ``auth_token``, ``budget``, ``user``); default conn_id
+  ``huaweicloud_default``.
 * :class:`~cdm_status.airflow.triggers.CDMJobTrigger`: waits for jobs in the triggerer on
   one waiter per account shared by every trigger of the process.
 * :class:`~cdm_status.airflow.sensors.CDMJobSensor`,
   :class:`~cdm_status.airflow.sensors.CDMDatabaseJobSensor`,
-  :class:`~cdm_status.airflow.operators.CDMStartJobOperator`.
+  :class:`~cdm_status.airflow.operators.CDMStartJobOperator` with its "CDM job" link
+  (:class:`~cdm_status.airflow.links.CDMJobLink`).
 
 This module imports nothing from Airflow, so the provider entry point stays cheap; import
 the classes from their modules.
@@ -58,4 +60,5 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["cdm_status.airflow.operators"],
             }
         ],
+        "extra-links": ["cdm_status.airflow.links.CDMJobLink"],
     }

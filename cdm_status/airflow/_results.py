@@ -8,9 +8,10 @@ retry); ``error`` (credentials or permission refused, a job unreachable) raises
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 from airflow.sdk.exceptions import (
@@ -31,6 +32,8 @@ __all__ = [
     "PRECHECK_LIMIT",
     "conclude",
     "deadline_after",
+    "default_deferrable",
+    "in_own_thread",
     "in_worker",
     "precheck",
     "run_in_worker",
@@ -72,6 +75,40 @@ def deadline_after(seconds: float) -> datetime:
     """The moment ``seconds`` from now, on the shared registry's clock."""
     now = datetime.fromtimestamp(_shared.REGISTRY.clock.time(), tz=timezone.utc)
     return now + timedelta(seconds=seconds)
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable`` (False when unset), read when a task
+    is built: the default of every ``deferrable`` argument here."""
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # pragma: no cover - Airflow before 3.1
+        from airflow.configuration import conf
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
+
+def in_own_thread(work: Callable[[], Awaitable[_T]]) -> _T:
+    """Run ``work`` on an event loop of its own, in a thread of its own, and wait for it.
+
+    For a call that may come while this thread's loop is running: Airflow calls
+    ``on_kill`` in the main thread, from its SIGTERM handler, inside the ``anyio.run`` of
+    a task waiting on its worker, where no second loop can start.
+    """
+    outcome: list[tuple[bool, Any]] = []
+
+    def main() -> None:
+        try:
+            outcome.append((True, anyio.run(work)))
+        except BaseException as error:  # handed to the caller's thread
+            outcome.append((False, error))
+
+    thread = threading.Thread(target=main, name="cdm-status-call", daemon=True)
+    thread.start()
+    thread.join()
+    done, value = outcome[0]
+    if not done:
+        raise value
+    return cast(_T, value)
 
 
 def in_worker(work: Callable[[], Awaitable[_T]]) -> _T:

@@ -34,6 +34,7 @@ EXTRA_FIELDS = (
     "security_token",
     "auth_token",
     "budget",
+    "user",
 )
 
 _REGION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
@@ -82,6 +83,9 @@ class ConnectionSettings:
     security_token: str | None = field(default=None, repr=False)
     auth_token: str | None = field(default=None, repr=False)
     budget_url: str | None = field(default=None, repr=False)
+    user: str | None = None
+    """The CDM user (IAM user name) the credentials belong to, if the connection says:
+    on an Airflow without a task state store, a retry adopts only runs this user started."""
 
     def __post_init__(self) -> None:
         if (self.ak is None) != (self.sk is None):
@@ -124,6 +128,7 @@ class ConnectionSettings:
             security_token=_text(extra.get("security_token")),
             auth_token=_text(extra.get("auth_token")),
             budget_url=_text(extra.get("budget")),
+            user=_text(extra.get("user")),
         )
 
     def account(self) -> AccountKey:

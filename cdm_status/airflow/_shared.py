@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +42,7 @@ from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock, LoopClock
 from .._events import Event, JobOutcome, PollFailed
-from .._models import Submission
+from .._models import JobSummary, Submission
 from .._ratelimit import RateLimiter
 from .._redis_budget import RedisBudget
 from .._waiter import JobStatusWaiter
@@ -55,6 +55,7 @@ __all__ = [
     "WatchRequest",
     "WatchResult",
     "check",
+    "listed",
     "subjobs",
     "watch",
 ]
@@ -219,6 +220,21 @@ class SharedWaiters:
         if not account.clusters and self._accounts.get(key) is account:
             del self._accounts[key]
             await account.aclose()
+
+    @asynccontextmanager
+    async def own_client(
+        self, settings: ConnectionSettings, cluster_id: str | None = None
+    ) -> AsyncIterator[CDMClient]:
+        """A client of the block's own, outside the registry (on its clock and HTTP
+        factory): for a call from another thread or event loop than the registry's."""
+        http = self._http_factory(settings) if self._http_factory else None
+        client = settings.client(cluster_id, clock=self.clock, http_client=http)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+            if http is not None:
+                await http.aclose()
 
     async def _account(self, settings: ConnectionSettings) -> _Account:
         key = settings.account()
@@ -411,6 +427,24 @@ async def check(
     return found
 
 
+async def listed(lease: Lease, filter_: str, job_type: str) -> AsyncGenerator[JobSummary, None]:
+    """Every row of the job list that CDM's fuzzy ``filter_`` matches, for ``job_type``,
+    read 100 a page from the list budget."""
+    page_no = 1
+    while True:
+        page = await lease.client.list_jobs(
+            filter=filter_,
+            page_no=page_no,
+            page_size=100,
+            job_type=job_type,
+        )
+        for job in page.jobs:
+            yield job
+        if not page.jobs or page_no * page.page_size >= page.total:
+            return
+        page_no += 1
+
+
 async def subjobs(
     settings: ConnectionSettings,
     parent: str,
@@ -424,19 +458,8 @@ async def subjobs(
     prefix = parent + "_"
     async with registry.lease(settings, cluster_id) as lease:
         for job_type in ("BATCH_JOB", "NORMAL_JOB"):
-            names: list[str] = []
-            page_no = 1
-            while True:
-                page = await lease.client.list_jobs(
-                    filter=prefix,
-                    page_no=page_no,
-                    page_size=100,
-                    job_type=job_type,
-                )
-                names.extend(j.name for j in page.jobs if j.name.startswith(prefix))
-                if not page.jobs or page_no * page.page_size >= page.total:
-                    break
-                page_no += 1
+            names = [j.name async for j in listed(lease, prefix, job_type)]
+            names = [name for name in names if name.startswith(prefix)]
             if names:
                 return list(dict.fromkeys(names))
     return []

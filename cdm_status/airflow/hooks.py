@@ -15,7 +15,9 @@ __all__ = ["CDMHook"]
 class CDMHook(BaseHook):
     """Reads a ``huaweicloud_cdm`` connection: login = AK, password = SK; extras
     ``region`` or ``endpoint``, ``project_id``, ``cluster_id``, ``security_token``,
-    ``auth_token`` (instead of AK/SK) and ``budget`` (a shared budget's URL).
+    ``auth_token`` (instead of AK/SK), ``budget`` (a shared budget's URL) and ``user`` (the
+    IAM user name of the credentials: on an Airflow without a task state store, a retry
+    adopts only runs this user started).
 
     In a trigger use the ``a``-methods: they read the connection without blocking the
     triggerer's event loop (``BaseHook.aget_connection``).

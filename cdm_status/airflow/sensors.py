@@ -1,11 +1,19 @@
 """Sensors for CDM jobs: one or many jobs, or the tables of a whole-database job.
 
-Deferrable by default: the scheduler starts them straight in the triggerer
-(``start_from_trigger``), with no worker slot taken at all. When a worker runs one anyway
-(``dag.test()``, an older scheduler path), it checks each job's status once and finishes at
-once when every job has already ended; only then does it defer (deferring at once can let
-a late executor event kill the resumed task). ``deferrable=False`` waits on the worker,
-with the same waiter code as the trigger.
+``deferrable`` defaults to Airflow's ``[operators] default_deferrable``. Deferred, the
+scheduler starts them straight in the triggerer (``start_from_trigger``), with no worker
+slot taken at all. When a worker runs one anyway (``dag.test()``, an older scheduler path),
+it checks each job's status once and finishes at once when every job has already ended;
+only then does it defer (deferring at once can let a late executor event kill the resumed
+task). Not deferred, ``mode="poke"`` (the default) waits on the worker with the same waiter
+code as the trigger; ``mode="reschedule"`` frees the worker between pokes: each poke checks
+every job once through the shared budget (a status request per job, and the job list's
+pages for a whole-database job without ``tables``), and Airflow reschedules the task
+``poke_interval`` later; ``timeout`` counts from the first poke.
+
+``poke_interval`` is honoured only in reschedule mode, as the time between two pokes.
+While a waiter waits (deferred, or on the worker in poke mode) it is ignored: the request
+budget decides when each job is looked at.
 
 Success returns an XCom: the job's submission summary (outcome, status, submission id,
 progress, rows and bytes written), a dict of them by job name for several jobs, by table
@@ -19,11 +27,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator, Context
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import StartTriggerArgs
 
 from .._wire import subjob_name
-from . import _results
+from . import _results, _shared
 from ._settings import DEFAULT_CONN_ID
 from .hooks import CDMHook
 from .triggers import DEFAULT_GIVE_UP_AFTER, CDMJobTrigger
@@ -41,15 +50,17 @@ class _CDMSensorBase(BaseSensorOperator):
         *,
         cluster_id: str | None = None,
         conn_id: str = DEFAULT_CONN_ID,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         give_up_after: int | None = DEFAULT_GIVE_UP_AFTER,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.cluster_id = cluster_id
         self.conn_id = conn_id
-        self.deferrable = deferrable
+        self.deferrable = _results.default_deferrable() if deferrable is None else deferrable
         self.give_up_after = give_up_after
+        self._concluded: dict[str, Any] = {}
+        """Every job's entry once all have ended (for OpenLineage)."""
 
     def _enable_start_from_trigger(self) -> None:
         # The trigger's kwargs are fixed when the DAG is parsed; template fields named like
@@ -74,11 +85,18 @@ class _CDMSensorBase(BaseSensorOperator):
     def _precheck(self) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    def _names(self) -> list[str]:
+        """Every job this sensor waits for (a poke checks each)."""
+        raise NotImplementedError
+
     def _xcom(self, jobs: dict[str, Any]) -> Any:
         return jobs
 
     def execute(self, context: Context) -> Any:
-        """Finish at once, defer, or (``deferrable=False``) wait on this worker."""
+        """Finish at once, defer, or (``deferrable=False``) wait on this worker, or poke
+        and reschedule (``mode="reschedule"``)."""
+        if not self.deferrable and self.reschedule:
+            return super().execute(context)
         deadline = _results.deadline_after(self.timeout).isoformat()
         if not self.deferrable:
             return self.execute_complete(context, _results.run_in_worker(self._trigger(deadline)))
@@ -93,15 +111,38 @@ class _CDMSensorBase(BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Map the trigger's event to the XCom or the exception."""
+
+        def conclude() -> Any:
+            self._concluded = _results.conclude(event)
+            return self._xcom(self._concluded)
+
         return _results.soft(
-            lambda: self._xcom(_results.conclude(event)),
-            soft_fail=self.soft_fail,
-            never_fail=getattr(self, "never_fail", False),
+            conclude, soft_fail=self.soft_fail, never_fail=getattr(self, "never_fail", False)
         )
 
-    def poke(self, context: Context) -> bool:
-        """One status check: True when every job has ended (the outcome is in execute)."""
-        return self._precheck() is not None
+    def _lineage_parent(self) -> str | None:
+        return None
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (``apache-airflow-providers-openlineage`` calls this when the task
+        succeeds): the datasets the jobs read and write, from their definitions, and the
+        rows and bytes written (see ``_openlineage``)."""
+        from ._openlineage import task_lineage
+
+        settings = CDMHook(self.conn_id).settings()
+        return task_lineage(
+            settings, self._concluded, cluster_id=self.cluster_id, parent=self._lineage_parent()
+        )
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One status check of every job: not done while one runs; done with the XCom,
+        or the exception the outcome means, once all have ended."""
+        names = self._names()
+        settings = CDMHook(self.conn_id).settings()
+        event = _results.precheck(settings, names, cluster_id=self.cluster_id)
+        if event is None:
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, event))
 
 
 class CDMJobSensor(_CDMSensorBase):
@@ -139,8 +180,11 @@ class CDMJobSensor(_CDMSensorBase):
             "give_up_after": self.give_up_after,
         }
 
+    def _names(self) -> list[str]:
+        return self._trigger(None).job_names
+
     def _precheck(self) -> dict[str, Any] | None:
-        names = self._trigger(None).job_names
+        names = self._names()
         if len(names) > _results.PRECHECK_LIMIT:
             return None
         settings = CDMHook(self.conn_id).settings()
@@ -177,6 +221,20 @@ class CDMDatabaseJobSensor(_CDMSensorBase):
             "give_up_after": self.give_up_after,
         }
 
+    def _names(self) -> list[str]:
+        trigger = self._trigger(None)
+        if trigger.tables is not None:
+            return [subjob_name(self.parent, table) for table in trigger.tables]
+        settings = CDMHook(self.conn_id).settings()
+
+        async def work() -> list[str]:
+            return await _shared.subjobs(settings, self.parent, cluster_id=self.cluster_id)
+
+        names = _results.in_worker(work)
+        if not names:
+            raise AirflowException(f"no subjob of {self.parent!r} is in the job list")
+        return names
+
     def _precheck(self) -> dict[str, Any] | None:
         trigger = self._trigger(None)
         settings = CDMHook(self.conn_id).settings()
@@ -187,6 +245,9 @@ class CDMDatabaseJobSensor(_CDMSensorBase):
         # still catches refused credentials before deferring.
         event = _results.precheck(settings, [self.parent], cluster_id=self.cluster_id)
         return event if event is not None and event["result"] == "error" else None
+
+    def _lineage_parent(self) -> str | None:
+        return self.parent
 
     def _xcom(self, jobs: dict[str, Any]) -> Any:
         prefix = self.parent + "_"

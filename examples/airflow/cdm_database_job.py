@@ -23,4 +23,5 @@ with DAG(
         task_id="wait_for_tables",
         parent="{{ params.parent }}",
         timeout=12 * 3600,
+        deferrable=True,  # waits in the triggerer, whatever [operators] default_deferrable says
     )

@@ -24,4 +24,5 @@ with DAG(
         task_id="wait_for_job",
         job_name="{{ params.job }}",
         timeout=6 * 3600,  # then AirflowSensorTimeout, naming the job's status and progress
+        deferrable=True,  # waits in the triggerer, whatever [operators] default_deferrable says
     )

@@ -1,5 +1,10 @@
 """Start a CDM job and wait for that run; a failing run fails the task with its error
-summary, and killing the task stops the run it started."""
+summary, and killing the task stops the run it started.
+
+It waits in the triggerer when ``[operators] default_deferrable`` is true, else on the
+worker. A retry never starts a second run while the first one goes on or after it
+succeeded: it waits for it, or returns its result.
+"""
 
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ with DAG(
     run = CDMStartJobOperator(
         task_id="start_and_wait",
         job_name="{{ params.job }}",
-        variables={"day": "{{ ds }}"},
+        variables={"day": "{{ dag_run.run_after | ds }}"},  # a manual run has no logical date
         timeout=2 * 3600,
+        retries=2,
     )
 
     @task

@@ -65,6 +65,8 @@ def test_airflow_dags_test_starts_and_waits(served_simulator: str, tmp_path: Pat
             "AIRFLOW_HOME": str(tmp_path),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
+            # A deployment with a triggerer: the start-and-wait example defers.
+            "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
             "AIRFLOW_CONN_HUAWEICLOUD_DEFAULT": connection_json(
                 served_simulator, DEFAULT_PROJECT_ID, DEFAULT_CLUSTER_ID
             ),

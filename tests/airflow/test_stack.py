@@ -1,8 +1,10 @@
 """End to end: a real Airflow (api-server, scheduler with LocalExecutor on SQLite,
 dag-processor, triggerer) in a fresh AIRFLOW_HOME, against the simulator served on loopback
-with AK/SK checked. Four DAG runs at once; a failing table fails its task with the error
+with AK/SK checked. Five DAG runs at once; a failing table fails its task with the error
 summary in the task's log; the triggerer is killed mid-run and restarted, and the runs
-still end right. Every process is stopped by PID."""
+still end right; a start-and-wait waiting on its worker has that worker killed right after
+its start, and its retry waits for the same run (one start request in all). Every process
+is stopped by PID."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +34,7 @@ SUMMARY = "GENERIC_JDBC_CONNECTOR_0001:Unable to get a connection"
 # loaded machine the stack takes a minute or more to come up, and runs that began with
 # the simulator would end before any task deferred.
 SIMULATOR = f"""
+import json
 import sys
 import anyio
 from cdm_status import JobStatus
@@ -39,6 +43,7 @@ from cdm_status.testing import CDMSimulator, JobPlan, SimulatorAuth, serve
 def add_jobs(sim):
     for name in ("job_a", "job_b"):
         sim.add_job(name, plan=JobPlan(boot_seconds=60, run_seconds=30))
+    sim.add_job("job_c", plan=JobPlan(boot_seconds=60, run_seconds=120), started=False)
     sim.add_database_job(
         "nightly",
         ["orders", "customers", "invoices"],
@@ -60,10 +65,12 @@ async def main():
     sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
     async with serve(sim) as endpoint:
         print(endpoint, flush=True)
-        await anyio.to_thread.run_sync(sys.stdin.readline)
-        add_jobs(sim)
-        print("added", flush=True)
-        await anyio.sleep_forever()
+        while line := await anyio.to_thread.run_sync(sys.stdin.readline):
+            if line.strip() == "go":
+                add_jobs(sim)
+                print("added", flush=True)
+            elif line.strip() == "requests":
+                print(json.dumps(dict(sim.stats.by_endpoint)), flush=True)
 
 anyio.run(main)
 """
@@ -89,6 +96,31 @@ class Stack:
         self.simulator.stdin.write(b"go\n")
         self.simulator.stdin.flush()
         assert self.simulator.stdout.readline().strip() == b"added"
+
+    def requests(self, endpoint: str) -> int:
+        """How many requests the simulator has answered on ``endpoint`` (start, stop...)."""
+        assert self.simulator.stdin is not None
+        assert self.simulator.stdout is not None
+        self.simulator.stdin.write(b"requests\n")
+        self.simulator.stdin.flush()
+        return int(json.loads(self.simulator.stdout.readline()).get(endpoint, 0))
+
+    def kill_task_process(self, dag_id: str, task_id: str) -> int:
+        """SIGKILL the process running the task's current try (Airflow titles it
+        ``airflow worker -- <task instance id>``); its PID."""
+        (ti_id,) = self.states(
+            f"select id from task_instance where dag_id = '{dag_id}' and task_id = '{task_id}'"
+        )[0]
+        wanted = f"airflow worker -- {uuid.UUID(str(ti_id))}"
+        for entry in Path("/proc").iterdir():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+            if title == wanted:
+                os.kill(int(entry.name), signal.SIGKILL)
+                return int(entry.name)
+        raise AssertionError(f"no process titled {wanted!r}")
 
     def start(self, name: str, *args: str) -> None:
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept for the process
@@ -176,6 +208,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             # (30 s by default): the restart is what is tested, not Airflow's patience.
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "8",
+            # The start-and-wait example retries; its retry comes after 2 s, not 5 minutes.
+            # No [operators] default_deferrable: it waits on its worker.
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
             "AIRFLOW_CONN_HUAWEICLOUD_DEFAULT": connection_json(
                 endpoint, DEFAULT_PROJECT_ID, DEFAULT_CLUSTER_ID
             ),
@@ -205,7 +240,7 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
+def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack) -> None:
     wait_for(lambda: len(stack.states("select dag_id from dag")) >= 3, 120, "the DAGs to be parsed")
     stack.begin_runs()
     stack.airflow_all(
@@ -216,6 +251,7 @@ def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
                 ("cdm_job", {"job": "job_b"}),
                 ("cdm_database_job", {"parent": "nightly"}),
                 ("cdm_database_job", {"parent": "weekly"}),
+                ("cdm_start_and_wait", {"job": "job_c"}),
             ]
         ]
     )
@@ -225,16 +261,21 @@ def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
         "four deferred tasks",
     )
     # Mid-run: every job is still booting or running when the triggerer dies.
-    assert [state for (state,) in stack.states("select state from dag_run")] == ["running"] * 4
+    assert [state for (state,) in stack.states("select state from dag_run")] == ["running"] * 5
     stack.stop("triggerer", signal.SIGKILL)
     time.sleep(2)  # the triggers are orphaned until a triggerer takes them again
     stack.start("triggerer", "triggerer", "--skip-serve-logs")
+    # The start-and-wait waits on its worker (its run takes 3 minutes): the worker dies
+    # after the start.
+    wait_for(lambda: stack.requests("start") == 1, 120, "job_c to be started")
+    time.sleep(2)  # the task goes on to wait for its run
+    stack.kill_task_process("cdm_start_and_wait", "start_and_wait")
     wait_for(
         lambda: all(
             state in ("success", "failed") for (state,) in stack.states("select state from dag_run")
         ),
-        180,
-        "the four runs to end",
+        300,
+        "the five runs to end",
     )
     # Triggered at once, so in any order: each run by what it was given.
     runs = {conf: state for conf, state in stack.states("select conf, state from dag_run")}
@@ -243,9 +284,21 @@ def test_four_runs_survive_a_triggerer_restart(stack: Stack) -> None:
         '{"job": "job_b"}': "success",
         '{"parent": "nightly"}': "failed",  # its invoices table failed
         '{"parent": "weekly"}': "success",
+        '{"job": "job_c"}': "success",
     }
     logs = "".join(
         path.read_text() for path in stack.home.glob("logs/dag_id=cdm_database_job/**/*.log")
     )
     assert f"nightly_invoices FAILED: {SUMMARY}" in logs
     assert "AirflowFailException" in logs
+    # The killed start-and-wait: try 2 waited for the run of try 1, which it recorded.
+    assert stack.requests("start") == 1
+    assert stack.states(
+        "select try_number from task_instance where task_id = 'start_and_wait'"
+    ) == [(2,)]
+    retried = "".join(
+        path.read_text()
+        for path in stack.home.glob("logs/dag_id=cdm_start_and_wait/**/attempt=2*.log")
+    )
+    assert "started by an earlier try of this task" in retried
+    assert "no new start" in retried

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import (
     TaskDeferred,
 )
 
-from cdm_status import BadRequestError, JobStatus
+from cdm_status import JobStatus
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor
@@ -66,7 +66,9 @@ def test_soft_fail_skips_instead(result: str) -> None:
 
 
 def test_sensors_start_from_the_trigger_with_static_kwargs() -> None:
-    sensor = CDMJobSensor(task_id="t", job_names=["a", "b"], cluster_id="c", timeout=600)
+    sensor = CDMJobSensor(
+        task_id="t", job_names=["a", "b"], cluster_id="c", timeout=600, deferrable=True
+    )
     assert sensor.start_from_trigger is True
     args = sensor.start_trigger_args
     assert args is not None
@@ -78,7 +80,7 @@ def test_sensors_start_from_the_trigger_with_static_kwargs() -> None:
     assert CDMJobTrigger(**kwargs).job_names == ["a", "b"]
     # The template fields rendered in the triggerer are the trigger's own arguments.
     assert set(sensor.template_fields) <= set(kwargs)
-    database = CDMDatabaseJobSensor(task_id="d", parent="p", tables=["x"])
+    database = CDMDatabaseJobSensor(task_id="d", parent="p", tables=["x"], deferrable=True)
     assert set(database.template_fields) <= set(database.start_trigger_args.trigger_kwargs or {})
     assert CDMJobSensor(task_id="w", job_name="a", deferrable=False).start_from_trigger is False
 
@@ -92,7 +94,7 @@ def test_a_sensor_needs_exactly_one_of_job_name_and_job_names() -> None:
 
 def test_an_ended_job_finishes_without_deferring(cluster: Cluster) -> None:
     cluster.simulator.add_job("orders", plan=DONE)
-    result = CDMJobSensor(task_id="t", job_name="orders").execute({})
+    result = CDMJobSensor(task_id="t", job_name="orders", deferrable=True).execute({})
     assert result["status"] == "SUCCEEDED"
     assert result["rows_written"] == 77
 
@@ -100,20 +102,20 @@ def test_an_ended_job_finishes_without_deferring(cluster: Cluster) -> None:
 def test_an_ended_failed_job_fails_without_deferring(cluster: Cluster) -> None:
     cluster.simulator.add_job("orders", plan=JobPlan(0, 0, outcome=JobStatus.FAILED))
     with pytest.raises(AirflowFailException, match="orders FAILED"):
-        CDMJobSensor(task_id="t", job_name="orders").execute({})
+        CDMJobSensor(task_id="t", job_name="orders", deferrable=True).execute({})
 
 
 def test_refused_credentials_fail_before_deferring(monkeypatch: pytest.MonkeyPatch) -> None:
     cl = simulated_cluster(monkeypatch, password="wrong-secret-key")
     cl.simulator.add_job("orders", plan=LONG)
     with pytest.raises(AirflowException, match="AuthenticationError") as raised:
-        CDMJobSensor(task_id="t", job_name="orders").execute({})
+        CDMJobSensor(task_id="t", job_name="orders", deferrable=True).execute({})
     assert not isinstance(raised.value, AirflowFailException)
 
 
 def test_a_running_job_defers_with_the_deadline(cluster: Cluster) -> None:
     cluster.simulator.add_job("orders", plan=LONG)
-    sensor = CDMJobSensor(task_id="t", job_name="orders", timeout=3600)
+    sensor = CDMJobSensor(task_id="t", job_name="orders", timeout=3600, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
     trigger = deferred.value.trigger
@@ -130,7 +132,7 @@ def test_a_database_sensor_returns_a_summary_per_table(cluster: Cluster) -> None
         "nightly", ["orders", "customers"], plans={"orders": DONE, "customers": DONE}
     )
     result = CDMDatabaseJobSensor(
-        task_id="d", parent="nightly", tables=["orders", "customers"]
+        task_id="d", parent="nightly", tables=["orders", "customers"], deferrable=True
     ).execute({})
     assert sorted(result) == ["customers", "orders"]
     assert result["orders"]["status"] == "SUCCEEDED"
@@ -146,7 +148,9 @@ def test_non_deferrable_waits_on_the_worker(cluster: Cluster) -> None:
 def test_the_operator_starts_once_and_defers_since_that_run(cluster: Cluster) -> None:
     cluster.simulator.add_job("orders", plan=LONG, started=False)
     before = cluster.simulator.stats.by_endpoint["start"]
-    operator = CDMStartJobOperator(task_id="s", job_name="orders", variables={"d": "1"})
+    operator = CDMStartJobOperator(
+        task_id="s", job_name="orders", variables={"d": "1"}, deferrable=True
+    )
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute({})
     assert cluster.simulator.stats.by_endpoint["start"] == before + 1
@@ -173,38 +177,3 @@ def test_on_kill_stops_nothing_the_operator_did_not_start(cluster: Cluster) -> N
     cluster.simulator.add_job("orders", plan=LONG)
     CDMStartJobOperator(task_id="s", job_name="orders").on_kill()
     assert cluster.simulator.status("orders") is JobStatus.BOOTING
-
-
-class TaskInstance:
-    """What the operator reads of the task instance in its context."""
-
-    def __init__(self, try_number: int) -> None:
-        self.try_number = try_number
-
-
-def test_a_retry_waits_for_the_run_an_earlier_try_started(cluster: Cluster) -> None:
-    cluster.simulator.add_job("orders", plan=LONG, started=False)
-    with pytest.raises(TaskDeferred) as first:
-        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
-    # The first try's worker died while the run went on; Airflow retries the task.
-    with pytest.raises(TaskDeferred) as retry:
-        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(2)})
-    assert retry.value.trigger.since == first.value.trigger.since  # the same run
-    assert retry.value.kwargs["started"] == first.value.kwargs["started"]
-    booted = [s for s in cluster.simulator.transitions("orders") if s.status is JobStatus.BOOTING]
-    assert len(booted) == 1  # one run, not two
-
-
-def test_a_first_try_fails_on_a_run_it_did_not_start(cluster: Cluster) -> None:
-    cluster.simulator.add_job("orders", plan=LONG)  # somebody else's run
-    with pytest.raises(BadRequestError) as refused:
-        CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(1)})
-    assert refused.value.error_code == "Cdm.0052"
-
-
-def test_a_retry_starts_a_new_run_once_the_last_one_ended(cluster: Cluster) -> None:
-    cluster.simulator.add_job("orders", plan=DONE)  # the earlier try's run failed or ended
-    before = cluster.simulator.stats.by_endpoint["start"]
-    summary = CDMStartJobOperator(task_id="s", job_name="orders").execute({"ti": TaskInstance(3)})
-    assert cluster.simulator.stats.by_endpoint["start"] == before + 1
-    assert summary["status"] == "SUCCEEDED"
