@@ -98,6 +98,8 @@ class Lease:
     idle_since: float = 0.0
     runner: asyncio.Task[None] | None = None
     """The task that runs the waiter's engine (``async with waiter``)."""
+    running: asyncio.Future[None] | None = None
+    """Done once the engine runs: a watch starts only then."""
     closer: asyncio.Task[None] | None = None
     """The timer that closes the entry once idle for ``linger`` seconds."""
 
@@ -192,9 +194,10 @@ class SharedWaiters:
             )
             waiter = JobStatusWaiter(client, clock=self.clock)
             entry = account.clusters[cluster] = Lease(client, waiter, http)
-            started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry.runner = _spawn(_run_waiter(waiter, started))
-            await started
+            entry.running = asyncio.get_running_loop().create_future()
+            entry.runner = _spawn(_run_waiter(waiter, entry.running))
+        if entry.running is not None:
+            await entry.running  # a trigger that came meanwhile waits for it too
         if entry.closer is not None:
             entry.closer.cancel()
             entry.closer = None
