@@ -458,7 +458,7 @@ async def test_triggers_through_the_registry_never_abandon_a_booked_slot(
 ) -> None:
     # A budget that books its slot before it waits (as a shared one does): triggers that
     # come and go only read events, so no booked slot is ever given up.
-    from tests.engine.test_engine import BookingBudget
+    from tests.support.budgets import BookingBudget
 
     budgets: list[BookingBudget] = []
 

@@ -29,6 +29,7 @@ from cdm_status import (
     WaiterClosedError,
 )
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, RateLimits
+from tests.support.budgets import BookingBudget
 from tests.support.simulated import CountingTransport
 from tests.support.storm import migration
 
@@ -183,35 +184,6 @@ async def test_direct_calls_share_the_waiters_budget() -> None:
             group.start_soon(probe)
     assert sim.stats.max_in_window("status", 60.0) <= 120
     assert sim.stats.by_endpoint_status["status", 429] == 0
-
-
-class BookingBudget:
-    """A budget that books a slot, then waits for it (as a shared one does), counting the
-    slots booked and those a caller gave up while waiting for them."""
-
-    def __init__(self, clock: FakeClock, per_minute: float = 120.0) -> None:
-        from cdm_status import RateLimiter
-
-        self.inner = RateLimiter(per_minute, clock=clock)
-        self.clock = clock
-        self.booked = 0
-        self.abandoned = 0
-
-    @property
-    def per_minute(self) -> float:
-        return self.inner.per_minute
-
-    def pause(self, seconds: float) -> None:
-        self.inner.pause(seconds)
-
-    async def acquire(self) -> None:
-        self.booked += 1
-        try:
-            await self.clock.sleep(0.5)  # the booked slot comes in half a second
-            await self.inner.acquire()
-        except BaseException:
-            self.abandoned += 1
-            raise
 
 
 async def test_readers_of_subscriptions_never_abandon_a_booked_slot() -> None:

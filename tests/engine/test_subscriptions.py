@@ -20,11 +20,11 @@ from cdm_status import (
     JobStatus,
     JobStatusWaiter,
     OutcomeKind,
-    RateLimiter,
     StatusChanged,
 )
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan, RateLimits
 from tests.chaos.test_cancel import live_tasks
+from tests.support.budgets import BookingBudget
 from tests.support.simulated import CountingTransport, expected_kind, run_watch
 from tests.support.storm import migration
 
@@ -304,33 +304,6 @@ def test_since_out_of_range_is_a_value_error() -> None:
     year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
     with pytest.raises(ValueError, match="since"):
         waiter.watch(["a"], since=year_one)
-
-
-class BookingBudget:
-    """A budget that books a slot, then waits for it (as a shared one does): counts the
-    slots booked and the ones a caller gave up while waiting for them."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.inner = RateLimiter(120, clock=clock)
-        self.clock = clock
-        self.booked = 0
-        self.abandoned = 0
-
-    @property
-    def per_minute(self) -> float:
-        return self.inner.per_minute
-
-    def pause(self, seconds: float) -> None:
-        self.inner.pause(seconds)
-
-    async def acquire(self) -> None:
-        self.booked += 1
-        try:
-            await self.clock.sleep(0.5)  # the booked slot comes in half a second
-        except BaseException:
-            self.abandoned += 1
-            raise
-        await self.inner.acquire()
 
 
 async def test_two_wait_alls_at_once_keep_every_slot_they_booked() -> None:
