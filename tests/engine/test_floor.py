@@ -1,0 +1,87 @@
+"""The floor no rule may break, as a property of the pure tracker.
+
+Random answer sequences (waiting, booting, running with any progress, stalls, starts in
+any order), with demand rising and falling: every look the tracker plans for a job polled
+by itself comes within its bound. A job waiting to start: ``waiting_ceiling`` (that is
+``max(waiting_max_interval, W / rate)``); any other job: ``max_interval``, stretched by
+jitter at most.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cdm_status import JobStatus, PollPolicy, Submission
+from cdm_status._tracker import (
+    Conditions,
+    Demand,
+    Interest,
+    JobTrack,
+    Rules,
+    TrackPhase,
+    answered,
+    dispatched,
+    waiting_ceiling,
+)
+
+AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+RULES = Rules(success=frozenset({JobStatus.SUCCEEDED}), failure=frozenset({JobStatus.FAILED}))
+POLICY = PollPolicy()
+
+answers = st.one_of(
+    st.just(("NEVER_EXECUTED", None)),
+    st.just(("PENDING", None)),
+    st.just(("BOOTING", None)),
+    st.tuples(st.just("RUNNING"), st.one_of(st.none(), st.floats(0.0, 99.0))),
+    st.just(("UNKNOWN", None)),
+)
+
+
+@given(
+    steps=st.lists(
+        st.tuples(
+            answers,
+            st.floats(0.0, 4000.0),  # what the other jobs ask for, polls a second
+            st.integers(0, 5000),  # other jobs seen waiting
+            st.floats(0.0, 1.0),  # the jitter draw
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    per_second=st.sampled_from([0.2, 2.0, 20.0]),
+)
+def test_no_planned_look_breaks_the_floor(
+    steps: list[tuple[tuple[str, float | None], float, int, float]], per_second: float
+) -> None:
+    track, interest = JobTrack("j"), Interest("j", RULES, key=1)
+    now = 0.0
+    for (status, progress), others, waiting_others, draw in steps:
+        demand = Demand(total=others / 1000.0, waiting=waiting_others, waiting_total=0.0)
+        conditions = Conditions(
+            now=now,
+            at=AT + timedelta(seconds=now),
+            policy=POLICY,
+            per_second=per_second,
+            draw=lambda draw=draw: draw,
+        )
+        if track.phase is TrackPhase.QUEUED:
+            dispatched(track)
+        submission = Submission(
+            "j",
+            JobStatus.parse(status),
+            status,
+            creation_date=AT if status == "RUNNING" else None,
+            progress=progress,
+        )
+        decision = answered(track, submission, [interest], conditions, demand)
+        assert decision.poll_at is not None
+        wait = decision.poll_at - now
+        assert wait >= 0.0
+        if JobStatus.parse(status) in {JobStatus.NEVER_EXECUTED, JobStatus.PENDING}:
+            assert wait <= waiting_ceiling(demand.waiting, conditions) + 1e-9
+        else:
+            assert wait <= POLICY.max_interval * (1 + POLICY.jitter) + 1e-9
+        now = decision.poll_at
