@@ -50,6 +50,7 @@ from ._schedule import DueQueue, PollPolicy
 from ._siblings import SiblingPolicy
 from ._subscription import Inbox, Subscription
 from ._sweeper import ListSweeper
+from ._tasks import BackgroundTasks
 from ._telemetry import Telemetry, WatchRecord
 from ._tracker import (
     Conditions,
@@ -448,7 +449,7 @@ class Engine:
         if self._state != "new":
             raise RuntimeError("an engine runs once")
         try:
-            async with anyio.create_task_group() as group:
+            async with BackgroundTasks() as group:
                 self._group = group
                 self._state = "running"
                 task_status.started()

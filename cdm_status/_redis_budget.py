@@ -35,6 +35,7 @@ from ._client import CDMClient
 from ._clock import Clock, LoopClock
 from ._ratelimit import RateLimiter
 from ._redis_script import BUDGET_SCRIPT
+from ._tasks import BackgroundTasks
 
 __all__ = ["RedisBudget", "budget_id_for"]
 
@@ -494,7 +495,7 @@ class RedisBudget:
             link.attach(_Adapter(client, library))
             for budget in link.budgets:
                 await link.call(budget, take=False)  # register now: the others' shares shrink
-            group = await stack.enter_async_context(anyio.create_task_group())
+            group = await stack.enter_async_context(BackgroundTasks())
             group.start_soon(link.heartbeat)
             stack.push_async_callback(self._leave, group)
             self._stack = stack.pop_all()
@@ -510,12 +511,13 @@ class RedisBudget:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
+        """Leave the budget. An exception raised in the block leaves it as raised: the
+        heartbeat's task group and the Redis client's own never see it (they would wrap
+        it in an ExceptionGroup)."""
         stack, self._stack = self._stack, None
-        if stack is None:
-            return None
-        result: bool | None = await stack.__aexit__(exc_type, exc, traceback)
-        return result
+        if stack is not None:
+            await stack.aclose()
 
     # ------------------------------------------------------------------ the Budget protocol
 

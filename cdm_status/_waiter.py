@@ -19,14 +19,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import random as _random
-import sys
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
-
-import anyio
-import anyio.abc
 
 from ._batching import STRATEGIES, Strategy
 from ._client import CDMClient
@@ -38,12 +34,10 @@ from ._models import JobStatus, Submission
 from ._retry import RandomSource
 from ._schedule import PollPolicy
 from ._subscription import Subscription
+from ._tasks import BackgroundTasks
 from ._telemetry import WaiterStats
 from ._tracker import Rules
 from ._wire import validate_name
-
-if sys.version_info < (3, 11):  # pragma: no cover - the backport anyio itself requires
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["JobStatusWaiter", "Subscription"]
 
@@ -151,7 +145,7 @@ class JobStatusWaiter:
         )
         self._engine: Engine | None = None
         """The engine of the ``async with`` block in progress."""
-        self._group: anyio.abc.TaskGroup | None = None
+        self._tasks: BackgroundTasks | None = None
 
     def _new_engine(self) -> Engine:
         return Engine(
@@ -180,18 +174,17 @@ class JobStatusWaiter:
         When the block ends, subscriptions still waiting raise
         :class:`WaiterClosedError`; an exception raised in the block leaves it as it was
         raised (never wrapped in an exception group)."""
-        if self._group is not None:
+        if self._tasks is not None:
             raise RuntimeError("this waiter is already running (async with waiter: twice)")
         engine = self._new_engine()
-        group = anyio.create_task_group()
-        await group.__aenter__()
+        tasks = BackgroundTasks()
+        group = await tasks.__aenter__()
         try:
             await group.start(engine.run)
-        except BaseException:
-            group.cancel_scope.cancel()
-            await group.__aexit__(None, None, None)
+        except BaseException as error:
+            await tasks.__aexit__(type(error), error, error.__traceback__)
             raise
-        self._group, self._engine = group, engine
+        self._tasks, self._engine = tasks, engine
         return self
 
     async def __aexit__(
@@ -200,20 +193,12 @@ class JobStatusWaiter:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        group, self._group, self._engine = self._group, None, None
-        assert group is not None
-        group.cancel_scope.cancel()
+        tasks, self._tasks, self._engine = self._tasks, None, None
+        assert tasks is not None
         # The block's own exception is not handed to the task group: it would come back
         # wrapped in an exception group, and `except JobFailedError:` around the block
         # would never match. Only the engine's own failure (a bug) can come out of it.
-        try:
-            await group.__aexit__(None, None, None)
-        except BaseExceptionGroup as group_error:
-            if exc is not None:
-                raise exc from None
-            if len(group_error.exceptions) == 1:
-                raise group_error.exceptions[0] from None
-            raise
+        await tasks.__aexit__(exc_type, exc, traceback)
 
     def watch(
         self,
@@ -298,12 +283,9 @@ class JobStatusWaiter:
             yield self._engine
             return
         engine = self._new_engine()
-        async with anyio.create_task_group() as group:
+        async with BackgroundTasks() as group:  # the caller's exception leaves as raised
             await group.start(engine.run)
-            try:
-                yield engine
-            finally:
-                group.cancel_scope.cancel()
+            yield engine
 
     async def wait(
         self,

@@ -23,6 +23,8 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.lowlevel
 
+from .._tasks import BackgroundTasks
+
 __all__ = ["FakeClock", "ScaledClock"]
 
 DEFAULT_START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -136,12 +138,10 @@ class FakeClock:
     @asynccontextmanager
     async def autojump(self) -> AsyncIterator[FakeClock]:
         """While inside, jump to the next deadline whenever every task is idle."""
-        async with anyio.create_task_group() as group:
+        # An exception of the block leaves it as raised, never wrapped by the task group.
+        async with BackgroundTasks() as group:
             group.start_soon(self._jump_forever)
-            try:
-                yield self
-            finally:
-                group.cancel_scope.cancel()
+            yield self
 
 
 class ScaledClock:

@@ -26,6 +26,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 
+from .._tasks import BackgroundTasks
 from ._asgi import ConnectionDropped
 
 if TYPE_CHECKING:
@@ -145,7 +146,8 @@ async def serve(
 
     with _filtered_logs():
         try:
-            async with anyio.create_task_group() as group:
+            # An exception of the block leaves it as raised, never wrapped by the group.
+            async with BackgroundTasks(cancel=False) as group:
                 group.start_soon(run)
                 # No time limit here: the library waits on no clock but the injected one,
                 # and a server that cannot start ends ``run`` with an error instead.
