@@ -27,6 +27,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
 import anyio.abc
@@ -35,9 +36,9 @@ from ._client import CDMClient
 from ._clock import Clock, LoopClock
 from ._ratelimit import RateLimiter
 from ._redis_script import BUDGET_SCRIPT
-from ._tasks import BackgroundTasks
+from ._tasks import BackgroundTasks, alone
 
-__all__ = ["RedisBudget", "budget_id_for"]
+__all__ = ["RedisBudget", "budget_id_for", "check_url", "refusal_of"]
 
 logger = logging.getLogger("cdm_status")
 
@@ -47,6 +48,80 @@ Library = Literal["auto", "redis", "coredis"]
 SOCKET_TIMEOUT = 1.0
 """Seconds a Redis connect or reply may take (clients built by ``from_url``): a frozen
 Redis costs each request at most this long before the local limit takes over."""
+
+
+SCHEMES = ("redis", "rediss", "unix")
+URL_OPTIONS = frozenset({"db", "client_name"})
+"""Query options of a budget's URL that redis-py and coredis both read the same way."""
+TLS_OPTIONS = frozenset(
+    {"ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile", "ssl_check_hostname", "ssl_keyfile"}
+)
+"""The same, for ``rediss://`` only."""
+
+
+def check_url(url: str) -> None:
+    """Raise ``ValueError`` unless ``url`` is a Redis URL that both client libraries read
+    the same way: scheme, host (or socket path), port, database, options.
+
+    The libraries read a URL only when they connect, and read a mistake silently (a
+    database that is not a number becomes 0) or as a traceback. The message never quotes
+    the URL: it may hold a password.
+    """
+    scheme, separator, _ = url.partition("://")
+    if not separator or scheme.lower() not in SCHEMES:
+        raise ValueError("the URL must start with redis://, rediss:// or unix://")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        if "IPv6" in str(error):
+            raise ValueError("the URL's host is an IPv6 address without its closing ]") from None
+        raise ValueError("the URL's port must be a number from 1 to 65535") from None
+    if scheme.lower() == "unix":
+        if parts.hostname or not parts.path:
+            raise ValueError("a unix:// URL names a socket path: unix:///path/to/redis.sock")
+        database = None
+    else:
+        if not parts.hostname:
+            raise ValueError("the URL names no host, e.g. redis://localhost:6379/0")
+        if port == 0:
+            raise ValueError("the URL's port must be a number from 1 to 65535")
+        database = parts.path.strip("/") or None
+    try:
+        options = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError("the URL's options must read name=value&name=value") from None
+    known = URL_OPTIONS | (TLS_OPTIONS if scheme.lower() == "rediss" else frozenset())
+    for name, value in options:
+        if name not in known:
+            raise ValueError(
+                f"the URL has an unknown option {name!r} (known: {', '.join(sorted(known))})"
+            )
+        if name == "db":
+            database = value
+    if database is not None and not (database.isascii() and database.isdigit()):
+        raise ValueError("the URL's database must be a number, e.g. redis://host:6379/0")
+
+
+def refusal_of(error: BaseException) -> str | None:
+    """Why Redis refused a call, when it answered with an error that retrying will not
+    fix: ``"authentication failed: ..."``, ``"permission denied: ..."`` (an ACL without
+    ``EVALSHA``), ``"no script support: ..."``, ``"bad database: ..."``. None for any other
+    failure (no answer, a timeout, a Redis still loading): those may pass."""
+    names = {cls.__name__ for cls in type(error).__mro__}
+    text = " ".join(str(error).split()) or type(error).__name__
+    head = text.upper()
+    if "AuthenticationError" in names or head.startswith(("WRONGPASS", "NOAUTH")):
+        kind = "authentication failed"
+    elif names & {"NoPermissionError", "AuthorizationError"} or head.startswith("NOPERM"):
+        kind = "permission denied"
+    elif "unknown command" in text.lower():
+        kind = "no script support"
+    elif "DB index" in text or "invalid db" in text.lower():
+        kind = "bad database"
+    else:
+        return None
+    return f"{kind}: {text}"
 
 
 def budget_id_for(endpoint: str, project_id: str, ak: str) -> str:
@@ -215,6 +290,9 @@ class _Link:
         self.sharers = 1
         self.healthy = True
         self.outages = 0
+        self.trouble: str | None = None
+        """Why Redis is not used right now (see ``RedisBudget.fallback_reason``)."""
+        self.refused = False
         self._retry_at = -float("inf")
         self._hold_until = -float("inf")
         self._probing = False
@@ -273,6 +351,7 @@ class _Link:
         finally:
             if probing:
                 self._probing = False
+        self.trouble, self.refused = None, False
         if not self.healthy:
             self.healthy = True
             # A Redis that lost its data knows only the sharers back so far: keep the
@@ -287,23 +366,37 @@ class _Link:
 
     def _failed(self, error: BaseException) -> None:
         self._retry_at = self.clock.monotonic() + self.retry_interval
-        if self.healthy:
+        error = alone(error)  # a client's own task group may have wrapped it
+        refusal = refusal_of(error)
+        # The error's class and text only: a client's repr may hold the URL's password.
+        trouble = (
+            f"refused: {refusal}"
+            if refusal is not None
+            else f"unreachable: {type(error).__name__}: {' '.join(str(error).split())}"
+        )
+        was_healthy, was_refused = self.healthy, self.refused
+        self.trouble, self.refused = trouble, refusal is not None
+        if was_healthy:
             self.healthy = False
             self.outages += 1
+            for budget in self.budgets:
+                budget.start_fallback()
+        if was_healthy or (self.refused and not was_refused):  # each cause said once
             what = (
                 "waiting for it"
                 if self.on_redis_error == "wait"
                 else "using a local limit at this process's share until it answers"
             )
-            # The error's class and text only: a client's repr may hold the URL's password.
-            logger.warning(
-                "the shared budget on Redis does not answer (%s: %s); %s",
-                type(error).__name__,
-                error,
-                what,
-            )
-            for budget in self.budgets:
-                budget.start_fallback()
+            if refusal is not None:
+                logger.warning(
+                    "the shared budget on Redis refuses this process (%s); %s", refusal, what
+                )
+            else:
+                logger.warning(
+                    "the shared budget on Redis does not answer (%s); %s",
+                    trouble.partition(": ")[2],
+                    what,
+                )
 
     async def heartbeat(self) -> None:
         """Keep this process registered, and publish throttles as soon as they are seen
@@ -451,7 +544,10 @@ class RedisBudget:
         under asyncio (``library="auto"``, when installed), coredis under trio.
 
         The client has 1-second socket timeouts, and retries only a broken connection, once.
+        A URL that cannot be used (see :func:`check_url`) raises ``ValueError`` here, never
+        quoting it.
         """
+        check_url(url)
         return cls(
             _Connector(url, library),
             client=client,
@@ -540,6 +636,23 @@ class RedisBudget:
     def outages(self) -> int:
         """How many times Redis stopped answering."""
         return self._link.outages
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the budget is not shared right now; None while Redis answers.
+
+        ``"unreachable: <error>"``: Redis does not answer (it is tried again every
+        ``retry_interval``); ``"refused: <cause>"``: it answers with an error that
+        retrying will not fix (see :attr:`refused`)."""
+        return self._link.trouble
+
+    @property
+    def refused(self) -> bool:
+        """True while Redis answers with an error that retrying will not fix: a wrong
+        password, an ACL without ``EVALSHA``, no script support, a database that does not
+        exist. The budget then goes on under a local limit like an unreachable one; a
+        caller that asked for a shared budget may rather stop (the command line exits 2)."""
+        return self._link.refused
 
     def pause(self, seconds: float) -> None:
         """A throttle was seen: this process stops at once, the others on the next round

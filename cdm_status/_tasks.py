@@ -23,12 +23,13 @@ if sys.version_info < (3, 11):  # pragma: no cover - the builtin from 3.11 on
 __all__ = ["BackgroundTasks", "alone"]
 
 
-def alone(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception inside ``group`` (however deeply nested), else ``group``."""
-    inner: BaseException = group
+def alone(error: BaseException) -> BaseException:
+    """The one exception inside a group (however deeply nested); else ``error`` itself
+    (a group of several, or no group at all)."""
+    inner = error
     while isinstance(inner, BaseExceptionGroup) and len(inner.exceptions) == 1:
         inner = inner.exceptions[0]
-    return group if isinstance(inner, BaseExceptionGroup) else inner
+    return error if isinstance(inner, BaseExceptionGroup) else inner
 
 
 class BackgroundTasks:

@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._tasks import alone
 from . import _demo, _run, _simulate, _status, _wait
 from ._common import CommandError
 from ._sinks import OutputClosed
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # argparse exits 2 on usage errors, 0 on --help
         return int(exit_.code or 0)
     try:
-        code: int = args.run(args)
+        code: int = _unwrapped(args)
     except CommandError as error:
         print(f"cdm-status: {error}", file=sys.stderr)
         return error.exit_code
@@ -64,6 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cdm-status: interrupted", file=sys.stderr)
         return 130
+    return code
+
+
+def _unwrapped(args: argparse.Namespace) -> int:
+    """``args.run(args)``; a lone exception that a task group wrapped is raised by itself,
+    so that it ends as one line and its exit code, never as a traceback."""
+    try:
+        code: int = args.run(args)
+    except BaseException as raised:
+        error = alone(raised)
+        if error is raised:
+            raise
+        raise error from None
     return code
 
 

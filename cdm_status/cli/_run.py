@@ -26,7 +26,13 @@ from .._clock import LoopClock, utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
 from .._wire import validate_name
-from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
+from ._budget import (
+    add_budget_arguments,
+    add_rate_arguments,
+    budget_from_args,
+    budget_setting,
+    check_joined,
+)
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -136,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with client, budget or contextlib.nullcontext():
+            check_joined(budget, budget_setting(args))
             asked_at = clock.time()
             try:
                 submission = await client.start_job(job, variables=variables)

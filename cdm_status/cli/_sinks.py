@@ -18,7 +18,7 @@ from typing import Any, Protocol, TextIO
 from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
 from .._models import Submission
 from .._telemetry import WaiterStats
-from ._budget import budget_phrase
+from ._budget import budget_fields, budget_phrase
 from ._format import format_bytes
 from ._tally import FAILURE_KINDS, Tally, describe_error, describe_outcome_error, failure_summary
 
@@ -215,7 +215,7 @@ def summary_to_json(tally: Tally, result: WaitResult) -> dict[str, Any]:
                 "budget_wait_seconds": round(result.stats.budget_wait, 3),
             }
         ),
-        "budget_sharers": getattr(tally.budget, "sharers", None),
+        **budget_fields(tally.budget),
     }
 
 

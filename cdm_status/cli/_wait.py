@@ -43,7 +43,13 @@ from .._retry import RandomSource
 from .._schedule import PollPolicy
 from .._waiter import JobStatusWaiter
 from .._wire import subjob_name, validate_name
-from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
+from ._budget import (
+    add_budget_arguments,
+    add_rate_arguments,
+    budget_from_args,
+    budget_setting,
+    check_joined,
+)
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -593,6 +599,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         async with client, budget or contextlib.nullcontext():
+            check_joined(budget, budget_setting(args))
             every = names
             if args.subjobs_of is not None and not (args.table or args.tables_file):
                 every = list(dict.fromkeys([*names, *await _listed_subjobs(client, args)]))

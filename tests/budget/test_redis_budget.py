@@ -226,6 +226,50 @@ async def test_redis_down_falls_back_to_the_share_and_returns_when_it_answers(
 
 
 @BACKENDS
+async def test_a_redis_that_refuses_is_told_from_one_that_does_not_answer(
+    own_redis_server: RedisServer,
+    library: str,
+    anyio_backend: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis
+
+    caplog.set_level(logging.WARNING, logger="cdm_status")
+    admin = redis.Redis.from_url(own_redis_server.url, socket_timeout=2.0)
+    admin.execute_command("ACL", "SETUSER", "etl", "on", ">pw", "~*", "+@all", "-evalsha")
+    admin.close()
+    url = f"redis://etl:pw@127.0.0.1:{own_redis_server.port}/0"
+    refused = RedisBudget.from_url(
+        url,
+        budget_id="etl",
+        library=library,
+        clock=JumpingClock(),  # type: ignore[arg-type]
+    )
+    async with refused:
+        assert (refused.shared, refused.refused) == (False, True)
+        reason = refused.fallback_reason
+        assert reason is not None
+        assert reason.startswith("refused: permission denied: ")
+        assert "evalsha" in reason
+        await refused.acquire()  # it goes on under a local limit, as when unreachable
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 1  # said once, with its cause
+    assert warnings[0].startswith(
+        "the shared budget on Redis refuses this process (permission denied: "
+    )
+    own_redis_server.kill()
+    away = RedisBudget.from_url(
+        url,
+        budget_id="etl",
+        library=library,
+        clock=JumpingClock(),  # type: ignore[arg-type]
+    )
+    async with away:
+        assert (away.shared, away.refused) == (False, False)
+        assert (away.fallback_reason or "").startswith("unreachable: ")
+
+
+@BACKENDS
 async def test_the_fallback_starts_from_the_slots_this_process_just_took(
     own_redis_server: RedisServer, library: str, anyio_backend: str
 ) -> None:

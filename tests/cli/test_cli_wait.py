@@ -256,7 +256,11 @@ def test_json_lines_parse_and_carry_the_documented_fields() -> None:
         "elapsed_seconds": 32.5,
         "exit_code": 1,
         "interrupted": False,
-        "budget_sharers": None,  # no --budget: nothing shared
+        # No --budget: nothing shared.
+        "budget_sharers": None,
+        "budget_shared": None,
+        "budget_fallback_reason": None,
+        "budget_outages": None,
     }
     for line in lines[:-1]:
         datetime.fromisoformat(line["at"])
