@@ -53,7 +53,8 @@ exit codes (as for wait):
   3    the timeout expired with the run still going
   4    the start was refused (e.g. Cdm.0052: already running), the credentials were
        refused, or the API stayed unreachable
-  130  interrupted (Ctrl-C)
+  130  interrupted (Ctrl-C); during the start, the job may have started:
+       cdm-status status JOB tells
 
 The start is sent once: it is repeated only when it surely did nothing (throttled with
 429, or the connection never opened). With --budget, the wait draws on the budget shared
@@ -140,12 +141,17 @@ def run(args: argparse.Namespace) -> int:
     clock = LoopClock()
     sink = choose_sink(args, sys.stdout)
 
+    starting = False
+
     async def main() -> int:
+        nonlocal starting
         async with client, budget or contextlib.nullcontext():
             check_joined(budget, budget_setting(args))
             asked_at = clock.time()
             try:
+                starting = True
                 submission = await client.start_job(job, variables=variables)
+                starting = False
             except TransportError as error:
                 raise CommandError(
                     f"could not tell whether {job} started (no answer to the start): {error}",
@@ -165,5 +171,15 @@ def run(args: argparse.Namespace) -> int:
             options = options_from_args(args, since=since, clock=clock)
             return await run_wait(client, [job], options, sink)
 
-    code: int = anyio.run(main)
+    try:
+        code: int = anyio.run(main)
+    except KeyboardInterrupt:
+        if not starting:
+            raise
+        # The start may have reached CDM before Ctrl-C: say so, and how to find out.
+        raise CommandError(
+            f"interrupted: could not tell whether {job} started; check with: "
+            f"cdm-status status {job}",
+            EXIT_INTERRUPTED,
+        ) from None
     return code

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 from cdm_status import CDMClient, JobStatus, LoopClock, RedisBudget, TokenAuth
@@ -34,10 +39,24 @@ class StartCounter:
     def __init__(self, sim: CDMSimulator) -> None:
         self.sim = sim
         self.starts = 0
+        self.hold_starts = False
+        """Hold each start's answer until ``release`` is set (``arrived`` is set first).
+        Under trio the server runs in a thread with an asyncio loop of its own: both
+        are set and waited for across threads."""
+        self.arrived = anyio.Event()
+        self.release = threading.Event()
+        self._token = anyio.lowlevel.current_token()
+        self._thread = threading.get_ident()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].endswith("/start"):
             self.starts += 1
+            if self.hold_starts:
+                if threading.get_ident() == self._thread:
+                    self.arrived.set()
+                else:
+                    anyio.from_thread.run_sync(self.arrived.set, token=self._token)
+                await anyio.to_thread.run_sync(self.release.wait)
         await self.sim(scope, receive, send)
 
 
@@ -138,6 +157,28 @@ async def test_a_start_without_an_answer_is_never_sent_twice(served: Served) -> 
     result = await served.cli("run", "slow_start", "--request-timeout", "1")
     assert result.returncode == 4
     assert "could not tell whether slow_start started" in one_line(result.stderr)
+    assert served.counter.starts == 1
+
+
+async def test_ctrl_c_during_the_start_says_the_job_may_have_started(served: Served) -> None:
+    # The start reached CDM and its answer is held: Ctrl-C now cannot know whether the
+    # job started, and says how to find out.
+    served.counter.hold_starts = True
+    with anyio.fail_after(60):
+        async with await anyio.open_process(
+            [COMMAND, "run", "good"], env=served.env(), stdout=-1, stderr=-1
+        ) as process:
+            await served.counter.arrived.wait()
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+            assert process.stderr is not None
+            stderr = (await process.stderr.receive()).decode()
+    served.counter.release.set()
+    assert code == 130
+    assert one_line(stderr) == (
+        "cdm-status: interrupted: could not tell whether good started; check with: "
+        "cdm-status status good\n"
+    )
     assert served.counter.starts == 1
 
 
