@@ -26,7 +26,7 @@ import httpx
 from ._auth import SECRET_HEADERS, AKSKAuth, TokenAuth, check_header_value
 from ._budget import Budget
 from ._clock import Clock, LoopClock, loop_deadline
-from ._config import resolve_settings
+from ._config import normalise_endpoint, resolve_settings
 from ._errors import (
     APIError,
     CDMError,
@@ -69,20 +69,6 @@ class JobPage:
     jobs: list[JobSummary]
     page_no: int
     page_size: int
-
-
-def _check_endpoint(endpoint: str) -> str:
-    try:
-        url = httpx.URL(endpoint)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ValueError(f"endpoint is not a URL: {exc}") from None
-    if url.scheme not in {"http", "https"} or not url.host:
-        raise ValueError("endpoint must be an http:// or https:// URL with a host")
-    if url.query or url.fragment or url.userinfo:
-        raise ValueError("endpoint must not carry a query, fragment or credentials")
-    if url.port is not None and not 0 < url.port <= 65535:
-        raise ValueError(f"endpoint port must be between 1 and 65535, not {url.port}")
-    return str(url).rstrip("/")
 
 
 class CDMClient:
@@ -134,7 +120,7 @@ class CDMClient:
         meter_provider: Any = None,
         tracer_provider: Any = None,
     ) -> None:
-        self._endpoint = _check_endpoint(endpoint)
+        self._endpoint = normalise_endpoint(endpoint)
         self._project_id = validate_name(project_id, "project_id")
         self._cluster_id = validate_name(cluster_id, "cluster_id")
         if max_connections < 1:

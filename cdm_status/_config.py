@@ -12,7 +12,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["REGIONS", "Settings", "endpoint_for_region", "resolve_settings"]
+import httpx
+
+__all__ = ["REGIONS", "Settings", "endpoint_for_region", "normalise_endpoint", "resolve_settings"]
 
 REGIONS: tuple[str, ...] = (
     "cn-north-4",
@@ -46,6 +48,29 @@ class Settings:
     endpoint: str
     project_id: str
     cluster_id: str
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def normalise_endpoint(endpoint: str) -> str:
+    """``endpoint`` checked and written one way (scheme and host in lower case, no default
+    port, no trailing slash), so that one account has one endpoint wherever it is read
+    from: the client (and so the command line), the Airflow connection, a budget's key.
+    ``ValueError`` when it is not an http(s) URL with a host and nothing else."""
+    try:
+        url = httpx.URL(endpoint.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"endpoint is not a URL: {exc}") from None
+    if url.scheme not in DEFAULT_PORTS or not url.host:
+        raise ValueError("endpoint must be an http:// or https:// URL with a host")
+    if url.query or url.fragment or url.userinfo:
+        raise ValueError("endpoint must not carry a query, fragment or credentials")
+    if url.port is not None and not 0 < url.port <= 65535:
+        raise ValueError(f"endpoint port must be between 1 and 65535, not {url.port}")
+    if url.port == DEFAULT_PORTS[url.scheme]:
+        url = url.copy_with(port=None)
+    return str(url).rstrip("/")
 
 
 def endpoint_for_region(region: str) -> str:

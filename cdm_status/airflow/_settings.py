@@ -9,7 +9,6 @@ trigger of a process with the same endpoint, project and credentials shares one 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +19,7 @@ from .._auth import AKSKAuth, TokenAuth
 from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock
+from .._config import endpoint_for_region, normalise_endpoint
 from .._retry import RetryPolicy
 
 __all__ = ["AccountKey", "ConnectionLike", "ConnectionSettings"]
@@ -36,8 +36,6 @@ EXTRA_FIELDS = (
     "budget",
     "user",
 )
-
-_REGION = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
 
 
 class ConnectionLike(Protocol):
@@ -111,16 +109,18 @@ class ConnectionSettings:
         endpoint = _text(extra.get("endpoint"))
         region = _text(extra.get("region"))
         if endpoint is None and region is not None:
-            if not _REGION.fullmatch(region):
-                raise ValueError("the region extra must be a region id such as cn-north-4")
-            endpoint = f"https://cdm.{region}.myhuaweicloud.com"
+            # The table from_env reads: a typo is refused now, not after minutes of
+            # requests to a name that does not resolve.
+            endpoint = endpoint_for_region(region)
         if endpoint is None:
             raise ValueError("the connection needs the endpoint or region extra")
+        # Written as the client (and the command line) writes it: one account, one key.
+        endpoint = normalise_endpoint(endpoint)
         project_id = _text(extra.get("project_id"))
         if project_id is None:
             raise ValueError("the connection needs the project_id extra")
         return cls(
-            endpoint=endpoint.rstrip("/"),
+            endpoint=endpoint,
             project_id=project_id,
             cluster_id=_text(extra.get("cluster_id")),
             ak=_text(conn.login),
