@@ -72,6 +72,19 @@ def _variable(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
+def _variables(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """``--variables`` as a mapping; CommandError(2) for a name given twice (which value
+    was meant cannot be known)."""
+    variables: dict[str, str] = {}
+    for name, value in pairs:
+        if name in variables:
+            raise CommandError(
+                f"--variables: {name} is given twice: give each name once", EXIT_USAGE
+            )
+        variables[name] = value
+    return variables
+
+
 def register(commands: Any) -> None:
     """Add ``run`` to the subcommands."""
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -130,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         job = validate_name(args.job, "job name")
     except ValueError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
-    variables = dict(args.variables)
+    variables = _variables(args.variables)
     client = client_from_args(args)
     budget = budget_from_args(args, client)
     if budget is not None:

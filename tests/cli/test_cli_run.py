@@ -23,6 +23,7 @@ import anyio.to_thread
 import pytest
 
 from cdm_status import CDMClient, JobStatus, LoopClock, RedisBudget, TokenAuth
+from cdm_status.cli import main
 from cdm_status.testing import CDMSimulator, JobPlan, RateLimits, ScaledClock, serve
 from tests.cli.test_cli_wait_subprocess import COMMAND, cli_env
 from tests.support.redis_server import RedisServer, free_port
@@ -134,6 +135,19 @@ async def test_run_of_a_job_that_fails_exits_1(served: Served) -> None:
     assert [(event["job"], event["outcome"]) for event in done] == [("bad", "failed")]
     assert one_line(result.stderr).startswith("cdm-status: 1 of 1 jobs did not succeed")
     assert served.runs("bad") == 1
+
+
+def test_a_variable_given_twice_exits_2_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Complete settings, an endpoint where nothing answers: only the variables can stop it.
+    for name, value in cli_env("http://127.0.0.1:9").items():
+        monkeypatch.setenv(name, value)
+    code = main(["run", "good", "--variables", "day=2026-01-01", "region=north", "day=x"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "cdm-status: --variables: day is given twice: give each name once\n"
+    )
 
 
 async def test_a_throttled_start_is_retried_and_runs_once(served: Served) -> None:
