@@ -40,6 +40,11 @@ Where the hooks are called:
   :meth:`~WatchRecord.start` (its task runs), :meth:`~WatchRecord.status_changed`,
   :meth:`~WatchRecord.poll_failed`, :meth:`~WatchRecord.job_finished` and
   :meth:`~WatchRecord.end`.
+
+Telemetry never changes an outcome: every call into OpenTelemetry (the application's
+span processors run inside ``start_span`` and ``end``, its meter inside ``add`` and
+``record``) goes through a guard that catches any exception, logs it once per client at
+WARNING, and carries on; the plain tallies count regardless.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import collections
 import contextlib
 import contextvars
 import functools
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -59,6 +65,8 @@ from ._clock import Clock
 from ._errors import APIError, TransportError
 
 __all__ = ["Call", "Telemetry", "WaiterStats", "WatchRecord", "api_of", "error_type"]
+
+logger = logging.getLogger("cdm_status")
 
 METER_NAME = "cdm_status"
 
@@ -149,6 +157,44 @@ class _Tallies:
         self.jobs_finished: collections.Counter[str] = collections.Counter()
         self.status_changes: collections.Counter[str] = collections.Counter()
         self.poll_failures: collections.Counter[str] = collections.Counter()
+
+
+class _Guard:
+    """``with telemetry.guard("span end"):`` around a call into OpenTelemetry: any
+    exception it raises is swallowed, and logged at WARNING the first time each place
+    fails with each kind of exception (per client: its waiters share the record)."""
+
+    __slots__ = ("_seen", "_where")
+
+    def __init__(self, seen: set[tuple[str, str]], where: str) -> None:
+        self._seen = seen
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False  # a cancellation, a KeyboardInterrupt: not telemetry's to stop
+        key = (self._where, type(exc).__name__)
+        if key not in self._seen and len(self._seen) < _MAX_WARNED:
+            self._seen.add(key)
+            logger.warning(
+                "telemetry (OpenTelemetry %s) raised %s: %s; ignored, the watch goes on",
+                self._where,
+                type(exc).__name__,
+                exc,
+            )
+        return True
+
+
+_MAX_WARNED = 64
+"""Kinds of telemetry failure warned about per client, at most (a bounded record)."""
 
 
 class _Instruments:
@@ -251,9 +297,15 @@ class Telemetry:
             port = url.port or (443 if url.scheme == "https" else 80)
             self._server = {"server.address": url.host, "server.port": port}
         self._otel: _Instruments | None = None
+        self._warned: set[tuple[str, str]] = set()
         otel = _load_otel()
         if otel is not None:
-            self._otel = _Instruments(otel, meter_provider, tracer_provider, _version())
+            with self.guard("setup"):  # without instruments, the tallies still count
+                self._otel = _Instruments(otel, meter_provider, tracer_provider, _version())
+
+    def guard(self, where: str) -> _Guard:
+        """A guard around a call into OpenTelemetry (see :class:`_Guard`)."""
+        return _Guard(self._warned, where)
 
     @property
     def enabled(self) -> bool:
@@ -263,13 +315,16 @@ class Telemetry:
     def fork(self, *, meter_provider: Any = None, tracer_provider: Any = None) -> Telemetry:
         """A recorder with tallies of its own, on the same providers unless given others."""
         if meter_provider is not None or tracer_provider is not None:
-            return Telemetry(
+            fork = Telemetry(
                 self.clock,
                 meter_provider=meter_provider or self.meter_provider,
                 tracer_provider=tracer_provider or self.tracer_provider,
             )
+            fork._warned = self._warned
+            return fork
         fork = Telemetry.__new__(Telemetry)
         fork.clock, fork._server, fork._otel = self.clock, self._server, self._otel
+        fork._warned = self._warned
         fork.meter_provider, fork.tracer_provider = self.meter_provider, self.tracer_provider
         fork.tallies = _Tallies()  # the instruments are shared; the tallies are not
         return fork
@@ -351,23 +406,25 @@ class Call(_Scope):
             }
             if self._job_name is not None:
                 attributes["cdm.job.name"] = self._job_name
-            self._span = otel.tracer.start_span(
-                f"{self._method} {template}", kind=otel.span_kind_client, attributes=attributes
-            )
+            with self._telemetry.guard("span start"):
+                self._span = otel.tracer.start_span(
+                    f"{self._method} {template}", kind=otel.span_kind_client, attributes=attributes
+                )
         return self
 
     def _close(self, exc: BaseException | None) -> None:
         span = self._span
         if span is None:
             return
-        if exc is None:
-            span.set_attribute("http.response.status_code", 200)
-        else:
-            if isinstance(exc, APIError) and exc.status_code is not None:
-                span.set_attribute("http.response.status_code", exc.status_code)
-            span.set_attribute("error.type", error_type(exc))
-            span.set_status(self._telemetry._otel.status_error)  # type: ignore[union-attr]
-        span.end()
+        with self._telemetry.guard("span end"):
+            if exc is None:
+                span.set_attribute("http.response.status_code", 200)
+            else:
+                if isinstance(exc, APIError) and exc.status_code is not None:
+                    span.set_attribute("http.response.status_code", exc.status_code)
+                span.set_attribute("error.type", error_type(exc))
+                span.set_status(self._telemetry._otel.status_error)  # type: ignore[union-attr]
+            span.end()
 
     def attempt(self) -> _Attempt:
         """One attempt: counted as a request once :meth:`Telemetry.sending` was called."""
@@ -382,7 +439,8 @@ class Call(_Scope):
         self._telemetry.tallies.throttle_pauses += 1
         otel = self._telemetry._otel
         if otel is not None:
-            otel.throttle_pauses.add(1, self.attributes)
+            with self._telemetry.guard("metric"):
+                otel.throttle_pauses.add(1, self.attributes)
 
     def retrying(self, error: BaseException, delay: float) -> None:
         """The call failed with ``error`` and is retried after ``delay`` seconds."""
@@ -390,7 +448,8 @@ class Call(_Scope):
             attributes: dict[str, Any] = {"error.type": error_type(error), "cdm.retry.delay": delay}
             if isinstance(error, APIError) and error.status_code is not None:
                 attributes["http.response.status_code"] = error.status_code
-            self._span.add_event("cdm_status.retry", attributes)
+            with self._telemetry.guard("span event"):
+                self._span.add_event("cdm_status.retry", attributes)
 
 
 class _Attempt(_Scope):
@@ -428,8 +487,9 @@ class _Attempt(_Scope):
             attributes = {"cdm.api": call._api, "error.type": kind}
         otel = telemetry._otel
         if otel is not None:
-            otel.requests.add(1, attributes)
-            otel.duration.record(elapsed, call.attributes)
+            with telemetry.guard("metric"):
+                otel.requests.add(1, attributes)
+                otel.duration.record(elapsed, call.attributes)
 
 
 class _BudgetWait(_Scope):
@@ -452,7 +512,8 @@ class _BudgetWait(_Scope):
         waited = telemetry.clock.monotonic() - self._started
         telemetry.tallies.budget_wait += waited
         if telemetry._otel is not None:
-            telemetry._otel.budget_wait.record(waited, self._call.attributes)
+            with telemetry.guard("metric"):
+                telemetry._otel.budget_wait.record(waited, self._call.attributes)
 
 
 class WatchRecord:
@@ -477,12 +538,15 @@ class WatchRecord:
         self._telemetry.tallies.jobs_active += unfinished
         otel = self._telemetry._otel
         if otel is not None:
-            otel.jobs_active.add(unfinished)
-            self._span = otel.tracer.start_span(
-                "cdm_status.watch", attributes={"cdm.jobs.count": self.job_count}
-            )
-            if attach:
-                self._context_token = otel.context.attach(otel.set_span_in_context(self._span))
+            with self._telemetry.guard("metric"):
+                otel.jobs_active.add(unfinished)
+            with self._telemetry.guard("span start"):
+                self._span = otel.tracer.start_span(
+                    "cdm_status.watch", attributes={"cdm.jobs.count": self.job_count}
+                )
+            if attach and self._span is not None:
+                with self._telemetry.guard("context"):
+                    self._context_token = otel.context.attach(otel.set_span_in_context(self._span))
 
     @contextlib.contextmanager
     def activated(self) -> Iterator[None]:
@@ -492,11 +556,15 @@ class WatchRecord:
         if otel is None or self._span is None or not self.started:
             yield
             return
-        token = otel.context.attach(otel.set_span_in_context(self._span))
+        token = None
+        with self._telemetry.guard("context"):
+            token = otel.context.attach(otel.set_span_in_context(self._span))
         try:
-            yield
+            yield  # what the block raises is the block's: never swallowed here
         finally:
-            otel.context.detach(token)
+            if token is not None:
+                with self._telemetry.guard("context"):
+                    otel.context.detach(token)
 
     def end(self) -> None:
         """The watch ends: jobs never finished (the reader left) are no longer active;
@@ -507,11 +575,15 @@ class WatchRecord:
         self._telemetry.tallies.jobs_active -= self.remaining
         otel = self._telemetry._otel
         if otel is not None:
-            otel.jobs_active.add(-self.remaining)
+            with self._telemetry.guard("metric"):
+                otel.jobs_active.add(-self.remaining)
             if self._context_token is not None:
-                otel.context.detach(self._context_token)
+                with self._telemetry.guard("context"):
+                    otel.context.detach(self._context_token)
                 self._context_token = None
-            self._span.end()
+            if self._span is not None:
+                with self._telemetry.guard("span end"):
+                    self._span.end()
         self.remaining = 0
 
     def status_changed(self, status: str) -> None:
@@ -519,7 +591,8 @@ class WatchRecord:
         self._telemetry.tallies.status_changes[status] += 1
         otel = self._telemetry._otel
         if otel is not None:
-            otel.status_changes.add(1, {"cdm.status": status})
+            with self._telemetry.guard("metric"):
+                otel.status_changes.add(1, {"cdm.status": status})
 
     def poll_failed(self, error: BaseException) -> None:
         """A poll failed and the job stays watched."""
@@ -527,7 +600,8 @@ class WatchRecord:
         self._telemetry.tallies.poll_failures[kind] += 1
         otel = self._telemetry._otel
         if otel is not None:
-            otel.poll_failures.add(1, {"error.type": kind})
+            with self._telemetry.guard("metric"):
+                otel.poll_failures.add(1, {"error.type": kind})
 
     def job_finished(self, outcome: str) -> None:
         """A job ended with ``outcome`` (``OutcomeKind`` value)."""
@@ -535,9 +609,11 @@ class WatchRecord:
         tallies.jobs_finished[outcome] += 1
         otel = self._telemetry._otel
         if otel is not None:
-            otel.jobs_finished.add(1, {"cdm.outcome": outcome})
+            with self._telemetry.guard("metric"):
+                otel.jobs_finished.add(1, {"cdm.outcome": outcome})
         if self.started:
             self.remaining -= 1
             tallies.jobs_active -= 1
             if otel is not None:
-                otel.jobs_active.add(-1)
+                with self._telemetry.guard("metric"):
+                    otel.jobs_active.add(-1)

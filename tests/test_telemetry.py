@@ -4,6 +4,7 @@ exporter, against the simulator's own counts; and ``waiter.stats()``."""
 from __future__ import annotations
 
 import copy
+import logging
 import pickle
 import random
 import subprocess
@@ -16,7 +17,7 @@ import httpx
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
@@ -398,3 +399,98 @@ def test_without_the_api_nothing_is_imported_and_stats_still_count() -> None:
     assert unavailable == "1"
     assert rest == ["{'succeeded': 1} 0"]
     assert second == "[]"
+
+
+# ---------------------------------------------------------------------- isolation
+
+
+class Hooked(Exception):
+    """What the application's own telemetry hook raises."""
+
+
+class FailingProcessor(SpanProcessor):
+    """An application's span processor with a bug in one of its hooks."""
+
+    def __init__(self, hook: str) -> None:
+        self.hook = hook
+        self.calls = 0
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.hook == "on_start":
+            self.calls += 1
+            raise Hooked("on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.hook == "on_end":
+            self.calls += 1
+            raise Hooked("on_end")
+
+
+class FailingInstrument:
+    def __init__(self, calls: list[str]) -> None:
+        self._calls = calls
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        self._calls.append("add")
+        raise Hooked("add")
+
+    record = add
+
+
+class FailingMeterProvider:
+    """An application's meter whose instruments raise (or whose meter cannot be made)."""
+
+    def __init__(self, *, on: str) -> None:
+        self.on = on
+        self.calls: list[str] = []
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        if self.on == "get_meter":
+            self.calls.append("get_meter")
+            raise Hooked("get_meter")
+        provider = self
+
+        class Meter:
+            def __getattr__(self, name: str) -> Any:  # create_counter, create_histogram...
+                return lambda *args, **kwargs: FailingInstrument(provider.calls)
+
+        return Meter()
+
+
+@pytest.mark.parametrize(
+    "hook", ["on_start", "on_end", "instrument", "get_meter"], ids=lambda hook: hook
+)
+async def test_a_telemetry_hook_that_raises_changes_no_outcome(
+    hook: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cdm_status")
+    simulator = faulty_simulator()
+    names = [simulator.add_job(f"job_{index}", failure_rate=0.3) for index in range(6)]
+    tracers = TracerProvider()
+    processor = FailingProcessor(hook)
+    tracers.add_span_processor(processor)
+    meters: Any = (
+        FailingMeterProvider(on=hook) if hook in ("instrument", "get_meter") else MeterProvider()
+    )
+    clock = simulator.clock
+    assert isinstance(clock, FakeClock)
+    client = simulator.client(meter_provider=meters, tracer_provider=tracers)
+    async with client, clock.autojump():
+        waiter = JobStatusWaiter(client, random=random.Random(3))
+        outcomes = await waiter.wait_all(names)
+        sub = waiter.watch(names[:1])
+        async with sub:
+            events = [event async for event in sub]
+    assert {name: outcome.kind for name, outcome in outcomes.items()} == {
+        name: expected_kind(simulator, name) for name in names
+    }
+    assert isinstance(events[-1], JobDone)
+    raised = processor.calls + len(getattr(meters, "calls", []))
+    assert raised >= 1  # the hook was called, and raised
+    assert waiter.stats().jobs_finished == Counter(
+        kind.value for kind in (*(o.kind for o in outcomes.values()), events[-1].outcome.kind)
+    )
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]  # once, however often
+    assert "telemetry" in warnings[0].getMessage()
+    assert "Hooked" in warnings[0].getMessage()
