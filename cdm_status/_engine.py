@@ -78,6 +78,9 @@ __all__ = ["Engine"]
 
 logger = logging.getLogger("cdm_status")
 
+STALE_DEADLINES = 64
+"""Deadlines of closed subscriptions kept beyond twice the open ones, at most."""
+
 
 @dataclass(slots=True)
 class _Work:
@@ -190,6 +193,11 @@ class Engine:
         self._groups[key] = names
         now = self._clock.monotonic()
         if timeout is not None:
+            if len(self._deadlines) > 2 * len(self._open) + STALE_DEADLINES:
+                # Subscriptions closed long before their timeout: forget their deadlines
+                # now, not when the timeout comes (a day later, for a service).
+                self._deadlines = [entry for entry in self._deadlines if entry[1] in self._open]
+                heapq.heapify(self._deadlines)
             heapq.heappush(self._deadlines, (now + timeout, key))
         record = self._records[key] = self._telemetry.watch(len(names))
         # Not attached to the caller's task: the engine's polls enter it (activated()).

@@ -156,6 +156,10 @@ def require_seconds(owner: object, *names: str) -> None:
             raise ValueError(f"{name} must be a positive number of seconds")
 
 
+_STALE_ALLOWED = 64
+"""Stale heap entries a :class:`DueQueue` keeps beyond twice its live ones."""
+
+
 class DueQueue:
     """Jobs ordered by urgency, then due time; the one due longest comes out first.
 
@@ -164,7 +168,9 @@ class DueQueue:
     polls; nor must a look at a job likely to have just started); urgent entries are
     ordered among themselves by due time, and one not due yet holds back no routine
     entry that is. ``schedule`` replaces a job's previous entry; ``discard`` drops it.
-    Both are O(log n): stale heap entries are skipped lazily.
+    Both are O(log n): stale heap entries are skipped lazily, and the heaps are rebuilt
+    from the live entries when stale ones outnumber them (amortised O(1)), so a job
+    rescheduled for ever holds one entry, not one per reschedule.
     """
 
     __slots__ = ("_due", "_heaps", "_order")
@@ -184,7 +190,16 @@ class DueQueue:
     def schedule(self, name: str, at: float, *, urgent: bool = False) -> None:
         entry = (0 if urgent else 1, at, next(self._order))
         self._due[name] = entry
-        heapq.heappush(self._heaps[entry[0]], (*entry, name))
+        heap = self._heaps[entry[0]]
+        heapq.heappush(heap, (*entry, name))
+        if len(heap) > 2 * len(self._due) + _STALE_ALLOWED:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop every stale entry: the heaps hold the live entries only."""
+        for level, heap in enumerate(self._heaps):
+            heap[:] = [(*entry, name) for name, entry in self._due.items() if entry[0] == level]
+            heapq.heapify(heap)
 
     def discard(self, name: str) -> None:
         self._due.pop(name, None)
@@ -227,7 +242,8 @@ class RequestWindow:
 
     Pure: times are passed in (monotonic seconds). ``room(now, per_minute, share)``
     says whether one more request keeps the count under ``share x per_minute`` scaled
-    to ``span``; ``free_at`` when the oldest request leaves the window.
+    to ``span``; ``free_at`` when the oldest request leaves the window. It holds the
+    requests of the last ``span`` only: bounded by the budget, however long it lives.
     """
 
     __slots__ = ("_sent", "span")
@@ -237,8 +253,11 @@ class RequestWindow:
         self._sent: deque[float] = deque()
 
     def sent(self, at: float) -> None:
-        """A request took a budget slot at ``at``."""
+        """A request took a budget slot at ``at``. What left the window is forgotten now,
+        not only when :meth:`room` is asked (a watch that never asks would keep every
+        request it ever sent)."""
         self._sent.append(at)
+        self.count(at)
 
     def count(self, now: float) -> int:
         """Requests sent in ``(now - span, now]``."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cdm_status import JobStatus, PollPolicy
-from cdm_status._schedule import DueQueue
+from cdm_status._schedule import DueQueue, RequestWindow
+from tests.support.resources import held_bytes
 
 POLICY = PollPolicy(
     starting_interval=5.0,
@@ -119,3 +120,31 @@ def test_due_queue_rescheduling_replaces_the_old_time() -> None:
     queue.discard("a")
     assert queue.next_due() is None
     assert "a" not in queue
+
+
+def test_due_queue_rescheduled_for_ever_holds_one_entry_per_job() -> None:
+    # A job rescheduled again and again (urgent looks, promotions) without being popped:
+    # the replaced entries are dropped, not kept until they reach the top of the heap.
+    queue = DueQueue()
+    weights = []
+    for round_ in range(10_000):
+        queue.schedule("a", float(round_), urgent=round_ % 2 == 0)
+        queue.schedule("b", 1e9 - round_)
+        if round_ in (100, 9_999):
+            weights.append(held_bytes(queue))
+    assert len(queue) == 2
+    assert weights[1] <= weights[0] + 8_192  # a few dozen replaced entries, not 20,000
+    assert queue.pop_due(now=1e9) == "a"
+
+
+def test_request_window_holds_only_its_span() -> None:
+    # Requests noted, the window never asked (a watch polling job by job): what left
+    # the window is forgotten all the same.
+    window = RequestWindow(span=60.0)
+    weights = []
+    for second in range(10_000):
+        window.sent(float(second))
+        if second in (100, 9_999):
+            weights.append(held_bytes(window))
+    assert weights[1] <= weights[0]  # a minute of requests, not 10,000
+    assert window.count(9_999.0) == 60

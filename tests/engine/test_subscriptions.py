@@ -334,3 +334,24 @@ async def test_two_wait_alls_at_once_keep_every_slot_they_booked() -> None:
     assert {o.kind for r in results for o in r.values()} == {OutcomeKind.SUCCEEDED}
     assert budget.booked > 2 * len(names)
     assert budget.abandoned == 0
+
+
+async def test_subscriptions_closed_before_their_timeout_leave_nothing_behind() -> None:
+    # A service watching one job after another, each with a day's timeout, each closed
+    # when its job ends: what it holds does not grow with the number of watches.
+    from tests.support.resources import held_bytes
+
+    clock = FakeClock()
+    simulator = simple_simulator(clock, ["nightly"])
+    async with simulator.client() as client:
+        waiter = JobStatusWaiter(client)
+        weights = []
+        for watch in range(5_000):
+            subscription = waiter.watch(["nightly"], timeout=86_400.0)
+            await subscription.aclose()
+            await clock.advance(1.0)  # an hour and a half of watches, none near its timeout
+            if watch in (200, 4_999):
+                weights.append(held_bytes(waiter))
+    # At most 64 entries of closed watches wait to be dropped, in the deadlines and in the
+    # poll queue each (about 100 bytes an entry), never one per watch (600 KB).
+    assert weights[1] <= weights[0] + 16_384
