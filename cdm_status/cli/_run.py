@@ -22,11 +22,16 @@ from typing import Any
 
 import anyio
 
-from .._clock import LoopClock, utc_datetime
+from .._clock import utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
 from .._wire import validate_name
-from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
+from ._budget import (
+    add_budget_arguments,
+    add_rate_arguments,
+    budget_from_args,
+    clock_from_args,
+)
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -124,14 +129,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
     variables = dict(args.variables)
-    client = client_from_args(args)
-    budget = budget_from_args(args, client)
+    clock = clock_from_args(args)
+    client = client_from_args(args, clock=clock)
+    budget = budget_from_args(args, client, clock=clock)
     if budget is not None:
         client.share_budget(budget, budget.list_budget)
     logger = logging.getLogger("cdm_status")
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
-    clock = LoopClock()
     sink = choose_sink(args, sys.stdout)
 
     async def main() -> int:

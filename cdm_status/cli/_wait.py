@@ -43,7 +43,12 @@ from .._retry import RandomSource
 from .._schedule import PollPolicy
 from .._waiter import JobStatusWaiter
 from .._wire import subjob_name, validate_name
-from ._budget import add_budget_arguments, add_rate_arguments, budget_from_args
+from ._budget import (
+    add_budget_arguments,
+    add_rate_arguments,
+    budget_from_args,
+    clock_from_args,
+)
 from ._common import (
     EXIT_API,
     EXIT_INTERRUPTED,
@@ -582,10 +587,10 @@ def run(args: argparse.Namespace) -> int:
     names = collect_job_names(
         args.jobs, parent=args.subjobs_of, tables=args.table, table_files=args.tables_file
     )
-    clock = LoopClock()
+    clock = clock_from_args(args)
     since = parse_since(args.since, now=clock.time())
-    client = client_from_args(args)
-    budget = budget_from_args(args, client)
+    client = client_from_args(args, clock=clock)
+    budget = budget_from_args(args, client, clock=clock)
     if budget is not None:
         client.share_budget(budget, budget.list_budget)
     options = options_from_args(args, since=since, clock=clock, strategy=args.strategy)
