@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import secrets
 from collections import deque
 from collections.abc import Callable
@@ -278,6 +279,7 @@ class _Link:
         on_redis_error: OnRedisError,
         retry_interval: float,
         sharer_ttl: float,
+        speed: float,
         client: Any | None,
         connect: Callable[[], tuple[Any, Literal["redis", "coredis"]]] | None,
     ) -> None:
@@ -287,6 +289,7 @@ class _Link:
         self.on_redis_error = on_redis_error
         self.retry_interval = retry_interval
         self.sharer_ttl = sharer_ttl
+        self.speed = speed
         self.sharers = 1
         self.healthy = True
         self.outages = 0
@@ -341,6 +344,7 @@ class _Link:
             f"{self.sharer}:{next(self._members)}",
             "1" if take else "0",
             repr(pause),
+            repr(self.speed),
         ]
         try:
             booking = await adapter.run(keys, args)
@@ -455,6 +459,11 @@ class RedisBudget:
     ``on_redis_error``: ``"local"`` (default) keeps polling under a local limit at the
     last known share while Redis does not answer; ``"wait"`` waits for Redis instead, for
     those who would rather be late than risk a 429.
+
+    ``speed``: only for a ``clock`` that runs faster than real time (a
+    :class:`~cdm_status.testing.ScaledClock` against a simulator whose jobs and limits play
+    that much faster): Redis's time is read ``speed`` times faster, so the window, the
+    pacing and the sharers' TTL count that clock's seconds. 1 against CDM.
     """
 
     def __init__(
@@ -471,11 +480,14 @@ class RedisBudget:
         retry_interval: float = 5.0,
         sharer_ttl: float = 15.0,
         clock: Clock | None = None,
+        speed: float = 1.0,
     ) -> None:
         if on_redis_error not in ("local", "wait"):
             raise ValueError('on_redis_error must be "local" or "wait"')
         if retry_interval <= 0 or sharer_ttl <= 0:
             raise ValueError("retry_interval and sharer_ttl must be positive")
+        if not (speed > 0 and math.isfinite(speed)):
+            raise ValueError("speed must be a positive, finite number")
         connect = redis if isinstance(redis, _Connector) else None
         self._link = _Link(
             budget_id=_resolve_id(client, budget_id),
@@ -483,6 +495,7 @@ class RedisBudget:
             on_redis_error=on_redis_error,
             retry_interval=retry_interval,
             sharer_ttl=sharer_ttl,
+            speed=float(speed),
             client=None if connect else redis,
             connect=connect,
         )
@@ -538,6 +551,7 @@ class RedisBudget:
         retry_interval: float = 5.0,
         sharer_ttl: float = 15.0,
         clock: Clock | None = None,
+        speed: float = 1.0,
     ) -> RedisBudget:
         """A budget on the Redis at ``url`` (``redis://host:6379/0``, ``rediss://``,
         ``unix://``), with a client of its own made when the budget is entered: redis-py
@@ -560,6 +574,7 @@ class RedisBudget:
             retry_interval=retry_interval,
             sharer_ttl=sharer_ttl,
             clock=clock,
+            speed=speed,
         )
 
     def __repr__(self) -> str:

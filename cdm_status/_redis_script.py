@@ -1,7 +1,9 @@
 """The one Lua script that keeps a shared request budget in Redis (pure text, no I/O).
 
 Everything happens in one atomic call, on Redis's own clock (``TIME``), so the hosts'
-clocks never matter and two processes can never take the same slot:
+clocks never matter and two processes can never take the same slot. (A budget whose
+processes run on a sped-up clock, against a simulator that plays CDM's minute faster, reads
+``TIME`` that many times faster: every duration here is then in their seconds.)
 
 1. the caller's heartbeat: it is (re)registered as a sharer; sharers not heard from
    for ``sharer_ttl`` seconds are dropped; the call answers how many are alive;
@@ -26,10 +28,12 @@ __all__ = ["BUDGET_SCRIPT"]
 
 # KEYS: 1 = send log (sorted set), 2 = state (hash: tat, paused_until), 3 = sharers (zset)
 # ARGV: 1 limit, 2 burst, 3 window, 4 sharer id, 5 sharer_ttl, 6 log member (unique),
-#       7 take a slot ("1"/"0"), 8 pause seconds to publish (0 = none)
+#       7 take a slot ("1"/"0"), 8 pause seconds to publish (0 = none),
+#       9 speed: seconds of the callers' clock per second of TIME (1 unless sped up)
 BUDGET_SCRIPT = """
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local speed = tonumber(ARGV[9] or '1')
+local now = (tonumber(clock[1]) + tonumber(clock[2]) / 1000000) * speed
 local limit = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
@@ -39,7 +43,7 @@ local pause = tonumber(ARGV[8])
 redis.call('ZADD', KEYS[3], now, ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - sharer_ttl)
 local sharers = redis.call('ZCARD', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], math.ceil(sharer_ttl * 2000))
+redis.call('PEXPIRE', KEYS[3], math.ceil(sharer_ttl * 2000 / speed))
 
 local paused_until = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
 if pause > 0 and now + pause > paused_until then
@@ -68,8 +72,8 @@ if ARGV[7] == '1' then
 end
 
 local horizon = math.max(window, tat - now, paused_until - now) + window
-redis.call('PEXPIRE', KEYS[1], math.ceil(horizon * 1000))
-redis.call('PEXPIRE', KEYS[2], math.ceil(horizon * 1000))
+redis.call('PEXPIRE', KEYS[1], math.ceil(horizon * 1000 / speed))
+redis.call('PEXPIRE', KEYS[2], math.ceil(horizon * 1000 / speed))
 return {
   string.format('%.6f', delay),
   sharers,

@@ -1,6 +1,6 @@
 """The request budget of ``wait`` and ``run``: ``--requests-per-minute`` and
-``--list-requests-per-minute``, and ``--budget`` to share it with other processes through
-Redis."""
+``--list-requests-per-minute``, ``--budget`` to share it with other processes through
+Redis, and ``--speed``, the clock they are counted on."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import os
 from collections.abc import Mapping
 
 from .._client import CDMClient
+from .._clock import Clock, LoopClock
 from .._redis_budget import RedisBudget
-from ._common import EXIT_USAGE, CommandError, positive_number
+from ._common import EXIT_USAGE, CommandError, budget_window, positive_number
 
 __all__ = [
     "add_budget_arguments",
@@ -21,6 +22,7 @@ __all__ = [
     "budget_phrase",
     "budget_setting",
     "check_joined",
+    "clock_from_args",
 ]
 
 SCHEMES = ("redis://", "rediss://", "unix://")
@@ -46,6 +48,25 @@ def add_rate_arguments(parser: argparse.ArgumentParser) -> None:
         help="job-list requests per minute, when jobs are followed through the job list "
         "(CDM allows 120)",
     )
+    parser.add_argument(
+        "--speed",
+        type=positive_number,
+        default=1.0,
+        metavar="X",
+        help="run this command's clock X times faster than real time, so the timeouts, "
+        "the request rates and a --budget count its sped-up seconds: only against a "
+        "simulator that plays jobs and rate limits X times faster (default 1)",
+    )
+
+
+def clock_from_args(args: argparse.Namespace) -> Clock:
+    """The clock of the command's client, wait and budget: real time, or ``--speed``."""
+    speed: float = getattr(args, "speed", 1.0)
+    if speed == 1.0:
+        return LoopClock()
+    from ..testing import ScaledClock  # the test kit is loaded only when sped up
+
+    return ScaledClock(speed)
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,10 +100,15 @@ def budget_setting(args: argparse.Namespace) -> str:
 
 
 def budget_from_args(
-    args: argparse.Namespace, client: CDMClient, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace,
+    client: CDMClient,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> RedisBudget | None:
     """The shared budget the flags (or ``CDM_STATUS_BUDGET``) ask for, its URL checked
-    before anything runs; CommandError(2) naming the setting, never quoting the URL."""
+    before anything runs, on ``clock`` (the command's, at ``--speed``); CommandError(2)
+    naming the setting, never quoting the URL."""
     url = args.budget or (os.environ if environ is None else environ).get(ENVIRONMENT)
     if not url:
         if args.budget_id:
@@ -106,6 +132,9 @@ def budget_from_args(
             budget_id=args.budget_id,
             per_minute=args.requests_per_minute,
             list_per_minute=args.list_requests_per_minute,
+            clock=clock,
+            window=budget_window(getattr(args, "speed", 1.0)),
+            speed=getattr(args, "speed", 1.0),
         )
     except ValueError as error:
         raise CommandError(f"{setting}: {error}", EXIT_USAGE) from None

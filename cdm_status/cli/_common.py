@@ -8,7 +8,9 @@ import os
 from collections.abc import Mapping
 
 from .._client import CDMClient
+from .._clock import Clock
 from .._errors import APIError, AuthenticationError, CDMError, PermissionDeniedError
+from .._ratelimit import RateLimiter
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -61,10 +63,29 @@ def positive_number(text: str) -> float:
     return value
 
 
+def budget_window(speed: float) -> float:
+    """The budgets' window in seconds of a clock ``speed`` times faster than real time:
+    CDM's minute plus one real second for requests that reach the server late (the
+    network is not sped up). At speed 1, the budgets' own default of 61 s."""
+    return 60.0 + speed
+
+
 def client_from_args(
-    args: argparse.Namespace, environ: Mapping[str, str] | None = None
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    *,
+    clock: Clock | None = None,
 ) -> CDMClient:
-    """A CDMClient from the flags, then the environment; CommandError(2) if incomplete."""
+    """A CDMClient from the flags, then the environment, its retries, deadlines and
+    budgets on ``clock`` (real time when None); CommandError(2) if incomplete."""
+    per_minute = getattr(args, "requests_per_minute", 120.0)
+    list_per_minute = getattr(args, "list_requests_per_minute", 120.0)
+    speed: float = getattr(args, "speed", 1.0)
+    budget = list_budget = None
+    if speed != 1.0:
+        window = budget_window(speed)
+        budget = RateLimiter(per_minute, window=window, clock=clock)
+        list_budget = RateLimiter(list_per_minute, window=window, clock=clock)
     try:
         return CDMClient.from_env(
             os.environ if environ is None else environ,
@@ -73,8 +94,11 @@ def client_from_args(
             project_id=getattr(args, "project_id", None) or None,
             cluster_id=getattr(args, "cluster_id", None) or None,
             request_timeout=args.request_timeout,
-            requests_per_minute=getattr(args, "requests_per_minute", 120.0),
-            list_requests_per_minute=getattr(args, "list_requests_per_minute", 120.0),
+            requests_per_minute=per_minute,
+            list_requests_per_minute=list_per_minute,
+            budget=budget,
+            list_budget=list_budget,
+            clock=clock,
         )
     except ValueError as error:
         raise CommandError(f"configuration: {error}", EXIT_USAGE) from None

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from .._clock import LoopClock, utc_datetime
+from .._clock import utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
 from .._wire import validate_name
@@ -32,6 +32,7 @@ from ._budget import (
     budget_from_args,
     budget_setting,
     check_joined,
+    clock_from_args,
 )
 from ._common import (
     EXIT_API,
@@ -144,14 +145,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CommandError(str(error), EXIT_USAGE) from None
     variables = _variables(args.variables)
-    client = client_from_args(args)
-    budget = budget_from_args(args, client)
+    clock = clock_from_args(args)
+    client = client_from_args(args, clock=clock)
+    budget = budget_from_args(args, client, clock=clock)
     if budget is not None:
         client.share_budget(budget, budget.list_budget)
     logger = logging.getLogger("cdm_status")
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
-    clock = LoopClock()
     sink = choose_sink(args, sys.stdout)
 
     starting = False

@@ -49,6 +49,7 @@ from ._budget import (
     budget_from_args,
     budget_setting,
     check_joined,
+    clock_from_args,
 )
 from ._common import (
     EXIT_API,
@@ -588,10 +589,10 @@ def run(args: argparse.Namespace) -> int:
     names = collect_job_names(
         args.jobs, parent=args.subjobs_of, tables=args.table, table_files=args.tables_file
     )
-    clock = LoopClock()
+    clock = clock_from_args(args)
     since = parse_since(args.since, now=clock.time())
-    client = client_from_args(args)
-    budget = budget_from_args(args, client)
+    client = client_from_args(args, clock=clock)
+    budget = budget_from_args(args, client, clock=clock)
     if budget is not None:
         client.share_budget(budget, budget.list_budget)
     options = options_from_args(args, since=since, clock=clock, strategy=args.strategy)

@@ -29,14 +29,18 @@ def test_every_example_dag_imports_with_its_tasks() -> None:
 
 @pytest.fixture(scope="module")
 def served_simulator() -> Iterator[str]:
-    """``cdm-status simulate`` on a free loopback port, one quick job; stopped by PID."""
+    """``cdm-status simulate`` on a free loopback port, one job; stopped by PID.
+
+    Seed 0 plans job_001's runs: the first lasts 226 simulated seconds (23 s at speed 10,
+    spent mostly while Airflow migrates its database), the one the DAG starts 81 (8 s), so
+    the task surely finds that run going and defers, even on a loaded machine."""
     process = subprocess.Popen(
         [
             str(BIN / "cdm-status"),
             "simulate",
             "--port=0",
             "--jobs=1",
-            "--speed=600",
+            "--speed=10",
             "--failure-rate=0",
             f"--ak={AK}",
             f"--sk={SK}",
@@ -74,8 +78,8 @@ def test_airflow_dags_test_starts_and_waits(served_simulator: str, tmp_path: Pat
     )
     airflow = str(BIN / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    # The simulated job's first run (under 7 s at this speed) must be over before it is
-    # started again; CDM refuses to start a running job.
+    # The simulated job's first run must be over before it is started again; CDM refuses
+    # to start a running job.
     wait_env = env | {
         "CDM_ENDPOINT": served_simulator,
         "HUAWEICLOUD_SDK_PROJECT_ID": DEFAULT_PROJECT_ID,

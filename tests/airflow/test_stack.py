@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.airflow.conftest import AK, SK, connection_json
@@ -32,24 +33,30 @@ SUMMARY = "GENERIC_JDBC_CONNECTOR_0001:Unable to get a connection"
 
 # The runs begin when the test says so (a line on stdin), once the DAGs are parsed: on a
 # loaded machine the stack takes a minute or more to come up, and runs that began with
-# the simulator would end before any task deferred.
+# the simulator would end before any task deferred. All but one boot for an hour, so
+# they surely run on through the triggerer's restart and the killed worker's retry,
+# until the test has the simulator skip its jobs' clock to the end of the last boot (the
+# gateway's clock, which checks the signatures, keeps real time): they end within RUN
+# seconds, instead of the minutes the test would otherwise wait.
+BOOT = 3600.0
+RUN = 12.0
 SIMULATOR = f"""
 import json
 import sys
 import anyio
 from cdm_status import JobStatus
-from cdm_status.testing import CDMSimulator, JobPlan, SimulatorAuth, serve
+from cdm_status.testing import CDMSimulator, JobPlan, ScaledClock, SimulatorAuth, serve
 
 def add_jobs(sim):
     for name in ("job_a", "job_b"):
-        sim.add_job(name, plan=JobPlan(boot_seconds=60, run_seconds=30))
-    sim.add_job("job_c", plan=JobPlan(boot_seconds=60, run_seconds=120), started=False)
+        sim.add_job(name, plan=JobPlan(boot_seconds={BOOT}, run_seconds={RUN + 3}))
+    sim.add_job("job_c", plan=JobPlan(boot_seconds={BOOT}, run_seconds={RUN}), started=False)
     sim.add_database_job(
         "nightly",
         ["orders", "customers", "invoices"],
         plans={{
-            "orders": JobPlan(boot_seconds=60, run_seconds=25),
-            "customers": JobPlan(boot_seconds=60, run_seconds=30),
+            "orders": JobPlan(boot_seconds={BOOT}, run_seconds={RUN}),
+            "customers": JobPlan(boot_seconds={BOOT}, run_seconds={RUN + 3}),
             "invoices": JobPlan(
                 boot_seconds=2, run_seconds=30, outcome=JobStatus.FAILED,
                 error_summary={SUMMARY!r},
@@ -57,12 +64,17 @@ def add_jobs(sim):
         }},
     )
     sim.add_database_job("weekly", ["a", "b"], plans={{
-        "a": JobPlan(boot_seconds=60, run_seconds=25),
-        "b": JobPlan(boot_seconds=60, run_seconds=30),
+        "a": JobPlan(boot_seconds={BOOT}, run_seconds={RUN}),
+        "b": JobPlan(boot_seconds={BOOT}, run_seconds={RUN + 3}),
     }})
 
 async def main():
-    sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
+    jobs_clock = ScaledClock(1.0)
+    sim = CDMSimulator(
+        clock=jobs_clock,
+        gateway_clock=ScaledClock(1.0),
+        auth=SimulatorAuth(ak={AK!r}, sk={SK!r}),
+    )
     async with serve(sim) as endpoint:
         print(endpoint, flush=True)
         while line := await anyio.to_thread.run_sync(sys.stdin.readline):
@@ -71,6 +83,17 @@ async def main():
                 print("added", flush=True)
             elif line.strip() == "requests":
                 print(json.dumps(dict(sim.stats.by_endpoint)), flush=True)
+            elif line.strip() == "boot":
+                # To the end of the last boot (job_c's: it was started last), so every
+                # job runs for at most its last RUN seconds from now.
+                ends = [
+                    step.at
+                    for name in sim.jobs()
+                    for step in sim.transitions(name, upcoming=True)
+                    if step.status is JobStatus.RUNNING
+                ]
+                jobs_clock.jump(max(0.0, max(ends) - jobs_clock.time()))
+                print("booted", flush=True)
 
 anyio.run(main)
 """
@@ -91,11 +114,19 @@ class Stack:
 
     def begin_runs(self) -> None:
         """Add the simulator's jobs now: their runs start from this moment."""
+        self._tell_simulator(b"go", b"added")
+
+    def end_boots(self) -> None:
+        """Skip the jobs' clock to the end of the last long boot: the jobs end within
+        RUN seconds from now."""
+        self._tell_simulator(b"boot", b"booted")
+
+    def _tell_simulator(self, command: bytes, answer: bytes) -> None:
         assert self.simulator.stdin is not None
         assert self.simulator.stdout is not None
-        self.simulator.stdin.write(b"go\n")
+        self.simulator.stdin.write(command + b"\n")
         self.simulator.stdin.flush()
-        assert self.simulator.stdout.readline().strip() == b"added"
+        assert self.simulator.stdout.readline().strip() == answer
 
     def requests(self, endpoint: str) -> int:
         """How many requests the simulator has answered on ``endpoint`` (start, stop...)."""
@@ -104,6 +135,13 @@ class Stack:
         self.simulator.stdin.write(b"requests\n")
         self.simulator.stdin.flush()
         return int(json.loads(self.simulator.stdout.readline()).get(endpoint, 0))
+
+    def retry_log(self) -> str:
+        """What the start-and-wait's second try has logged so far."""
+        return "".join(
+            path.read_text()
+            for path in self.home.glob("logs/dag_id=cdm_start_and_wait/**/attempt=2*.log")
+        )
 
     def kill_task_process(self, dag_id: str, task_id: str) -> int:
         """SIGKILL the process running the task's current try (Airflow titles it
@@ -148,6 +186,28 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+    @property
+    def api(self) -> str:
+        """The API server's base URL (every request is an admin's: the simple auth manager
+        with all admins)."""
+        return f"http://127.0.0.1:{self.env['AIRFLOW__API__PORT']}"
+
+    def api_answers(self) -> bool:
+        try:
+            return httpx.get(f"{self.api}/api/v2/version", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def trigger(self, dag_id: str, conf: dict[str, str]) -> None:
+        """Trigger a DAG run through the API server: one request, where ``airflow dags
+        trigger`` would start a process that takes many seconds on a loaded machine."""
+        answer = httpx.post(
+            f"{self.api}/api/v2/dags/{dag_id}/dagRuns",
+            json={"logical_date": None, "conf": conf},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
 
     def airflow(self, *args: str) -> str:
         return self.airflow_all([list(args)])[0]
@@ -242,19 +302,16 @@ def wait_for(predicate: object, timeout: float, what: str) -> None:
 
 def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack) -> None:
     wait_for(lambda: len(stack.states("select dag_id from dag")) >= 3, 120, "the DAGs to be parsed")
+    wait_for(stack.api_answers, 120, "the API server")
     stack.begin_runs()
-    stack.airflow_all(
-        [
-            ["dags", "trigger", dag_id, "-c", json.dumps(conf)]
-            for dag_id, conf in [
-                ("cdm_job", {"job": "job_a"}),
-                ("cdm_job", {"job": "job_b"}),
-                ("cdm_database_job", {"parent": "nightly"}),
-                ("cdm_database_job", {"parent": "weekly"}),
-                ("cdm_start_and_wait", {"job": "job_c"}),
-            ]
-        ]
-    )
+    for dag_id, conf in [
+        ("cdm_job", {"job": "job_a"}),
+        ("cdm_job", {"job": "job_b"}),
+        ("cdm_database_job", {"parent": "nightly"}),
+        ("cdm_database_job", {"parent": "weekly"}),
+        ("cdm_start_and_wait", {"job": "job_c"}),
+    ]:
+        stack.trigger(dag_id, conf)
     wait_for(
         lambda: len(stack.states("select 1 from task_instance where state = 'deferred'")) == 4,
         90,
@@ -265,11 +322,13 @@ def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack)
     stack.stop("triggerer", signal.SIGKILL)
     time.sleep(2)  # the triggers are orphaned until a triggerer takes them again
     stack.start("triggerer", "triggerer", "--skip-serve-logs")
-    # The start-and-wait waits on its worker (its run takes 3 minutes): the worker dies
+    # The start-and-wait waits on its worker (its run boots for an hour): the worker dies
     # after the start.
     wait_for(lambda: stack.requests("start") == 1, 120, "job_c to be started")
     time.sleep(2)  # the task goes on to wait for its run
     stack.kill_task_process("cdm_start_and_wait", "start_and_wait")
+    wait_for(lambda: "no new start" in stack.retry_log(), 120, "the retry to wait for job_c")
+    stack.end_boots()
     wait_for(
         lambda: all(
             state in ("success", "failed") for (state,) in stack.states("select state from dag_run")
@@ -296,9 +355,6 @@ def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack)
     assert stack.states(
         "select try_number from task_instance where task_id = 'start_and_wait'"
     ) == [(2,)]
-    retried = "".join(
-        path.read_text()
-        for path in stack.home.glob("logs/dag_id=cdm_start_and_wait/**/attempt=2*.log")
-    )
+    retried = stack.retry_log()
     assert "started by an earlier try of this task" in retried
     assert "no new start" in retried

@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from cdm_status import AKSKAuth, CDMClient, JobStatusWaiter, OutcomeKind, RedisBudget, TokenAuth
-from cdm_status.testing import CDMSimulator, FakeClock
+from cdm_status.testing import CDMSimulator, FakeClock, ScaledClock
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +98,32 @@ async def test_no_window_ever_holds_more_than_the_limit(
             await budget.acquire()
     assert clock.slept[:6] == [0.0] * 6
     assert 60.5 < clock.slept[6] <= 61.0
+
+
+@BACKENDS
+async def test_on_a_sped_up_clock_the_window_counts_that_clocks_seconds(
+    own_redis_server: RedisServer, library: str, anyio_backend: str
+) -> None:
+    # Processes on a clock 60 times faster than real time (against a simulator whose
+    # gateway counts CDM's minute on such a clock) read Redis's time 60 times faster too:
+    # 30 s of their clock after 6 slots, the 7th waits the 31 s left of the 61 s window
+    # (reading Redis's time unscaled, it would wait all but half a second of it). A Redis
+    # of its own: its keys live for a sixtieth of the usual, which would race the shared
+    # server's check that every key still has time to live.
+    clock = ScaledClock(60.0)
+    options = {"per_minute": 6, "burst": 6, "budget_id": "sped-up", "speed": 60.0}
+    budget = RedisBudget.from_url(own_redis_server.url, library=library, clock=clock, **options)  # type: ignore[arg-type]
+    with anyio.fail_after(10):  # real seconds: the whole test takes about one
+        async with budget:
+            for _ in range(6):
+                await budget.acquire()
+            await clock.sleep(30.0)
+            asked = clock.monotonic()
+            await budget.acquire()
+            waited = clock.monotonic() - asked
+    # Less the real time the bookings took (times 60; more on a loaded machine), plus the
+    # sleep's own lateness (times 60).
+    assert 20.0 < waited < 33.0
 
 
 @BACKENDS

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cdm_status import AKSKAuth, CDMClient, RedisBudget, TokenAuth
+from cdm_status import AKSKAuth, CDMClient, LoopClock, RateLimiter, RedisBudget, TokenAuth
 from cdm_status.cli import build_parser
 from cdm_status.cli._budget import budget_from_args
 from cdm_status.cli._common import CommandError, client_from_args
@@ -102,6 +102,43 @@ def test_the_client_gets_the_rates_and_the_shared_budget_for_both_apis(command: 
     assert budget is not None
     client.share_budget(budget, budget.list_budget)
     assert (client.budget, client.list_budget) == (budget, budget.list_budget)
+
+
+@COMMANDS
+def test_speed_puts_the_client_the_wait_and_the_budget_on_one_sped_up_clock(
+    command: str,
+) -> None:
+    from cdm_status.cli._budget import clock_from_args
+    from cdm_status.testing import ScaledClock
+
+    environ = {
+        "CDM_ENDPOINT": "http://127.0.0.1:9",
+        "HUAWEICLOUD_SDK_PROJECT_ID": "p",
+        "CDM_CLUSTER_ID": "c",
+        "CDM_AUTH_TOKEN": "t",
+    }
+    argv = args("--speed", "10", "--budget", "redis://h/0", "--budget-id", "e", command=command)
+    clock = clock_from_args(argv)
+    assert isinstance(clock, ScaledClock)
+    assert clock.speed == 10
+    client = client_from_args(argv, environ, clock=clock)
+    assert client.clock is clock
+    # CDM's 120 a minute in the clock's minute; the window's margin for requests that
+    # reach the server late stays one real second (the network is not sped up).
+    for own in (client.budget, client.list_budget):
+        assert isinstance(own, RateLimiter)
+        assert (own.per_minute, own.window, own._clock) == (120.0, 70.0, clock)
+    budget = budget_from_args(argv, SIGNED, environ={}, clock=clock)
+    assert budget is not None
+    # Redis's time is read at the clock's speed.
+    assert (budget._link.clock, budget._link.speed, budget.window) == (clock, 10.0, 70.0)
+    assert isinstance(clock_from_args(args(command=command)), LoopClock)  # by default
+    real = budget_from_args(args("--budget", "redis://h/0", command=command), SIGNED, {})
+    assert real is not None
+    assert (real._link.speed, real.window) == (1.0, 61.0)
+    with pytest.raises(SystemExit) as refused:
+        args("--speed", "0", command=command)
+    assert refused.value.code == 2
 
 
 @COMMANDS

@@ -151,8 +151,10 @@ def test_a_variable_given_twice_exits_2_naming_it(
 
 
 async def test_a_throttled_start_is_retried_and_runs_once(served: Served) -> None:
-    # The gateway allows one start per 2 s: this one spends it, so the command's first
-    # start is throttled (429 with Retry-After), surely did nothing, and is sent again.
+    # The gateway allows one start per 10 s here: this one spends it, so the command's
+    # first start (a process takes seconds to start on a loaded machine, never ten) is
+    # throttled (429 with Retry-After), surely did nothing, and is sent again.
+    served.sim.limits = RateLimits(start_stop=1, window=10.0, retry_after=True)
     async with served.client() as client:
         await client.start_job("other")
     result = await served.cli("run", "good")

@@ -2,7 +2,10 @@
 tests and ``benchmarks/shared_budget.py``; prints one JSON object when done.
 
     python tests/support/budget_worker.py ENDPOINT JOB... [--redis URL] [--backend trio]
-        [--library coredis] [--budget-id ID] [--strategy per_job] [--timeout S]
+        [--library coredis] [--budget-id ID] [--strategy per_job] [--timeout S] [--speed X]
+
+``--speed X``: the client, the waiter and the budget run on a clock X times faster than
+real time (against a simulator whose gateway counts its minutes on such a clock).
 
 The object: each job's outcome kind, the acquire latencies (seconds, every request
 attempt), the most sharers seen, the outages and the share used while Redis was away.
@@ -18,8 +21,9 @@ from typing import Any
 
 import anyio
 
-from cdm_status import Budget, JobStatusWaiter, RateLimiter, RedisBudget
-from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
+from cdm_status import Budget, Clock, JobStatusWaiter, LoopClock, RateLimiter, RedisBudget
+from cdm_status.cli._common import budget_window
+from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID, ScaledClock
 
 
 class TimedBudget:
@@ -68,17 +72,29 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "warnings": [],
         "fallback_per_minute": [],
     }
+    clock: Clock = LoopClock() if args.speed == 1 else ScaledClock(args.speed)
     client = CDMClient(
-        args.endpoint, DEFAULT_PROJECT_ID, DEFAULT_CLUSTER_ID, auth=TokenAuth("worker")
+        args.endpoint,
+        DEFAULT_PROJECT_ID,
+        DEFAULT_CLUSTER_ID,
+        auth=TokenAuth("worker"),
+        clock=clock,
+        request_timeout=30.0 * args.speed,  # the network is not sped up: 30 real seconds
     )
     async with client:
         if args.redis is None:
-            client.share_budget(TimedBudget(RateLimiter(120), report))
+            local = RateLimiter(120, window=budget_window(args.speed), clock=clock)
+            client.share_budget(TimedBudget(local, report))
             waiter = JobStatusWaiter(client, strategy=args.strategy)
             outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
         else:
             budget = RedisBudget.from_url(
-                args.redis, budget_id=args.budget_id, library=args.library
+                args.redis,
+                budget_id=args.budget_id,
+                library=args.library,
+                clock=clock,
+                window=budget_window(args.speed),
+                speed=args.speed,
             )
             logging.getLogger("cdm_status").addHandler(FallbackRecorder(budget, report))
             client.share_budget(TimedBudget(budget, report), budget.list_budget)
@@ -101,6 +117,7 @@ if __name__ == "__main__":
     parser.add_argument("--budget-id", default="workers")
     parser.add_argument("--strategy", default="per_job")
     parser.add_argument("--timeout", type=float, help="seconds; unfinished jobs time out")
+    parser.add_argument("--speed", type=float, default=1.0, help="the clock's speed-up")
     arguments = parser.parse_args()
     result = anyio.run(main, arguments, backend=arguments.backend)
     print(json.dumps(result))

@@ -38,6 +38,10 @@ class Served:
     simulator: CDMSimulator
     endpoint: str
     names: list[str]
+    speed: float = 1.0
+    """How many times faster than the clients' clock the jobs play."""
+    scale: float = 1.0
+    """How many times faster than real time the gateway's clock (and the clients') runs."""
 
     def expected(self, name: str) -> str:
         final = self.simulator.final_status(name)
@@ -65,21 +69,42 @@ class Served:
         return self.simulator.stats.by_status[429]
 
     def busiest_window(self, endpoint: str = "status") -> int:
+        """The most requests in any 60 s of the gateway's clock (a minute of CDM's)."""
         return self.simulator.stats.max_in_window(endpoint, 60.0)
+
+    def real_seconds(self, seconds: float) -> float:
+        """Real seconds for ``seconds`` of the clients' (scaled) time."""
+        return seconds / self.scale
+
+    def skip(self, seconds: float) -> None:
+        """Play ``seconds`` (of the clients' clock) of the jobs at once; the gateway's clock,
+        and so its rate limits, do not move."""
+        clock = self.simulator.clock
+        assert isinstance(clock, ScaledClock)
+        clock.jump(seconds * self.speed)
 
 
 @contextmanager
 def served_simulator(
-    jobs: int, *, speed: float, seed: int = 7, every_tenth_lasts: float | None = None
+    jobs: int,
+    *,
+    speed: float,
+    seed: int = 7,
+    every_tenth_lasts: float | None = None,
+    scale: float = 1.0,
 ) -> Iterator[Served]:
-    """``jobs`` jobs under CDM's limits (120 status, 120 list a minute, real time).
+    """``jobs`` jobs under CDM's limits (120 status, 120 list a minute).
 
-    ``every_tenth_lasts``: real seconds that every tenth job runs (the others are drawn
-    from the seed), so each group of ten outlives a test's timeline.
+    ``scale``: the gateway counts its minutes on a clock that runs this many times faster
+    than real time (``ScaledClock``; 1: real time), so 120 a minute is 120 in every
+    ``60 / scale`` real seconds; clients must run on the same clock (``--speed scale``).
+    ``speed``: how many times faster than that clock the jobs play.
+    ``every_tenth_lasts``: seconds of the clients' clock that every tenth job runs (the
+    others are drawn from the seed), so each group of ten outlives a test's timeline.
     """
     simulator = CDMSimulator(
-        clock=ScaledClock(speed),
-        gateway_clock=LoopClock(),
+        clock=ScaledClock(speed * scale),
+        gateway_clock=LoopClock() if scale == 1 else ScaledClock(scale),
         seed=seed,
         limits=RateLimits.cdm_defaults(),
     )
@@ -93,7 +118,7 @@ def served_simulator(
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(serve(simulator)) as endpoint,
     ):
-        yield Served(simulator, endpoint, names)
+        yield Served(simulator, endpoint, names, speed, scale)
 
 
 def split(names: Sequence[str], parts: int) -> list[list[str]]:
