@@ -69,7 +69,9 @@ class CDMSimulator:
     ``last-udpate-user`` typo by default; ``last-update-user`` is the other reading).
     ``progress`` is how running jobs report progress: ``linear`` (default), ``stalling``,
     ``jumpy``, ``zero``, ``absent`` or ``mixed`` (see ``cdm_status.testing._progress``);
-    it never changes when jobs start or end.
+    it never changes when jobs start or end. ``log_requests``: keep every request in
+    :attr:`request_log`, one line each (arrival time, method, path and query, status), to
+    compare what two clients sent byte for byte.
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -89,6 +91,7 @@ class CDMSimulator:
         user_key: str = "last-udpate-user",
         gateway_clock: Clock | None = None,
         progress: ProgressShape = "linear",
+        log_requests: bool = False,
     ) -> None:
         if progress not in PROGRESS_SHAPES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
@@ -114,6 +117,9 @@ class CDMSimulator:
         self._fault_rng = random.Random(f"{seed}:faults")
         self._id_rng = random.Random(f"{seed}:ids")
         self._windows: dict[str, SlidingWindow] = {}
+        self.request_log: list[str] | None = [] if log_requests else None
+        """With ``log_requests``: ``"<arrival> <METHOD> <path>[?query] <status>"`` for
+        every request, in arrival order (status 0: the connection was dropped)."""
 
     def __repr__(self) -> str:
         return (
@@ -326,9 +332,15 @@ class CDMSimulator:
             else:
                 await respond(send, status, payload, headers=headers)
         except BaseException:
-            self.stats.record(endpoint, 0, arrived)
+            self._record(request, endpoint, 0, arrived)
             raise
+        self._record(request, endpoint, status, arrived)
+
+    def _record(self, request: Request, endpoint: str, status: int, arrived: float) -> None:
         self.stats.record(endpoint, status, arrived)
+        if self.request_log is not None:
+            target = f"{request.raw_path}?{request.query}" if request.query else request.raw_path
+            self.request_log.append(f"{arrived!r} {request.method} {target} {status}")
 
     def _route(self, request: Request, decoded: bool) -> tuple[str, tuple[str, ...]]:
         """(endpoint name, path parameters) or ("other", ()) when no API matches."""
