@@ -16,8 +16,10 @@ pacing still check out.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -72,6 +74,14 @@ class CDMSimulator:
     it never changes when jobs start or end. ``log_requests``: keep every request in
     :attr:`request_log`, one line each (arrival time, method, path and query, status), to
     compare what two clients sent byte for byte.
+
+    ``clock_offset``: seconds the server's clock is ahead of ``clock`` (negative: behind);
+    every date the simulator serves (``creation-date``, ``execute-date``,
+    ``last-update-date``, the HTTP ``Date`` header) is shifted by it, while the jobs still
+    play on ``clock`` (ground truth, :meth:`transitions`, stays on it). AK/SK signatures are
+    still checked against the gateway clock itself. ``date_resolution``: the ``Date``
+    header of every answer (the gateway clock's time, shifted), in steps of that many
+    seconds (1, as HTTP writes it; more for a coarser one), or None to send none.
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -92,9 +102,19 @@ class CDMSimulator:
         gateway_clock: Clock | None = None,
         progress: ProgressShape = "linear",
         log_requests: bool = False,
+        clock_offset: float = 0.0,
+        date_resolution: float | None = 1.0,
     ) -> None:
         if progress not in PROGRESS_SHAPES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
+        if not math.isfinite(clock_offset):
+            raise ValueError("clock_offset must be a finite number of seconds")
+        if date_resolution is not None and not (
+            math.isfinite(date_resolution) and date_resolution >= 1
+        ):
+            raise ValueError("date_resolution must be at least 1 second (or None)")
+        self.clock_offset = clock_offset
+        self.date_resolution = date_resolution
         self.clock: Clock = clock or LoopClock()
         self.gateway_clock: Clock = gateway_clock or self.clock
         self.seed = seed
@@ -307,6 +327,8 @@ class CDMSimulator:
         endpoint, route = self._route(request, decoded)
         arrived = self.gateway_clock.time()
         headers = [("X-Request-Id", request_id)]
+        if self.date_resolution is not None:
+            headers.append(("Date", self._date_header(arrived)))
         fault: FaultKind | None = None
         try:
             try:
@@ -341,6 +363,13 @@ class CDMSimulator:
         if self.request_log is not None:
             target = f"{request.raw_path}?{request.query}" if request.query else request.raw_path
             self.request_log.append(f"{arrived!r} {request.method} {target} {status}")
+
+    def _date_header(self, arrived: float) -> str:
+        """The server's time at ``arrived`` (the gateway clock, as the requests' own
+        dates), as an HTTP date in steps of ``date_resolution``."""
+        assert self.date_resolution is not None
+        now = arrived + self.clock_offset
+        return formatdate(now - now % self.date_resolution, usegmt=True)
 
     def _route(self, request: Request, decoded: bool) -> tuple[str, tuple[str, ...]]:
         """(endpoint name, path parameters) or ("other", ()) when no API matches."""
@@ -443,7 +472,8 @@ class CDMSimulator:
         if current is None:
             return {"submissions": []}
         run, state = current
-        return {"submissions": [submission(run, state, user_key=self.user_key)]}
+        body = submission(run, state, user_key=self.user_key, shift=self.clock_offset)
+        return {"submissions": [body]}
 
     def _list(self, params: Mapping[str, str], now: float) -> dict[str, Any]:
         try:
@@ -468,7 +498,13 @@ class CDMSimulator:
             run, state = current if current is not None else (None, None)
             entries.append(
                 list_entry(
-                    job.name, job.job_type, job.created_at, run, state, user_key=self.user_key
+                    job.name,
+                    job.job_type,
+                    job.created_at,
+                    run,
+                    state,
+                    user_key=self.user_key,
+                    shift=self.clock_offset,
                 )
             )
         return {"total": len(matching), "jobs": entries, "page_no": page_no, "page_size": page_size}
