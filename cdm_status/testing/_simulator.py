@@ -32,7 +32,7 @@ from ._jobs import START_ORDERS, DatabaseSpec, JobError, JobRegistry, StartOrder
 from ._limits import RateLimits, ServerStats, SlidingWindow, retry_after_header
 from ._progress import PROGRESS_SHAPES, ProgressShape
 from ._render import cdm_error, gateway_error, list_entry, submission
-from ._timeline import JobPlan, Transition
+from ._timeline import JobPlan, LogNormal, Transition
 from ._transport import SimulatorTransport
 from ._verify import SimulatorAuth, verify
 
@@ -184,10 +184,11 @@ class CDMSimulator:
         parallelism: int = 10,
         failure_rate: float = 0.0,
         plans: Mapping[str, JobPlan] | None = None,
-        run_seconds: tuple[float, float] = (30.0, 1800.0),
+        run_seconds: tuple[float, float] | LogNormal = (30.0, 1800.0),
         listed: bool = True,
         started: bool = True,
         start_order: StartOrder = "in_order",
+        boot_seconds: tuple[float, float] = (5.0, 60.0),
     ) -> list[str]:
         """A whole-database job ``parent`` migrating ``tables`` (names, or a count giving
         ``table_0001``...): one subjob ``<parent>_<table>`` per table, at most
@@ -195,12 +196,14 @@ class CDMSimulator:
         subjob names in table order.
 
         Subjobs waiting for a slot are ``NEVER_EXECUTED``. ``plans`` fixes some tables'
-        runs; the others are drawn (``run_seconds`` range, ``failure_rate``). The parent
+        runs; the others are drawn (``boot_seconds`` range, ``run_seconds`` range or
+        :class:`~cdm_status.testing.LogNormal` spread, ``failure_rate``). The parent
         runs from the first subjob's start to the last one's end and fails if any table
         failed. ``listed=False`` hides the subjobs from the job list (CDM does not
         document that they appear in it). ``start_order`` is the order in which tables
-        take free slots: ``in_order`` (table order) or ``shuffled`` (seeded; the same
-        durations in slot order, so only which table runs when changes).
+        take free slots: ``in_order`` (table order), ``shuffled`` (seeded; the same
+        durations in slot order, so only which table runs when changes) or
+        ``longest_first`` (the longest planned run first).
         """
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
@@ -214,6 +217,7 @@ class CDMSimulator:
             plans=dict(plans or {}),
             run_seconds=run_seconds,
             start_order=start_order,
+            boot_seconds=boot_seconds,
         )
         unknown = set(spec.plans) - set(names)
         if unknown:
