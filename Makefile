@@ -69,6 +69,7 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/estimator_replay.py
 	$(BIN)/python benchmarks/overhead.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/matrix.py --jobs 2
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache

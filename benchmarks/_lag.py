@@ -3,6 +3,9 @@
 The baselines are written the way users write them by hand, on the benchmark's virtual
 clock so that hours of a migration run in seconds:
 
+* ``polite_loop``: each job polled in turn, one request every half second (the limit
+  of 120 a minute), the floor any scheduler should never fall below;
+
 * ``naive_gather``: one ``asyncio.gather``-ed loop per job, an httpx GET, a fixed 10 s
   sleep, no shared budget, no backoff (a 429 is just a failed look);
 * ``sdk_pattern``: the official SDK's pattern, ``show_job_status`` from a fixed pool of 8
@@ -19,7 +22,7 @@ import contextlib
 import heapq
 import random
 import statistics
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -104,6 +107,37 @@ async def naive_gather(
     await asyncio.gather(*(follow(job) for job in jobs))
 
 
+async def polite_loop(
+    simulator: CDMSimulator,
+    http: httpx.AsyncClient,
+    jobs: list[str],
+    sightings: Sightings,
+    per_minute: float = 120.0,
+    window: float = 61.0,
+) -> None:
+    """The polite per-job loop: the jobs polled in turn, one status request every
+    ``window / per_minute`` seconds (so that no 60 s window, network delays included,
+    holds more than the limit); a job that ended leaves the round. Each job is looked at
+    every ``jobs still going / rate`` seconds: N/rate at most."""
+    clock = simulator.clock
+    spacing = window / per_minute
+    pending = list(jobs)
+    index = 0
+    due = clock.monotonic()
+    while pending:
+        await clock.sleep(due - clock.monotonic())
+        due += spacing
+        job = pending[index]
+        status = _status_of(await http.get(status_url(simulator, job)))
+        if status is not None:
+            sightings.record(job, status, clock.time())
+            if status in TERMINAL:
+                pending.pop(index)
+                index = index % len(pending) if pending else 0
+                continue
+        index = (index + 1) % len(pending)
+
+
 async def sdk_pattern(
     simulator: CDMSimulator,
     http: httpx.AsyncClient,
@@ -145,6 +179,21 @@ async def until(clock: FakeClock, seconds: float, work: Callable[[], Any]) -> bo
             with contextlib.suppress(asyncio.CancelledError):
                 await pending
     return task in done
+
+
+def baseline(run: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Sightings]]:
+    """A hand-written loop (``naive_gather``...) as a watch: what it saw until ``horizon``
+    seconds of virtual time, when it is cut off."""
+
+    async def watch(
+        simulator: CDMSimulator, http: httpx.AsyncClient, jobs: list[str], horizon: float
+    ) -> Sightings:
+        sightings = Sightings()  # filled as the loops go: they are cut off at the horizon
+        assert isinstance(simulator.clock, FakeClock)
+        await until(simulator.clock, horizon, lambda: run(simulator, http, jobs, sightings))
+        return sightings
+
+    return watch
 
 
 def percentile(values: list[float], fraction: float) -> float:

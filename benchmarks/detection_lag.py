@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from _lag import NetworkDelay, Sightings, naive_gather, score, sdk_pattern, until  # type: ignore[import-not-found]
+from _lag import NetworkDelay, Sightings, baseline, naive_gather, score, sdk_pattern  # type: ignore[import-not-found]
 from _report import save  # type: ignore[import-not-found]
 
 from cdm_status import JobStatusWaiter, StatusChanged
@@ -101,18 +101,6 @@ def cdm_status_client(strategy: str) -> Callable[..., Awaitable[Sightings]]:
                 async for event in events:
                     if isinstance(event, StatusChanged):
                         sightings.record(event.job_name, event.current.value, event.at.timestamp())
-        return sightings
-
-    return watch
-
-
-def baseline(run: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[Sightings]]:
-    async def watch(
-        simulator: CDMSimulator, http: httpx.AsyncClient, jobs: list[str], horizon: float
-    ) -> Sightings:
-        sightings = Sightings()  # filled as the loops go: they are cut off at the horizon
-        assert isinstance(simulator.clock, FakeClock)
-        await until(simulator.clock, horizon, lambda: run(simulator, http, jobs, sightings))
         return sightings
 
     return watch

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import random
 import time
 import tracemalloc
 from collections import Counter
@@ -25,7 +26,15 @@ from typing import Any
 import anyio
 from _report import save  # type: ignore[import-not-found]
 
-from cdm_status import JobDone, JobStatus, JobStatusWaiter, PollPolicy, RateLimiter, Submission
+from cdm_status import (
+    JobDone,
+    JobStatus,
+    JobStatusWaiter,
+    PollPolicy,
+    RateLimiter,
+    ServerClock,
+    Submission,
+)
 from cdm_status._schedule import RequestWindow
 from cdm_status.testing import FakeClock
 
@@ -39,6 +48,7 @@ class InstantAPI:
         self.done = Submission(job_name="", status=JobStatus.SUCCEEDED, raw_status="SUCCEEDED")
         # A budget that never holds a poll back: the engine's own cost is measured.
         self.budget = self.list_budget = RateLimiter(1e12)
+        self.server_clock = ServerClock()  # the engine reads its offset (no dates here)
         self._status_window = RequestWindow()
 
     async def _poll_status(self, job_name: str, *, on_slot: Callable[[], None]) -> Submission:
@@ -59,6 +69,7 @@ async def measure(jobs: int, *, trace: bool) -> dict[str, Any]:
         clock=clock,
         poll=PollPolicy(min_interval=5.0),
         strategy="per_job",
+        random=random.Random(0),
     )
     events = 0
     state_bytes = 0.0

@@ -36,6 +36,7 @@ from ._ratelimit import RateLimiter
 from ._redis_budget import RedisBudget  # imports a Redis client only when it connects
 from ._retry import RetryPolicy
 from ._schedule import PollPolicy
+from ._server_time import ServerClock
 from ._telemetry import WaiterStats
 from ._waiter import JobStatusWaiter, Subscription
 from ._wire import subjob_name
@@ -74,6 +75,7 @@ __all__ = [
     "RedisBudget",
     "ResponseFormatError",
     "RetryPolicy",
+    "ServerClock",
     "ServerError",
     "ServiceUnavailableError",
     "StatusChanged",

@@ -35,10 +35,11 @@ from ._errors import (
     TransportError,
     error_from_response,
 )
-from ._models import JobSummary, Submission
+from ._models import JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._retry import RetryPolicy, is_retryable, was_not_acted_on
 from ._schedule import RequestWindow
+from ._server_time import ServerClock
 from ._signer import canonical_query
 from ._telemetry import Call, Telemetry
 from ._wire import (
@@ -54,6 +55,8 @@ from ._wire import (
 __all__ = ["CDMClient", "JobPage"]
 
 logger = logging.getLogger("cdm_status")
+
+_BOOTING, _RUNNING = JobStatus.BOOTING, JobStatus.RUNNING
 
 THROTTLE_PAUSE = 3.0
 """Seconds the shared budget pauses after a 429 without ``Retry-After`` (Huawei: 2-5 s)."""
@@ -98,6 +101,10 @@ class CDMClient:
     :class:`RateLimiter` s with any :class:`Budget` (a :class:`RedisBudget` shared by
     every process of the account, say).
 
+    :attr:`server_clock` estimates how far the server's clock is from this host's, from
+    the answers (their ``Date`` header, the dates of running and just-started runs), for
+    everything that compares a server date with local time.
+
     Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
     """
 
@@ -139,6 +146,7 @@ class CDMClient:
         self._closed = False
         self._retry = retry or RetryPolicy()
         self._clock = clock or LoopClock()
+        self._server_clock = ServerClock()
         self._budget: Budget = budget or RateLimiter(requests_per_minute, clock=self._clock)
         self._list_budget: Budget = list_budget or RateLimiter(
             list_requests_per_minute, clock=self._clock
@@ -189,6 +197,12 @@ class CDMClient:
     def list_budget(self) -> Budget:
         """The budget of the job list and job definition reads."""
         return self._list_budget
+
+    @property
+    def server_clock(self) -> ServerClock:
+        """The server's clock offset as the answers so far tell it (shared by every waiter
+        on this client)."""
+        return self._server_clock
 
     @property
     def project_id(self) -> str:
@@ -336,7 +350,16 @@ class CDMClient:
         body = await self._call(
             "GET", path, job_name=job_name, budget=self._budget, on_slot=on_slot
         )
-        return parse_submissions(body, job_name=job_name)
+        submissions = parse_submissions(body, job_name=job_name)
+        dates: list[tuple[float, bool]] = []
+        for each in submissions:
+            # A booting run's creation, a running one's last update: moments ago.
+            if each.creation_date is not None:
+                dates.append((each.creation_date.timestamp(), each.status is _BOOTING))
+            if each.last_update_date is not None:
+                dates.append((each.last_update_date.timestamp(), each.status is _RUNNING))
+        self._dates_written(dates)
+        return submissions
 
     async def list_jobs(
         self,
@@ -370,6 +393,13 @@ class CDMClient:
             "GET", job_list_path(self._cluster), params=params, budget=self._list_budget
         )
         total, jobs = parse_job_list(body)
+        dates: list[tuple[float, bool]] = []
+        for job in jobs:
+            for key in ("creation-date", "last-update-date"):
+                date = _epoch_ms(job.raw.get(key))
+                if date is not None:
+                    dates.append((date, key == "last-update-date" and job.status is _RUNNING))
+        self._dates_written(dates)
         return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
 
     async def start_job(
@@ -384,9 +414,17 @@ class CDMClient:
         """
         payload = json.dumps({"variables": dict(variables or {})}).encode()
         path = job_path(self._cluster, job_name, "start")
+        sent = self._clock.time()
         body = await self._call("PUT", path, job_name=job_name, content=payload)
         submissions = parse_submissions(body, job_name=job_name)
-        return submissions[0] if submissions else Submission.never_executed(job_name)
+        if not submissions:
+            return Submission.never_executed(job_name)
+        created = submissions[0].creation_date
+        if created is not None:  # dated by the server while the start was on its way
+            self._server_clock.stamped_during(
+                created.timestamp(), sent=sent, received=self._clock.time()
+            )
+        return submissions[0]
 
     async def stop_job(self, job_name: str) -> None:
         """Stop the running run of ``job_name`` (``PUT .../job/{job_name}/stop``).
@@ -397,6 +435,15 @@ class CDMClient:
         await self._call("PUT", path, job_name=job_name, content=b"{}")
 
     # ------------------------------------------------------------------ plumbing
+
+    def _dates_written(self, dates: list[tuple[float, bool]]) -> None:
+        """The dates (epoch seconds) of an answer just received, each with whether it was
+        written moments before (see ``ServerClock.stamped_before``): the latest of each."""
+        received = self._clock.time()
+        for recent in (True, False):
+            latest = max((date for date, kind in dates if kind is recent), default=None)
+            if latest is not None:
+                self._server_clock.stamped_before(latest, received=received, recent=recent)
 
     async def _call(
         self,
@@ -531,6 +578,7 @@ class CDMClient:
                     await response.aclose()
 
             scrubbed: str | None = None
+            sent = self._clock.time()
             try:
                 response, body = await self._within_deadline(exchange)
             except httpx.HTTPError as exc:
@@ -554,6 +602,9 @@ class CDMClient:
                         scrubbed, endpoint=error.endpoint, connected=error.connected
                     )
                 raise ResponseFormatError(scrubbed)
+        self._server_clock.date_header(
+            response.headers.get("date"), sent=sent, received=self._clock.time()
+        )
         if debug:
             logger.debug(
                 "%s %s -> %d in %.3fs",
@@ -569,8 +620,17 @@ class CDMClient:
             body,
             response.headers,
             job_name=job_name,
-            now=self._clock.time(),
+            now=self._server_clock.server_time(self._clock.time()),  # a Retry-After date's
         )
+
+
+def _epoch_ms(value: object) -> float | None:
+    """Epoch seconds of a list row's epoch-milliseconds field; None if it is not one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value / 1000.0
+        if math.isfinite(seconds) and seconds > 0:
+            return seconds
+    return None
 
 
 class _Expired(Exception):

@@ -332,6 +332,7 @@ class Engine:
             policy=self._policy,
             per_second=self._budget.per_minute / 60.0,
             draw=self._random.random,
+            server_offset=self._client.server_clock.offset,
         )
 
     def _interests(self, name: str) -> list[Interest]:

@@ -61,18 +61,23 @@ SAME_RUN = 1.0
 """Seconds two starts may differ by and still be the same run."""
 
 
-def run_started(submission: Submission, *, monotonic: float, epoch: float) -> float | None:
+def run_started(
+    submission: Submission, *, monotonic: float, epoch: float, server_offset: float = 0.0
+) -> float | None:
     """When ``submission``'s run started, on the monotonic clock that reads ``monotonic``
-    while the wall clock reads ``epoch``: ``execute-date`` (the start of RUNNING) where
-    the API sends it, else ``creation-date`` (booting included); None without either."""
+    while the local wall clock reads ``epoch``: ``execute-date`` (the start of RUNNING)
+    where the API sends it, else ``creation-date`` (booting included); None without
+    either. The API's dates are on the server's clock, ``server_offset`` seconds ahead of
+    the local one (see ``_server_time``)."""
+    server_now = epoch + server_offset
     executed = submission.raw.get("execute-date")
     if isinstance(executed, int | float) and not isinstance(executed, bool):
         seconds = float(executed) / 1000.0
         if math.isfinite(seconds) and seconds > 0:
-            return monotonic - (epoch - seconds)
+            return monotonic - (server_now - seconds)
     if submission.creation_date is None:
         return None
-    return monotonic - (epoch - submission.creation_date.timestamp())
+    return monotonic - (server_now - submission.creation_date.timestamp())
 
 
 @dataclass(frozen=True, slots=True)

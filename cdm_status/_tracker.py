@@ -117,13 +117,27 @@ class Rules:
     success: frozenset[JobStatus]
     failure: frozenset[JobStatus]
     since: datetime | None = None
-    """Aware UTC; submissions created before it count as "not started yet"."""
+    """Aware UTC; submissions created before it count as "not started yet". A time read
+    on the local clock, compared with the server's ``creation-date`` through the server
+    clock's offset; but a ``since`` that is the creation date of a run seen (what a start
+    returned) names that run, on the server's own clock (see :meth:`names_run`)."""
 
-    def is_stale(self, submission: Submission) -> bool:
+    def is_stale(self, submission: Submission, server_offset: float = 0.0) -> bool:
+        """Created before ``since``; ``creation-date`` is read on the server's clock,
+        ``server_offset`` seconds ahead of the local one."""
         return (
             self.since is not None
             and submission.creation_date is not None
-            and submission.creation_date < self.since
+            and submission.creation_date.timestamp() - server_offset < self.since.timestamp()
+        )
+
+    def names_run(self, submission: Submission) -> bool:
+        """``since`` is this run's creation date (to the millisecond the API dates in): it
+        was taken from the server's answer, not from a local clock."""
+        return (
+            self.since is not None
+            and submission.creation_date is not None
+            and abs((submission.creation_date - self.since).total_seconds()) < 0.001
         )
 
 
@@ -139,6 +153,8 @@ class Interest:
     raw_status: str | None = None
     submission: Submission | None = None
     done: bool = False
+    since_on_server: bool = False
+    """Its ``since`` named a run seen (:meth:`Rules.names_run`): read on the server's clock."""
 
 
 @dataclass(slots=True)
@@ -223,6 +239,9 @@ class Conditions:
     """The same between sweeps of the list: the sweeps cover the job, so only the looks
     the estimate asks for are made (no bound of an hour), and a job still running at
     its predicted end is looked at again after 1, 2, 4... seconds."""
+    server_offset: float = 0.0
+    """How far the server's clock is ahead of the local one, in seconds: a date in an
+    answer is read on the local clock as that date less this (see ``_server_time``)."""
 
 
 @dataclass(slots=True)
@@ -448,8 +467,12 @@ def _tell(
     if interest.done:
         return None
     rules = interest.rules
+    interest.since_on_server = interest.since_on_server or rules.names_run(submission)
+    offset = 0.0 if interest.since_on_server else conditions.server_offset
     seen = (
-        Submission.never_executed(interest.job_name) if rules.is_stale(submission) else submission
+        Submission.never_executed(interest.job_name)
+        if rules.is_stale(submission, offset)
+        else submission
     )
     interest.submission = seen
     raw = seen.raw_status if seen.status is JobStatus.OTHER else None
@@ -502,7 +525,12 @@ def _follow_progress(track: JobTrack, submission: Submission, conditions: Condit
     if submission.status is not JobStatus.RUNNING:
         track.progress = None
         return
-    started = run_started(submission, monotonic=conditions.now, epoch=conditions.at.timestamp())
+    started = run_started(
+        submission,
+        monotonic=conditions.now,
+        epoch=conditions.at.timestamp(),
+        server_offset=conditions.server_offset,
+    )
     if started is None:  # no date to tell runs apart: keep the run we follow
         started = track.progress.started if track.progress is not None else conditions.now
     track.progress = observe(

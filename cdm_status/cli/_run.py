@@ -1,8 +1,11 @@
 """``cdm-status run JOB``: start a job, then wait for that very run.
 
 The run is told apart from older ones by its creation date as the start's answer gives it:
-the server's own clock, so no clock skew between this host and CDM can make the new run
-look stale (or an old one look new), as a ``--since`` read on this host could.
+the server's own clock (a ``since`` that is a run's creation date names that run), so no
+skew between this host and CDM, minutes or years, can make the new run look stale or an
+old one look new. An answer without a creation date leaves the time the start was asked,
+on this host's clock, which the waiter reads through the server clock's offset that the
+client estimates, less the skew allowance: what that offset is not known to.
 
 A ``--budget`` shared through Redis is joined before the start, so a budget that cannot be
 used at all (a missing extra) ends the command before any job is started; the start itself
@@ -16,8 +19,9 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import sys
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -25,6 +29,7 @@ import anyio
 from .._clock import utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
+from .._server_time import DATE_RESOLUTION, ServerClock
 from .._wire import validate_name
 from ._budget import (
     add_budget_arguments,
@@ -138,6 +143,20 @@ def _started_line(submission: Submission, *, as_json: bool) -> str:
     return f"started {submission.job_name}: {submission.raw_status}{when}"
 
 
+def run_since(submission: Submission, asked_at: float, server: ServerClock) -> datetime:
+    """The ``since`` of the run just started: its creation date (which names it, on the
+    server's clock); without one, the time the start was asked (this host's clock, which
+    the waiter reads through the server clock's offset) less the skew allowance: what the
+    offset is not known to (its bounds' width, at least the ``Date`` header's second), or
+    :data:`SINCE_SKEW` while the answers have not bounded it from both sides."""
+    if submission.creation_date is not None:
+        return submission.creation_date
+    allowance = server.uncertainty if server.known else math.inf
+    if not math.isfinite(allowance):
+        allowance = SINCE_SKEW
+    return utc_datetime(asked_at - max(allowance, DATE_RESOLUTION))
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``run`` subcommand."""
     try:
@@ -178,10 +197,7 @@ def run(args: argparse.Namespace) -> int:
             except OutputClosed as closed:
                 reason = f"{closed.reason}; {job} was started, not waited for"
                 raise OutputClosed(reason, EXIT_INTERRUPTED) from None
-            # The server's date of this run; without one, this host's time of the start.
-            since = submission.creation_date or (
-                utc_datetime(asked_at) - timedelta(seconds=SINCE_SKEW)
-            )
+            since = run_since(submission, asked_at, client.server_clock)
             options = options_from_args(args, since=since, clock=clock)
             return await run_wait(client, [job], options, sink)
 

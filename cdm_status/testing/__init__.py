@@ -18,7 +18,7 @@ from ._jobs import START_ORDERS, StartOrder
 from ._limits import RateLimits, ServerStats
 from ._progress import PROGRESS_SHAPES, ProgressCurve, ProgressShape
 from ._simulator import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID, CDMSimulator
-from ._timeline import JobPlan, Transition, random_plan
+from ._timeline import JobPlan, LogNormal, Transition, random_plan
 from ._transport import SimulatorTransport
 from ._verify import SimulatorAuth
 
@@ -32,6 +32,7 @@ __all__ = [
     "FaultKind",
     "Faults",
     "JobPlan",
+    "LogNormal",
     "Outage",
     "ProgressCurve",
     "ProgressShape",

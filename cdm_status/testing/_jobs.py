@@ -17,11 +17,11 @@ from typing import Literal, get_args
 from .._models import JobStatus
 from .._wire import subjob_name, validate_name
 from ._progress import ProgressShape, draw_curve
-from ._timeline import JobPlan, Run, RunState, Transition, random_plan
+from ._timeline import JobPlan, LogNormal, Run, RunState, Transition, random_plan
 
 __all__ = ["START_ORDERS", "DatabaseSpec", "Job", "JobError", "JobRegistry", "StartOrder"]
 
-StartOrder = Literal["in_order", "shuffled"]
+StartOrder = Literal["in_order", "shuffled", "longest_first"]
 """The order in which a whole-database job's tables take free slots."""
 START_ORDERS: tuple[StartOrder, ...] = get_args(StartOrder)
 
@@ -49,8 +49,9 @@ class DatabaseSpec:
     parallelism: int
     failure_rate: float
     plans: Mapping[str, JobPlan]
-    run_seconds: tuple[float, float]
+    run_seconds: tuple[float, float] | LogNormal
     start_order: StartOrder = "in_order"
+    boot_seconds: tuple[float, float] = (5.0, 60.0)
 
 
 @dataclass(slots=True)
@@ -262,18 +263,22 @@ class JobRegistry:
         failed: list[Run] = []
         rows = 0
         order = list(range(len(spec.tables)))
+        drawn: dict[int, JobPlan] = {}
         if spec.start_order == "shuffled":
             # Durations are still drawn in slot order: the same slot timeline as in order,
             # only which table takes which slot changes.
             self._order_rng.shuffle(order)
+        elif spec.start_order == "longest_first":
+            # Each table's run drawn in table order, the biggest (as planned: a failing
+            # run was planned for longer than it lasts) started first.
+            drawn = {index: self._table_plan(spec, index) for index in order}
+            order.sort(key=lambda i: -(drawn[i].progress_seconds or drawn[i].run_seconds))
         for index in order:
             table, child_name = spec.tables[index], job.children[index]
             child = self._jobs[child_name]
             child.runs = [run for run in child.runs if run.submitted_at <= now]
             start = heapq.heappop(slots)
-            plan = spec.plans.get(table) or random_plan(
-                self._rng, failure_rate=spec.failure_rate, run_seconds=spec.run_seconds
-            )
+            plan = drawn.get(index) or self._table_plan(spec, index)
             run = self._run(child, plan, start, table=table)
             if start == now:  # started by the request itself; later ones by the parent
                 run = replace(run, requested_at=requested_at)
@@ -300,6 +305,14 @@ class JobRegistry:
         run = replace(self._run(job, parent_plan, now, table=job.name), requested_at=requested_at)
         job.runs.append(run)
         return run
+
+    def _table_plan(self, spec: DatabaseSpec, index: int) -> JobPlan:
+        return spec.plans.get(spec.tables[index]) or random_plan(
+            self._rng,
+            failure_rate=spec.failure_rate,
+            boot_seconds=spec.boot_seconds,
+            run_seconds=spec.run_seconds,
+        )
 
     def stop(self, name: str, now: float) -> Run:
         """Stop the running run of ``name``; ``Cdm.0053`` if none runs."""

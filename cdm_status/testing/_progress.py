@@ -10,12 +10,14 @@ the simulator can play each:
 shape       what a RUNNING submission shows
 ==========  ==========================================================================
 linear      progress proportional to the running time (the default)
+convex      a slow start: work grows as the running time to a power of 1.5-3 (a
+            table whose first rows are the slowest to read, an index built first)
 stalling    steady progress broken by 1-3 stalls that together take 20-60% of the run;
             half the runs stall last at 90-99%, as a final commit does
 jumpy       steps: 2-10 extractors finish at random moments, each adds its share
 zero        0 from start to end
 absent      no ``progress`` field at all (versions that do not send it)
-mixed       each run draws one of the shapes above
+mixed       each run draws one of linear, stalling, jumpy, zero and absent
 ==========  ==========================================================================
 
 A :class:`ProgressCurve` maps the fraction of running time elapsed to the fraction of work
@@ -32,7 +34,7 @@ from typing import Literal, get_args
 
 __all__ = ["LINEAR", "PROGRESS_SHAPES", "ProgressCurve", "ProgressShape", "draw_curve"]
 
-ProgressShape = Literal["linear", "stalling", "jumpy", "zero", "absent", "mixed"]
+ProgressShape = Literal["linear", "convex", "stalling", "jumpy", "zero", "absent", "mixed"]
 PROGRESS_SHAPES: tuple[ProgressShape, ...] = get_args(ProgressShape)
 _DRAWN: tuple[ProgressShape, ...] = ("linear", "stalling", "jumpy", "zero", "absent")
 
@@ -86,9 +88,17 @@ def draw_curve(shape: ProgressShape, rng: random.Random) -> ProgressCurve:
         return ProgressCurve(reported=False, shape="absent")
     if shape == "jumpy":
         return _jumpy(rng)
+    if shape == "convex":
+        return _convex(rng)
     if shape == "stalling":
         return _stalling(rng)
     raise ValueError(f"progress shape must be one of {', '.join(PROGRESS_SHAPES)}")
+
+
+def _convex(rng: random.Random) -> ProgressCurve:
+    power = rng.uniform(1.5, 3.0)
+    knots = tuple((step / 20, (step / 20) ** power) for step in range(21))
+    return ProgressCurve(knots, shape="convex")
 
 
 def _jumpy(rng: random.Random) -> ProgressCurve:

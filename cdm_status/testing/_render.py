@@ -20,13 +20,14 @@ def _ms(epoch_seconds: float) -> int:
     return int(epoch_seconds * 1000)
 
 
-def submission(run: Run, state: RunState, *, user_key: str) -> dict[str, Any]:
-    """The submission object of ``run`` in ``state``, shaped as CDM sends it."""
+def submission(run: Run, state: RunState, *, user_key: str, shift: float = 0.0) -> dict[str, Any]:
+    """The submission object of ``run`` in ``state``, shaped as CDM sends it, its dates
+    ``shift`` seconds ahead of the simulator's clock (a server clock set apart)."""
     plan = run.plan
     body: dict[str, Any] = {
         "job-name": run.job_name,
         "status": state.status.value,
-        "creation-date": _ms(run.created_at),
+        "creation-date": _ms(run.created_at + shift),
         "creation-user": plan.user,
         "progress": state.progress,
         "submission-id": run.submission_id,
@@ -38,13 +39,13 @@ def submission(run: Run, state: RunState, *, user_key: str) -> dict[str, Any]:
     body.update(
         {
             "isStopingIncrement": "",  # documented Boolean, sent as "" (sic)
-            "last-update-date": _ms(state.updated_at or run.submitted_at),
+            "last-update-date": _ms((state.updated_at or run.submitted_at) + shift),
             "is-execute-auto": False,
             user_key: plan.user,
             "isDeleteJob": False,
             "isIncrementing": False,
             "external-id": run.external_id,
-            "execute-date": _ms(run.running_at),
+            "execute-date": _ms(run.running_at + shift),
         }
     )
     if state.status is JobStatus.RUNNING:
@@ -83,17 +84,20 @@ def list_entry(
     state: RunState | None,
     *,
     user_key: str,
+    shift: float = 0.0,
 ) -> dict[str, Any]:
-    """One job of the job list: a name and its last status, no counters or errors."""
+    """One job of the job list: a name and its last status, no counters or errors (dates
+    ``shift`` seconds ahead of the simulator's clock)."""
     entry: dict[str, Any] = {
         "name": name,
         "job_type": job_type,
         # A job that never ran shows NEW in the list (the status API says NEVER_EXECUTED).
         "status": JobStatus.NEW.value if state is None else state.status.value,
-        "creation-date": _ms(created_at),
+        "creation-date": _ms(created_at + shift),
         "creation-user": "cdm",
         "last-update-date": _ms(
-            created_at if run is None or state is None else state.updated_at or run.submitted_at
+            shift
+            + (created_at if run is None or state is None else state.updated_at or run.submitted_at)
         ),
         user_key: "cdm",
         "is_incre_job": False,

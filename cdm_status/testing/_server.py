@@ -126,6 +126,7 @@ async def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=2,
+        date_header=False,  # the simulator dates its answers itself, on the server's clock
     )
     server = Server(config)
     in_loop = _on_asyncio()

@@ -16,8 +16,10 @@ pacing still check out.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,7 +32,7 @@ from ._jobs import START_ORDERS, DatabaseSpec, JobError, JobRegistry, StartOrder
 from ._limits import RateLimits, ServerStats, SlidingWindow, retry_after_header
 from ._progress import PROGRESS_SHAPES, ProgressShape
 from ._render import cdm_error, gateway_error, list_entry, submission
-from ._timeline import JobPlan, Transition
+from ._timeline import JobPlan, LogNormal, Transition
 from ._transport import SimulatorTransport
 from ._verify import SimulatorAuth, verify
 
@@ -69,7 +71,17 @@ class CDMSimulator:
     ``last-udpate-user`` typo by default; ``last-update-user`` is the other reading).
     ``progress`` is how running jobs report progress: ``linear`` (default), ``stalling``,
     ``jumpy``, ``zero``, ``absent`` or ``mixed`` (see ``cdm_status.testing._progress``);
-    it never changes when jobs start or end.
+    it never changes when jobs start or end. ``log_requests``: keep every request in
+    :attr:`request_log`, one line each (arrival time, method, path and query, status), to
+    compare what two clients sent byte for byte.
+
+    ``clock_offset``: seconds the server's clock is ahead of ``clock`` (negative: behind);
+    every date the simulator serves (``creation-date``, ``execute-date``,
+    ``last-update-date``, the HTTP ``Date`` header) is shifted by it, while the jobs still
+    play on ``clock`` (ground truth, :meth:`transitions`, stays on it). AK/SK signatures are
+    still checked against the gateway clock itself. ``date_resolution``: the ``Date``
+    header of every answer (the gateway clock's time, shifted), in steps of that many
+    seconds (1, as HTTP writes it; more for a coarser one), or None to send none.
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -89,9 +101,20 @@ class CDMSimulator:
         user_key: str = "last-udpate-user",
         gateway_clock: Clock | None = None,
         progress: ProgressShape = "linear",
+        log_requests: bool = False,
+        clock_offset: float = 0.0,
+        date_resolution: float | None = 1.0,
     ) -> None:
         if progress not in PROGRESS_SHAPES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
+        if not math.isfinite(clock_offset):
+            raise ValueError("clock_offset must be a finite number of seconds")
+        if date_resolution is not None and not (
+            math.isfinite(date_resolution) and date_resolution >= 1
+        ):
+            raise ValueError("date_resolution must be at least 1 second (or None)")
+        self.clock_offset = clock_offset
+        self.date_resolution = date_resolution
         self.clock: Clock = clock or LoopClock()
         self.gateway_clock: Clock = gateway_clock or self.clock
         self.seed = seed
@@ -114,6 +137,9 @@ class CDMSimulator:
         self._fault_rng = random.Random(f"{seed}:faults")
         self._id_rng = random.Random(f"{seed}:ids")
         self._windows: dict[str, SlidingWindow] = {}
+        self.request_log: list[str] | None = [] if log_requests else None
+        """With ``log_requests``: ``"<arrival> <METHOD> <path>[?query] <status>"`` for
+        every request, in arrival order (status 0: the connection was dropped)."""
 
     def __repr__(self) -> str:
         return (
@@ -158,10 +184,11 @@ class CDMSimulator:
         parallelism: int = 10,
         failure_rate: float = 0.0,
         plans: Mapping[str, JobPlan] | None = None,
-        run_seconds: tuple[float, float] = (30.0, 1800.0),
+        run_seconds: tuple[float, float] | LogNormal = (30.0, 1800.0),
         listed: bool = True,
         started: bool = True,
         start_order: StartOrder = "in_order",
+        boot_seconds: tuple[float, float] = (5.0, 60.0),
     ) -> list[str]:
         """A whole-database job ``parent`` migrating ``tables`` (names, or a count giving
         ``table_0001``...): one subjob ``<parent>_<table>`` per table, at most
@@ -169,12 +196,14 @@ class CDMSimulator:
         subjob names in table order.
 
         Subjobs waiting for a slot are ``NEVER_EXECUTED``. ``plans`` fixes some tables'
-        runs; the others are drawn (``run_seconds`` range, ``failure_rate``). The parent
+        runs; the others are drawn (``boot_seconds`` range, ``run_seconds`` range or
+        :class:`~cdm_status.testing.LogNormal` spread, ``failure_rate``). The parent
         runs from the first subjob's start to the last one's end and fails if any table
         failed. ``listed=False`` hides the subjobs from the job list (CDM does not
         document that they appear in it). ``start_order`` is the order in which tables
-        take free slots: ``in_order`` (table order) or ``shuffled`` (seeded; the same
-        durations in slot order, so only which table runs when changes).
+        take free slots: ``in_order`` (table order), ``shuffled`` (seeded; the same
+        durations in slot order, so only which table runs when changes) or
+        ``longest_first`` (the longest planned run first).
         """
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
@@ -188,6 +217,7 @@ class CDMSimulator:
             plans=dict(plans or {}),
             run_seconds=run_seconds,
             start_order=start_order,
+            boot_seconds=boot_seconds,
         )
         unknown = set(spec.plans) - set(names)
         if unknown:
@@ -301,6 +331,8 @@ class CDMSimulator:
         endpoint, route = self._route(request, decoded)
         arrived = self.gateway_clock.time()
         headers = [("X-Request-Id", request_id)]
+        if self.date_resolution is not None:
+            headers.append(("Date", self._date_header(arrived)))
         fault: FaultKind | None = None
         try:
             try:
@@ -326,9 +358,22 @@ class CDMSimulator:
             else:
                 await respond(send, status, payload, headers=headers)
         except BaseException:
-            self.stats.record(endpoint, 0, arrived)
+            self._record(request, endpoint, 0, arrived)
             raise
+        self._record(request, endpoint, status, arrived)
+
+    def _record(self, request: Request, endpoint: str, status: int, arrived: float) -> None:
         self.stats.record(endpoint, status, arrived)
+        if self.request_log is not None:
+            target = f"{request.raw_path}?{request.query}" if request.query else request.raw_path
+            self.request_log.append(f"{arrived!r} {request.method} {target} {status}")
+
+    def _date_header(self, arrived: float) -> str:
+        """The server's time at ``arrived`` (the gateway clock, as the requests' own
+        dates), as an HTTP date in steps of ``date_resolution``."""
+        assert self.date_resolution is not None
+        now = arrived + self.clock_offset
+        return formatdate(now - now % self.date_resolution, usegmt=True)
 
     def _route(self, request: Request, decoded: bool) -> tuple[str, tuple[str, ...]]:
         """(endpoint name, path parameters) or ("other", ()) when no API matches."""
@@ -431,7 +476,8 @@ class CDMSimulator:
         if current is None:
             return {"submissions": []}
         run, state = current
-        return {"submissions": [submission(run, state, user_key=self.user_key)]}
+        body = submission(run, state, user_key=self.user_key, shift=self.clock_offset)
+        return {"submissions": [body]}
 
     def _list(self, params: Mapping[str, str], now: float) -> dict[str, Any]:
         try:
@@ -456,7 +502,13 @@ class CDMSimulator:
             run, state = current if current is not None else (None, None)
             entries.append(
                 list_entry(
-                    job.name, job.job_type, job.created_at, run, state, user_key=self.user_key
+                    job.name,
+                    job.job_type,
+                    job.created_at,
+                    run,
+                    state,
+                    user_key=self.user_key,
+                    shift=self.clock_offset,
                 )
             )
         return {"total": len(matching), "jobs": entries, "page_no": page_no, "page_size": page_size}

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from .._models import JobStatus
 from ._progress import LINEAR, ProgressCurve
 
-__all__ = ["OUTCOMES", "JobPlan", "Run", "RunState", "Transition", "random_plan"]
+__all__ = ["OUTCOMES", "JobPlan", "LogNormal", "Run", "RunState", "Transition", "random_plan"]
 
 OUTCOMES = frozenset(
     {
@@ -125,23 +125,47 @@ FAILURES: tuple[tuple[str, str], ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class LogNormal:
+    """Run times spread as real tables' are: lognormal, half of them under ``median``
+    seconds, their logarithm spread by ``sigma`` (0.3: most within a third of the median;
+    1: a few run for hours; 2: from seconds to a day)."""
+
+    median: float
+    sigma: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.median) and self.median > 0):
+            raise ValueError("median must be a positive number of seconds")
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ValueError("sigma must be a finite number >= 0")
+
+    def draw(self, rng: random.Random) -> float:
+        return max(1.0, rng.lognormvariate(math.log(self.median), self.sigma))
+
+
 def random_plan(
     rng: random.Random,
     *,
     failure_rate: float = 0.0,
     boot_seconds: tuple[float, float] = (5.0, 60.0),
-    run_seconds: tuple[float, float] = (60.0, 3600.0),
+    run_seconds: tuple[float, float] | LogNormal = (60.0, 3600.0),
 ) -> JobPlan:
     """A realistic plan: boot uniform in ``boot_seconds``, run log-uniform in
-    ``run_seconds`` (most tables are quick, a few take an hour), and a failure, part way
-    through, with probability ``failure_rate``."""
+    ``run_seconds`` (most tables are quick, a few take an hour) or drawn from a
+    :class:`LogNormal`, and a failure, part way through, with probability
+    ``failure_rate``."""
     if not 0.0 <= failure_rate <= 1.0:
         raise ValueError("failure_rate must be between 0 and 1")
-    low, high = run_seconds
-    if not 0 < low <= high:
-        raise ValueError("run_seconds must be (min, max) with 0 < min <= max")
+    if not isinstance(run_seconds, LogNormal):
+        low, high = run_seconds
+        if not 0 < low <= high:
+            raise ValueError("run_seconds must be (min, max) with 0 < min <= max")
     boot = rng.uniform(*boot_seconds)
-    run = math.exp(rng.uniform(math.log(low), math.log(high)))
+    if isinstance(run_seconds, LogNormal):
+        run = run_seconds.draw(rng)
+    else:
+        run = math.exp(rng.uniform(math.log(low), math.log(high)))
     rows_per_second = rng.uniform(500.0, 20_000.0)
     fails = rng.random() < failure_rate
     summary, details = FAILURES[rng.randrange(len(FAILURES))]

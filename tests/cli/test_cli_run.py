@@ -228,6 +228,23 @@ async def test_the_run_date_is_the_request_time_and_since_now_sees_the_run(
     assert " good: succeeded" in result.stdout
 
 
+@pytest.mark.parametrize("offset", [-900.0, -3 * 365 * 86400.0, 3 * 365 * 86400.0])
+async def test_run_waits_for_its_run_on_a_server_whose_clock_is_far_off(offset: float) -> None:
+    # Every date the server sends is minutes or years away from this host's clock: the
+    # run is still told apart by its creation date, through the estimated offset.
+    sim = CDMSimulator(clock=ScaledClock(SPEED), gateway_clock=LoopClock(), clock_offset=offset)
+    sim.add_job("good", plan=JobPlan(5, 600), started=False)
+    counter = StartCounter(sim)
+    async with serve(counter) as endpoint:  # type: ignore[arg-type]
+        result = await Served(sim, endpoint, counter).cli("run", "good", "--timeout", "30")
+    assert result.returncode == 0, result.stderr
+    assert any(
+        line.endswith(" good: succeeded (100,000 rows written)")
+        for line in result.stdout.splitlines()
+    )
+    assert counter.starts == 1
+
+
 # ---------------------------------------------------------------------- --budget
 
 

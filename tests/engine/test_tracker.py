@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -136,6 +136,44 @@ def test_since_makes_an_old_run_not_started_for_that_subscription_only() -> None
     }
     assert not fresh.done
     assert anyrun.done
+
+
+SKEWS = [-3 * 365 * 86400.0, -900.0, 900.0, 3 * 365 * 86400.0]
+
+
+def seen_as(submission: Submission, interest: Interest, offset: float) -> JobStatus | None:
+    """What ``interest`` is told of ``submission`` with the server ``offset`` s ahead."""
+    at = Conditions(now=100.0, at=AT, policy=PollPolicy(), per_second=0.1, server_offset=offset)
+    answered(polling(), submission, [interest], at, Demand())
+    return interest.status
+
+
+@pytest.mark.parametrize("offset", SKEWS)
+def test_a_since_read_on_the_local_clock_meets_the_servers_dates_through_the_offset(
+    offset: float,
+) -> None:
+    since = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)  # read here, before the start
+    rules = Rules(DEFAULT.success, DEFAULT.failure, since=since)
+    on_server = since + timedelta(seconds=offset)
+    before = sub("SUCCEEDED", created=on_server - timedelta(seconds=5))
+    after = sub("BOOTING", created=on_server + timedelta(seconds=2))
+    assert seen_as(before, Interest("j", rules, key=1), offset) is JobStatus.NEVER_EXECUTED
+    assert seen_as(after, Interest("j", rules, key=1), offset) is JobStatus.BOOTING
+
+
+@pytest.mark.parametrize("offset", [*SKEWS, 0.3])
+def test_a_since_that_is_a_runs_creation_date_names_that_run_on_the_servers_clock(
+    offset: float,
+) -> None:
+    # What a start returned (the operator, `cdm-status run`): whatever the offset is
+    # estimated at, that run counts, as do later ones (a retry); earlier ones do not.
+    created = datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    interest = Interest("j", Rules(DEFAULT.success, DEFAULT.failure, since=created), key=1)
+    assert seen_as(sub("BOOTING", created=created), interest, offset) is JobStatus.BOOTING
+    retried = sub("RUNNING", created=created + timedelta(seconds=60))
+    assert seen_as(retried, interest, offset) is JobStatus.RUNNING
+    older = sub("RUNNING", created=created - timedelta(seconds=1))
+    assert seen_as(older, interest, offset) is JobStatus.NEVER_EXECUTED
 
 
 def test_failures_are_ridden_out_then_end_the_job() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import time
 from typing import Any
 
@@ -85,7 +86,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         if args.redis is None:
             local = RateLimiter(120, window=budget_window(args.speed), clock=clock)
             client.share_budget(TimedBudget(local, report))
-            waiter = JobStatusWaiter(client, strategy=args.strategy)
+            waiter = JobStatusWaiter(client, strategy=args.strategy, random=random.Random(0))
             outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
         else:
             budget = RedisBudget.from_url(
@@ -99,7 +100,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             logging.getLogger("cdm_status").addHandler(FallbackRecorder(budget, report))
             client.share_budget(TimedBudget(budget, report), budget.list_budget)
             async with budget:
-                waiter = JobStatusWaiter(client, strategy=args.strategy)
+                waiter = JobStatusWaiter(client, strategy=args.strategy, random=random.Random(0))
                 outcomes = await waiter.wait_all(args.jobs, timeout=args.timeout)
                 report["outages"] = budget.outages
                 report["shared_at_end"] = budget.shared

@@ -14,6 +14,7 @@ from cdm_status.testing import (
     CDMSimulator,
     FakeClock,
     JobPlan,
+    LogNormal,
     ProgressCurve,
     ProgressShape,
     random_plan,
@@ -59,6 +60,16 @@ def test_jumpy_moves_in_a_few_equal_steps(seed: int) -> None:
     shares = {round(100 * done / extractors, 1) for done in range(extractors)}
     assert set(values) <= shares | {99.0}  # 99: never 100 before success
     assert len(set(values)) >= 2
+
+
+def test_convex_starts_slowly_and_catches_up() -> None:
+    curves = [draw_curve("convex", random.Random(seed)) for seed in range(20)]
+    for curve in curves:
+        values = readings(curve)
+        assert values == sorted(values)  # never goes back
+        assert values[len(values) // 2] < 36.0  # half the time: at most a third of the work
+        assert values[-1] >= 95.0
+    assert len({curve.knots for curve in curves}) == 20  # each run its own power
 
 
 def test_zero_stays_at_zero_until_success() -> None:
@@ -194,3 +205,39 @@ def test_unknown_shapes_and_orders_are_refused() -> None:
     sim = CDMSimulator(clock=FakeClock())
     with pytest.raises(ValueError, match="start_order must be one of"):
         sim.add_database_job("db", 3, start_order="reversed")  # type: ignore[arg-type]
+
+
+def test_longest_first_starts_the_biggest_tables_first() -> None:
+    sim = CDMSimulator(clock=FakeClock(), seed=9)
+    names = sim.add_database_job(
+        "db", 50, parallelism=5, start_order="longest_first", failure_rate=0.2
+    )
+
+    def planned(name: str) -> float:
+        run = sim._jobs.record(name).runs[-1]  # as planned: a failing run was meant longer
+        return run.plan.progress_seconds or run.plan.run_seconds
+
+    biggest_first = sorted(names, key=planned, reverse=True)
+    began = starts(sim, biggest_first)
+    assert began == sorted(began)  # the bigger a table, the sooner it took a slot
+    assert began != starts(sim, names)  # which is not table order
+
+
+def test_lognormal_run_times_spread_around_their_median() -> None:
+    rng = random.Random(4)
+    for sigma in (0.3, 1.0, 2.0):
+        spread = LogNormal(900.0, sigma)
+        runs = sorted(random_plan(rng, run_seconds=spread).run_seconds for _ in range(4000))
+        assert 0.9 * 900 <= runs[len(runs) // 2] <= 1.1 * 900
+        within = sum(900 / 2.718**sigma <= run <= 900 * 2.718**sigma for run in runs)
+        assert 0.64 <= within / len(runs) <= 0.72  # one sigma either side: 68%
+    with pytest.raises(ValueError, match="sigma"):
+        LogNormal(900.0, -1.0)
+
+
+def test_database_jobs_boot_within_the_range_given() -> None:
+    sim = CDMSimulator(clock=FakeClock(), seed=9)
+    names = sim.add_database_job("db", 100, parallelism=100, boot_seconds=(2.0, 20.0))
+    boots = [sim._jobs.record(name).runs[-1].plan.boot_seconds for name in names]
+    assert 2.0 <= min(boots) < 4.0
+    assert 18.0 < max(boots) <= 20.0
