@@ -19,6 +19,12 @@ EXIT_TIMEOUT = 3
 EXIT_API = 4
 EXIT_INTERRUPTED = 130
 
+UNREACHABLE_AFTER = 300.0
+"""Seconds of nothing but failed requests after which ``wait`` gives up (before the API's
+first answer), and the discovery of ``--subjobs-of`` gives up on a page. An endpoint that
+cannot even be connected to (refused, DNS, TLS) before any answer ends either at its first
+failed request instead: nothing suggests it is coming back."""
+
 
 class CommandError(Exception):
     """A failure to report as one line on stderr, with the exit code to end with."""

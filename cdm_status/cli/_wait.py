@@ -58,6 +58,7 @@ from ._common import (
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
+    UNREACHABLE_AFTER,
     CommandError,
     add_connection_arguments,
     client_from_args,
@@ -100,11 +101,6 @@ seen to exist, the names are wrong (a wrong --subjobs-of): say so then, once."""
 
 UNKNOWN_PLACE_CODES = frozenset({"Cdm.0001"})
 """CDM codes for a project or cluster that does not exist: every job would get it."""
-
-UNREACHABLE_AFTER = 300.0
-"""Seconds of nothing but failed polls, before any answer, after which ``wait`` gives up.
-An endpoint that cannot even be connected to (refused, DNS, TLS) ends the wait at its
-first failed poll instead: nothing suggests it is coming back."""
 
 DUMB_TERMINALS = frozenset({"dumb", "unknown"})
 """``TERM`` values of terminals that cannot move the cursor (as ``rich`` reads them)."""
