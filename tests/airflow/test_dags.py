@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cdm_status.airflow._compat import AIRFLOW_VERSION, minor_version
 from tests.airflow.conftest import AK, SK, connection_json
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "airflow"
@@ -59,6 +60,12 @@ def served_simulator() -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@pytest.mark.xfail(
+    minor_version(AIRFLOW_VERSION) == (3, 2),
+    reason="Airflow 3.2's `dags test` cannot defer a task: its in-process execution API "
+    "answers the deferral with an error ('State' object has no attribute 'svcs_registry')",
+    strict=True,
+)
 def test_airflow_dags_test_starts_and_waits(served_simulator: str, tmp_path: Path) -> None:
     from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
 

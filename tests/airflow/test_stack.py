@@ -60,6 +60,8 @@ def add_jobs(sim):
         "a": JobPlan(boot_seconds=60, run_seconds=25),
         "b": JobPlan(boot_seconds=60, run_seconds=30),
     }})
+    # Not started: cdm_start_and_wait starts it (test_stack_kill.py).
+    sim.add_job("cdm_long", plan=JobPlan(boot_seconds=5, run_seconds=3600), started=False)
 
 async def main():
     sim = CDMSimulator(auth=SimulatorAuth(ak={AK!r}, sk={SK!r}))
