@@ -13,6 +13,7 @@ state and stops the jobs only when the task is no longer deferred (see :func:`ki
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -36,6 +37,10 @@ logger = logging.getLogger("cdm_status.airflow")
 DEADLINE_MARGIN = 30.0
 """Seconds before the task's deadline at which the trigger ends its watch (at most 10% of
 the time left), so its event reaches the task before the scheduler times it out."""
+
+_STOPPING: set[asyncio.Future[None]] = set()
+"""Stops under way (see ``CDMJobTrigger.on_kill``); Airflow's triggerer is asyncio."""
+
 DEFAULT_GIVE_UP_AFTER = 30
 """Failed status requests in a row (each already retried) after which a job is given up."""
 
@@ -211,9 +216,20 @@ class CDMJobTrigger(BaseTrigger):
         return None if state is None else str(getattr(state, "value", state))
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task: stop the jobs it started (``stop_on_kill``)."""
+        """A user killed the deferred task: stop the jobs it started (``stop_on_kill``).
+
+        The stop runs to its end even if the trigger's task is cancelled again meanwhile
+        (the triggerer cancels a trigger at each of its loops until the trigger has
+        ended), so a kill never leaves a migration half stopped.
+        """
         if not self.stop_on_kill:
             return
+        stop = asyncio.ensure_future(self._stop_jobs())
+        _STOPPING.add(stop)  # held until done: a task the loop alone holds may be collected
+        stop.add_done_callback(_STOPPING.discard)
+        await asyncio.shield(stop)
+
+    async def _stop_jobs(self) -> None:
         settings = await CDMHook(self.conn_id).asettings()
         async with _shared.REGISTRY.lease(settings, self.cluster_id) as lease:
             for name in await self._job_names(settings):

@@ -10,11 +10,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from airflow.sdk.module_loading import import_string
 
 from cdm_status import JobStatus
-from cdm_status.airflow import _shared
+from cdm_status.airflow import _shared, triggers
 from cdm_status.airflow._compat import (
     TRIGGER_ON_KILL,
     AirflowException,
@@ -338,6 +339,23 @@ async def test_on_kill_stops_only_when_asked(cluster: Cluster) -> None:
     assert cluster.simulator.status("orders") is JobStatus.STOPPED
     # Already stopped: the "not running" answer is not an error.
     await CDMJobTrigger(job_names=["orders"], stop_on_kill=True).on_kill()
+
+
+async def test_a_stop_goes_through_when_the_triggerer_cancels_the_trigger_again(
+    cluster: Cluster,
+) -> None:
+    # The triggerer cancels a trigger at each of its loops until the trigger has ended:
+    # a kill's stop must not be cut off halfway by the next cancel.
+    cluster.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=3600))
+    await cluster.clock.advance(60)
+    trigger = CDMJobTrigger(job_names=["orders"], stop_on_kill=True)
+    killing = asyncio.ensure_future(trigger.on_kill())
+    await anyio.lowlevel.checkpoint()  # the stop has begun
+    killing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await killing
+    await asyncio.gather(*triggers._STOPPING)
+    assert cluster.simulator.status("orders") is JobStatus.STOPPED
 
 
 @pytest.mark.parametrize(
