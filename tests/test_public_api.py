@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cdm_status
 
@@ -56,3 +57,50 @@ def test_an_unconfigured_script_gets_no_library_warnings_on_stderr() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stderr == ""
+
+
+WITHOUT_RICH = Path(__file__).resolve().parent / "support" / "without_rich.py"
+
+LIBRARY_WITHOUT_RICH = """
+import sys
+import anyio
+import cdm_status, cdm_status.testing
+from cdm_status import JobStatusWaiter
+from cdm_status.testing import CDMSimulator, FakeClock, JobPlan
+
+async def main():
+    sim = CDMSimulator(clock=FakeClock())
+    sim.add_job("nightly", plan=JobPlan(boot_seconds=10, run_seconds=300))
+    async with sim.client() as client, sim.clock.autojump():
+        done = await JobStatusWaiter(client).wait("nightly", timeout=600)
+    print(done.job_name, done.status.value)
+
+anyio.run(main)
+print(sorted(m for m in sys.modules if m.partition(".")[0] in ("rich", "cdm_status")
+             and (m == "rich" or m.startswith(("rich.", "cdm_status.cli")))))
+"""
+
+
+def test_the_library_imports_and_waits_without_rich() -> None:
+    # `pip install cdm-status` without the `cli` extra: no rich. `rich` is refused by an
+    # import hook; the library still imports, runs a wait on the simulator, and never
+    # tries the command line's modules.
+    done = subprocess.run(
+        [sys.executable, str(WITHOUT_RICH), "-c", LIBRARY_WITHOUT_RICH],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["nightly SUCCEEDED", "[]"]
+
+
+def test_the_rich_blocker_refuses_rich() -> None:
+    done = subprocess.run(
+        [sys.executable, str(WITHOUT_RICH), "-c", "import rich.console"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "ModuleNotFoundError: No module named 'rich'" in done.stderr

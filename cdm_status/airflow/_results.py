@@ -14,16 +14,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar, cast
 
 import anyio
-from airflow.sdk.exceptions import (
+
+from .._events import JobOutcome
+from .._models import Submission
+from . import _shared
+from ._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
 )
-
-from .._events import JobOutcome
-from .._models import Submission
-from . import _shared
 from ._payload import FAILED, SUCCESS, TIMEOUT, build_event, outcome_from_check
 from ._settings import ConnectionSettings
 from .triggers import CDMJobTrigger

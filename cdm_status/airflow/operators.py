@@ -33,13 +33,13 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from .._client import CDMClient
 from .._errors import BadRequestError
 from .._events import JobOutcome, OutcomeKind
 from .._models import Submission
 from . import _results, _runs, _shared
+from ._compat import AirflowException, AirflowFailException
 from ._payload import TIMEOUT, build_event
 from ._settings import DEFAULT_CONN_ID, ConnectionSettings
 from .hooks import CDMHook

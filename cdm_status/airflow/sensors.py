@@ -28,11 +28,11 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
-from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import StartTriggerArgs
 
 from .._wire import subjob_name
 from . import _results, _shared
+from ._compat import AirflowException
 from ._settings import DEFAULT_CONN_ID
 from .hooks import CDMHook
 from .triggers import DEFAULT_GIVE_UP_AFTER, CDMJobTrigger

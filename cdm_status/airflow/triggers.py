@@ -4,21 +4,27 @@ Its keyword arguments are JSON-native and hold no secret (the credentials stay i
 connection), so the triggerer can rebuild it after a restart with
 ``import_string(classpath)(**kwargs)``. It ends shortly before the task's deadline with a
 ``timeout`` event naming what is still running, rather than being cut off by the scheduler.
+
+Killing a deferred task stops the jobs the operator started (``stop_on_kill``): Airflow 3.3
+and later call ``on_kill()``; 3.1 and 3.2 call only ``cleanup()``, the same on a kill as
+when the triggerer stops or hands the trigger to another, so ``cleanup()`` asks the task's
+state and stops the jobs only when the task is no longer deferred (see :func:`killed_by_user`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .._errors import BadRequestError, CDMError
 from .._wire import subjob_name
 from . import _shared
+from ._compat import TRIGGER_ON_KILL, AirflowException
 from ._payload import UNREACHABLE, build_event
 from ._progress import ProgressLog
 from ._settings import DEFAULT_CONN_ID, ConnectionSettings
@@ -31,6 +37,10 @@ logger = logging.getLogger("cdm_status.airflow")
 DEADLINE_MARGIN = 30.0
 """Seconds before the task's deadline at which the trigger ends its watch (at most 10% of
 the time left), so its event reaches the task before the scheduler times it out."""
+
+_STOPPING: set[asyncio.Future[None]] = set()
+"""Stops under way (see ``CDMJobTrigger.on_kill``); Airflow's triggerer is asyncio."""
+
 DEFAULT_GIVE_UP_AFTER = 30
 """Failed status requests in a row (each already retried) after which a job is given up."""
 
@@ -40,6 +50,17 @@ def _aware(value: datetime | str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def killed_by_user(task_state: str | None, *, deadline_passed: bool) -> bool:
+    """Whether a trigger that ``cleanup()`` ends without its event was ended by a user.
+
+    A task that is still ``deferred`` is being moved (the triggerer stopped, or handed the
+    trigger to another); one past its deadline was timed out by the scheduler. Any other
+    state (failed, success, cleared) was set by somebody acting on the task, as Airflow 3.3
+    tells ``on_kill()``.
+    """
+    return not deadline_passed and task_state != "deferred"
 
 
 def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -85,6 +106,7 @@ class CDMJobTrigger(BaseTrigger):
         self.tables = None if tables is None else _names(tables)
         self.give_up_after = give_up_after
         self.stop_on_kill = stop_on_kill
+        self._fired = False
         if not self.job_names and not parent:
             raise ValueError("give job_names, or a parent whole-database job")
         _aware(since)  # a malformed date fails here, when the task defers
@@ -154,12 +176,60 @@ class CDMJobTrigger(BaseTrigger):
             payload = {"result": UNREACHABLE, "message": f"{type(error).__name__}: {error}"}
             payload["jobs"] = {}
         # Yielded outside every cancel scope of the watch (see _shared.watch).
+        self._fired = True
         yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
 
+    async def cleanup(self) -> None:
+        """Before Airflow 3.3: stop the jobs (``on_kill``) if a user killed the task.
+
+        Airflow 3.1 and 3.2 call this whenever the trigger ends; from 3.3 on, ``on_kill``
+        is called for a kill and this does nothing. A task state that cannot be read
+        leaves the jobs running.
+        """
+        if TRIGGER_ON_KILL or not self.stop_on_kill or self._fired:
+            return
+        deadline = self._deadline()
+        passed = deadline is not None and deadline.timestamp() <= _shared.REGISTRY.clock.time()
+        try:
+            state = await self._task_state()
+        except Exception as error:
+            logger.warning("CDM jobs left running: the task's state is unknown (%s)", error)
+            return
+        if killed_by_user(state, deadline_passed=passed):
+            logger.info("the deferred task was killed (now %s): stopping its CDM jobs", state)
+            await self.on_kill()
+
+    async def _task_state(self) -> str | None:
+        """The task's state now, from the triggerer's supervisor (Airflow 3.1 and 3.2)."""
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        from asgiref.sync import sync_to_async
+
+        ti = self.task_instance
+        if ti is None:
+            raise LookupError("the trigger runs without a task instance")
+        # A blocking call into the supervisor, run off the loop as Airflow's own
+        # providers do (it talks back to the loop through asgiref).
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        )
+        state = states[ti.run_id][ti.task_id]
+        return None if state is None else str(getattr(state, "value", state))
+
     async def on_kill(self) -> None:
-        """A user killed the deferred task: stop the jobs it started (``stop_on_kill``)."""
+        """A user killed the deferred task: stop the jobs it started (``stop_on_kill``).
+
+        The stop runs to its end even if the trigger's task is cancelled again meanwhile
+        (the triggerer cancels a trigger at each of its loops until the trigger has
+        ended), so a kill never leaves a migration half stopped.
+        """
         if not self.stop_on_kill:
             return
+        stop = asyncio.ensure_future(self._stop_jobs())
+        _STOPPING.add(stop)  # held until done: a task the loop alone holds may be collected
+        stop.add_done_callback(_STOPPING.discard)
+        await asyncio.shield(stop)
+
+    async def _stop_jobs(self) -> None:
         settings = await CDMHook(self.conn_id).asettings()
         async with _shared.REGISTRY.lease(settings, self.cluster_id) as lease:
             for name in await self._job_names(settings):

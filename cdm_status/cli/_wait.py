@@ -547,11 +547,16 @@ def people_sink(out: TextIO, *, title: str = "cdm-status wait") -> Sink:
     """The live view on a terminal, one plain line per event otherwise.
 
     A ``TERM=dumb`` terminal (Emacs shells, some CI consoles) cannot redraw in place: it
-    gets the plain lines as they happen, not one frame at the end.
+    gets the plain lines as they happen, not one frame at the end. So does a terminal
+    where ``rich`` is not installed (``pip install cdm-status`` without the ``cli`` extra).
     """
     if out.isatty() and os.environ.get("TERM", "").lower() not in DUMB_TERMINALS:
-        from ._live import LiveSink  # rich is imported only when a person watches
-
+        try:
+            from ._live import LiveSink  # rich is imported only when a person watches
+        except ModuleNotFoundError as missing:
+            if (missing.name or "").partition(".")[0] != "rich":
+                raise
+            return PlainSink(out)
         return LiveSink.for_stream(out, title=title)
     return PlainSink(out)
 

@@ -9,9 +9,13 @@ from typing import Any
 
 import anyio
 import pytest
-from airflow.sdk.exceptions import AirflowRescheduleException, AirflowSensorTimeout, TaskDeferred
 
 from cdm_status import JobStatus
+from cdm_status.airflow._compat import (
+    AirflowRescheduleException,
+    AirflowSensorTimeout,
+    TaskDeferred,
+)
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor
 from cdm_status.testing import JobPlan

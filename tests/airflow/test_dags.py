@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cdm_status.airflow._compat import AIRFLOW_VERSION, minor_version
 from tests.airflow.conftest import AK, SK, connection_json
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "airflow"
@@ -19,7 +20,10 @@ BIN = Path(sys.executable).parent
 
 
 def test_every_example_dag_imports_with_its_tasks() -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef, unused-ignore]
 
     bag = DagBag(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
@@ -60,6 +64,12 @@ def served_simulator() -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@pytest.mark.xfail(
+    minor_version(AIRFLOW_VERSION) == (3, 2),
+    reason="Airflow 3.2's `dags test` cannot defer a task: its in-process execution API "
+    "answers the deferral with an error ('State' object has no attribute 'svcs_registry')",
+    strict=True,
+)
 def test_airflow_dags_test_starts_and_waits(served_simulator: str, tmp_path: Path) -> None:
     from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
 

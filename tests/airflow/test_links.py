@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from cdm_status.airflow import get_provider_info, links
+from cdm_status.airflow._compat import TaskDeferred
 from cdm_status.airflow.links import CDMJobLink, console_url, region_of
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.testing import JobPlan

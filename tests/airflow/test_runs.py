@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from cdm_status import JobStatus, Submission
 from cdm_status.airflow import _runs
+from cdm_status.airflow._compat import AirflowException, AirflowFailException, TaskDeferred
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.testing import JobPlan
 from tests.support.airflow_simulated import (

@@ -67,6 +67,8 @@ def add_jobs(sim):
         "a": JobPlan(boot_seconds={BOOT}, run_seconds={RUN}),
         "b": JobPlan(boot_seconds={BOOT}, run_seconds={RUN + 3}),
     }})
+    # Not started: cdm_start_and_wait starts it (test_stack_kill.py).
+    sim.add_job("cdm_long", plan=JobPlan(boot_seconds=5, run_seconds=3600), started=False)
 
 async def main():
     jobs_clock = ScaledClock(1.0)

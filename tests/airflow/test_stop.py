@@ -11,9 +11,9 @@ from typing import Any
 
 import anyio
 import pytest
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from cdm_status import JobStatus
+from cdm_status.airflow._compat import AirflowFailException, AirflowSensorTimeout, TaskDeferred
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.triggers import CDMJobTrigger
 from cdm_status.testing import JobPlan

@@ -8,15 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import (
+
+from cdm_status import JobStatus
+from cdm_status.airflow._compat import (
     AirflowException,
     AirflowFailException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
 )
-
-from cdm_status import JobStatus
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor

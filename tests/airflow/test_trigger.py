@@ -6,17 +6,24 @@ import asyncio
 import json
 import logging
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 from airflow.sdk.module_loading import import_string
 
 from cdm_status import JobStatus
-from cdm_status.airflow import _shared
+from cdm_status.airflow import _shared, triggers
+from cdm_status.airflow._compat import (
+    TRIGGER_ON_KILL,
+    AirflowException,
+    AirflowFailException,
+    AirflowSensorTimeout,
+)
 from cdm_status.airflow._results import conclude
-from cdm_status.airflow.triggers import CDMJobTrigger
+from cdm_status.airflow.triggers import CDMJobTrigger, killed_by_user
 from cdm_status.testing import JobPlan
 from tests.airflow.conftest import AK, SK
 from tests.support.airflow_simulated import Cluster, cluster, simulated_cluster
@@ -332,6 +339,97 @@ async def test_on_kill_stops_only_when_asked(cluster: Cluster) -> None:
     assert cluster.simulator.status("orders") is JobStatus.STOPPED
     # Already stopped: the "not running" answer is not an error.
     await CDMJobTrigger(job_names=["orders"], stop_on_kill=True).on_kill()
+
+
+async def test_a_stop_goes_through_when_the_triggerer_cancels_the_trigger_again(
+    cluster: Cluster,
+) -> None:
+    # The triggerer cancels a trigger at each of its loops until the trigger has ended:
+    # a kill's stop must not be cut off halfway by the next cancel.
+    cluster.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=3600))
+    await cluster.clock.advance(60)
+    trigger = CDMJobTrigger(job_names=["orders"], stop_on_kill=True)
+    killing = asyncio.ensure_future(trigger.on_kill())
+    await anyio.lowlevel.checkpoint()  # the stop has begun
+    killing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await killing
+    await asyncio.gather(*triggers._STOPPING)
+    assert cluster.simulator.status("orders") is JobStatus.STOPPED
+
+
+@pytest.mark.parametrize(
+    ("state", "deadline_passed", "killed"),
+    [
+        ("deferred", False, False),  # the triggerer stopped, or moved the trigger
+        ("failed", False, True),  # marked failed
+        ("success", False, True),  # marked success
+        (None, False, True),  # cleared
+        ("scheduled", True, False),  # the scheduler timed it out
+        ("failed", True, False),
+    ],
+)
+def test_a_kill_is_told_from_a_move_and_a_timeout(
+    state: str | None, deadline_passed: bool, killed: bool
+) -> None:
+    assert killed_by_user(state, deadline_passed=deadline_passed) is killed
+
+
+async def test_cleanup_stops_what_a_user_killed_where_airflow_calls_no_on_kill(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    cluster.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=3600))
+    await cluster.clock.advance(60)
+    asked: list[dict[str, Any]] = []
+    state = {"now": "deferred"}
+
+    def task_states(**query: Any) -> dict[str, dict[str, str]]:
+        # What the triggerer's supervisor answers: {run_id: {task_id: state}}.
+        asked.append(query)
+        return {"manual_1": {"run": state["now"]}}
+
+    monkeypatch.setattr(RuntimeTaskInstance, "get_task_states", staticmethod(task_states))
+
+    def trigger() -> CDMJobTrigger:
+        built = CDMJobTrigger(job_names=["orders"], stop_on_kill=True)
+        built.task_instance = SimpleNamespace(  # set by the triggerer
+            dag_id="cdm", task_id="run", run_id="manual_1", map_index=-1
+        )
+        return built
+
+    await trigger().cleanup()  # a triggerer restart: the task is still deferred
+    assert cluster.simulator.status("orders") is JobStatus.RUNNING
+    state["now"] = "failed"  # marked failed: Airflow 3.1 and 3.2 call only cleanup()
+    await trigger().cleanup()
+    if TRIGGER_ON_KILL:  # 3.3 and later call on_kill() for that; cleanup() leaves it be
+        assert asked == []
+        assert cluster.simulator.status("orders") is JobStatus.RUNNING
+    else:
+        assert asked[-1] == {
+            "dag_id": "cdm",
+            "task_ids": ["run"],
+            "run_ids": ["manual_1"],
+            "map_index": -1,
+        }
+        assert cluster.simulator.status("orders") is JobStatus.STOPPED
+
+
+async def test_cleanup_after_the_event_or_without_a_task_stops_nothing(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster.simulator.add_job("orders", plan=JobPlan(boot_seconds=5, run_seconds=30))
+    done = CDMJobTrigger(job_names=["orders"], stop_on_kill=True)
+    await run_trigger(cluster, done)
+    await done.cleanup()  # the event was sent: nothing to stop, nothing asked
+    cluster.simulator.add_job("tables", plan=JobPlan(boot_seconds=5, run_seconds=3600))
+    await cluster.clock.advance(60)
+    with caplog.at_level(logging.WARNING, logger="cdm_status.airflow"):
+        await CDMJobTrigger(job_names=["tables"], stop_on_kill=True).cleanup()
+    assert cluster.simulator.status("tables") is JobStatus.RUNNING
+    if not TRIGGER_ON_KILL:
+        assert "CDM jobs left running: the task's state is unknown" in caplog.text
 
 
 async def test_the_budget_extra_shares_the_budget_across_triggerers(

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,13 @@ from cdm_status.cli._simulate import build_simulator
 from cdm_status.testing import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID
 
 COMMAND = str(Path(sys.executable).with_name("cdm-status"))
+# The command with `rich` not importable (`pip install cdm-status` without the `cli` extra).
+WITHOUT_RICH = (
+    sys.executable,
+    str(Path(__file__).resolve().parents[1] / "support" / "without_rich.py"),
+    "-c",
+    "from cdm_status.cli import console_main; console_main()",
+)
 TIMEOUT = 30.0  # bound on any one subprocess; the tests take a second or two each
 
 # Seed 3 with these flags: job_001..003 succeed, 3 of the 30 tables fail, and every run
@@ -268,11 +275,13 @@ class TerminalRun:
     """A line about a job showed while the command still ran."""
 
 
-def run_on_terminal(argv: list[str], env: dict[str, str]) -> TerminalRun:
+def run_on_terminal(
+    argv: list[str], env: dict[str, str], command: Sequence[str] = (COMMAND,)
+) -> TerminalRun:
     """``cdm-status wait ARGV`` with its stdout on a pseudo-terminal, read to the end."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [COMMAND, "wait", *argv], env=env, stdout=terminal, stderr=subprocess.PIPE, text=True
+        [*command, "wait", *argv], env=env, stdout=terminal, stderr=subprocess.PIPE, text=True
     )
     os.close(terminal)
     chunks: list[bytes] = []
@@ -311,6 +320,20 @@ def test_a_terminal_gets_the_live_view(fast: Simulator) -> None:
     assert "3/3" in screen
     assert "succeeded 3" in screen
     assert "3 jobs in 0:0" in screen
+
+
+def test_a_terminal_without_rich_gets_plain_lines(fast: Simulator) -> None:
+    run = run_on_terminal(
+        ["job_001", "job_002", "job_003"],
+        {**fast.env(), "COLUMNS": "100", "TERM": "xterm"},
+        command=WITHOUT_RICH,
+    )
+    assert run.returncode == 0
+    assert "\x1b[" not in run.screen  # no live view: no cursor moves, no colours
+    lines = run.screen.splitlines()
+    for name in ("job_001", "job_002", "job_003"):
+        assert any(f" {name}: " in line and "SUCCEEDED" in line for line in lines), run.screen
+    assert re.search(r"^3 jobs in 0:0\d: 3 succeeded; .* written; \d+ requests?$", run.screen, re.M)
 
 
 def test_a_refused_token_names_each_job_in_its_own_line(slow: Simulator) -> None:
