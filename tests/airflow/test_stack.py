@@ -239,7 +239,8 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
+def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The stack, with the settings of the test module's STACK_ENV on top."""
     simulator = subprocess.Popen(
         [sys.executable, "-c", SIMULATOR],
         stdin=subprocess.PIPE,
@@ -278,6 +279,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             ),
         }
     )
+    env.update(getattr(request.module, "STACK_ENV", {}))
     stack = Stack(tmp_path, env, simulator)
     try:
         stack.airflow("db", "migrate")

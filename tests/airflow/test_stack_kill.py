@@ -22,6 +22,9 @@ __all__ = ["stack"]
 
 pytestmark = pytest.mark.slow
 
+# A deployment with a triggerer: the start-and-wait example defers.
+STACK_ENV = {"AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"}
+
 JOB = "cdm_long"  # boots 5 s, runs an hour (test_stack.SIMULATOR)
 DAG = "cdm_start_and_wait"
 TASK = "start_and_wait"
