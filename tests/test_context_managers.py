@@ -10,7 +10,6 @@ test kit's clock and server) must not hand the block's exception to it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 
 import pytest
 
@@ -84,20 +83,19 @@ async def test_a_running_waiter_lets_the_applications_exception_out_as_raised() 
     assert await raised_by(block) is error
 
 
-@pytest.mark.parametrize("running", [False, True], ids=["read-alone", "waiter-running"])
-async def test_a_subscription_lets_an_exception_out_as_raised(running: bool) -> None:
-    # Read alone, the subscription drives the engine; or the running waiter does.
+async def test_a_subscription_lets_an_exception_out_as_raised() -> None:
+    # The running waiter polls; the exception leaves the subscription and the waiter.
     simulator = failing_job()
 
     async def block() -> None:
-        async with simulator.client() as client, AsyncExitStack() as stack:
-            waiter = JobStatusWaiter(client)
-            if running:
-                await stack.enter_async_context(waiter)
-            async with waiter.watch(["bad"]) as subscription:
-                async for event in subscription:
-                    if isinstance(event, JobDone) and event.outcome.submission is not None:
-                        raise JobFailedError(event.outcome.submission)
+        async with (
+            simulator.client() as client,
+            JobStatusWaiter(client) as waiter,
+            waiter.watch(["bad"]) as subscription,
+        ):
+            async for event in subscription:
+                if isinstance(event, JobDone) and event.outcome.submission is not None:
+                    raise JobFailedError(event.outcome.submission)
 
     failed_bad(await raised_by(block))
 
@@ -112,12 +110,10 @@ async def test_a_shared_budget_lets_a_failed_wait_out_as_raised(
     assert isinstance(clock, FakeClock)
 
     async def block() -> None:
-        async with (
-            simulator.client() as client,
-            budget_on(redis_server, library, clock, budget_id=unique(request)) as budget,
-        ):
-            waiter = JobStatusWaiter(client, budget=budget, list_budget=budget.list_budget)
-            await waiter.wait("bad")
+        async with budget_on(redis_server, library, clock, budget_id=unique(request)) as budget:
+            client = simulator.client(budget=budget, list_budget=budget.list_budget)
+            async with client:
+                await JobStatusWaiter(client).wait("bad")
 
     failed_bad(await raised_by(block))
 

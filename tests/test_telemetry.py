@@ -478,8 +478,7 @@ async def test_a_telemetry_hook_that_raises_changes_no_outcome(
     async with client, clock.autojump():
         waiter = JobStatusWaiter(client, random=random.Random(3))
         outcomes = await waiter.wait_all(names)
-        sub = waiter.watch(names[:1])
-        async with sub:
+        async with waiter, waiter.watch(names[:1]) as sub:
             events = [event async for event in sub]
     assert {name: outcome.kind for name, outcome in outcomes.items()} == {
         name: expected_kind(simulator, name) for name in names

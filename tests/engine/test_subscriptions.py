@@ -343,8 +343,7 @@ async def test_subscriptions_closed_before_their_timeout_leave_nothing_behind() 
 
     clock = FakeClock()
     simulator = simple_simulator(clock, ["nightly"])
-    async with simulator.client() as client:
-        waiter = JobStatusWaiter(client)
+    async with simulator.client() as client, JobStatusWaiter(client) as waiter:
         weights = []
         for watch in range(5_000):
             subscription = waiter.watch(["nightly"], timeout=86_400.0)
