@@ -75,9 +75,9 @@ async def test_ten_thousand_polls_leave_nothing_behind(strategy: str) -> None:
     async with (
         simulator.client(http_client=http) as client,
         clock.autojump(),
+        JobStatusWaiter(client, strategy=strategy, random=random.Random(3)) as waiter,  # type: ignore[arg-type]
         anyio.create_task_group() as group,
     ):
-        waiter = JobStatusWaiter(client, strategy=strategy, random=random.Random(3))  # type: ignore[arg-type]
 
         async def watch() -> None:
             await waiter.wait_all(names)
