@@ -58,9 +58,9 @@ system-redis-server:
 	$(APT_REDIS_SERVER)
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-# The suite runs on PYTEST_WORKERS pytest-xdist workers: its longest tests mostly wait on
-# the wall clock (real CLI processes sharing a budget of 120 requests a minute, a Redis
-# restart), so they overlap well even on 2 cores; the `slow` ones start first
+# The suite runs on PYTEST_WORKERS pytest-xdist workers: its longest tests partly wait on
+# the wall clock (a real Airflow, CLI processes sharing a Redis budget on a sped-up clock,
+# a Redis restart), so they overlap well even on 2 cores; the `slow` ones start first
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this one process.
 PYTEST_WORKERS ?= 3
 pytest: $(STAMP_TEST) redis-server
