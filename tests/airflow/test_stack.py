@@ -201,14 +201,16 @@ class Stack:
         except httpx.TransportError:
             return False
 
-    def trigger(self, dag_id: str, conf: dict[str, str]) -> None:
+    def trigger(self, dag_id: str, conf: dict[str, str], logical_date: str | None = None) -> None:
         """Trigger a DAG run through the API server: one request, where ``airflow dags
         trigger`` would start a process that takes many seconds on a loaded machine."""
-        answer = httpx.post(
-            f"{self.api}/api/v2/dags/{dag_id}/dagRuns",
-            json={"logical_date": None, "conf": conf},
-            timeout=60,
-        )
+        with httpx.Client(base_url=self.api, timeout=60) as http:
+            token = http.get("/auth/token").raise_for_status().json()["access_token"]
+            answer = http.post(
+                f"/api/v2/dags/{dag_id}/dagRuns",
+                json={"logical_date": logical_date, "conf": conf},
+                headers={"Authorization": f"Bearer {token}"},
+            )
         assert answer.status_code == 200, answer.text
 
     def airflow(self, *args: str) -> str:

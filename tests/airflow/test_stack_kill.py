@@ -75,11 +75,10 @@ def task_state(stack: Stack) -> str | None:
 
 def test_a_restart_keeps_the_run_and_a_kill_stops_it(stack: Stack) -> None:
     wait_for(lambda: len(stack.states("select dag_id from dag")) >= 3, 120, "the DAGs to be parsed")
+    wait_for(stack.api_answers, 120, "the API server")
     stack.begin_runs()
     # With a logical date: the example renders {{ ds }}, which a run without one lacks.
-    stack.airflow(
-        "dags", "trigger", DAG, "-c", json.dumps({"job": JOB}), "-l", "2026-01-01T00:00:00+00:00"
-    )
+    stack.trigger(DAG, {"job": JOB}, logical_date="2026-01-01T00:00:00+00:00")
     wait_for(lambda: task_state(stack) == "deferred", 120, "the task to defer")
     wait_for(lambda: watches_started(stack) >= 1, 60, "the trigger to watch the job")
     assert newest_status(stack) in ("BOOTING", "RUNNING")
