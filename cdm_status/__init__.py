@@ -14,6 +14,7 @@ from ._auth import AKSKAuth, TokenAuth
 from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock, LoopClock
+from ._definition import DisposableType, JobDefinition, JobEndpoint, JobSettings, RetryType
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -56,12 +57,16 @@ __all__ = [
     "CDMError",
     "Clock",
     "Counters",
+    "DisposableType",
     "Event",
+    "JobDefinition",
     "JobDone",
+    "JobEndpoint",
     "JobFailedError",
     "JobNotFoundError",
     "JobOutcome",
     "JobPage",
+    "JobSettings",
     "JobStatus",
     "JobStatusWaiter",
     "JobSummary",
@@ -75,6 +80,7 @@ __all__ = [
     "RedisBudget",
     "ResponseFormatError",
     "RetryPolicy",
+    "RetryType",
     "ServerClock",
     "ServerError",
     "ServiceUnavailableError",
