@@ -20,6 +20,7 @@ from ._errors import (
     AuthenticationError,
     BadRequestError,
     CDMError,
+    JobDeletedError,
     JobFailedError,
     JobNotFoundError,
     PermissionDeniedError,
@@ -31,7 +32,15 @@ from ._errors import (
     WaiterClosedError,
     WaitTimeoutError,
 )
-from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from ._events import (
+    Event,
+    JobDone,
+    JobOutcome,
+    OutcomeKind,
+    PollFailed,
+    RetryExpected,
+    StatusChanged,
+)
 from ._models import Counters, JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._redis_budget import RedisBudget  # imports a Redis client only when it connects
@@ -60,6 +69,7 @@ __all__ = [
     "DisposableType",
     "Event",
     "JobDefinition",
+    "JobDeletedError",
     "JobDone",
     "JobEndpoint",
     "JobFailedError",
@@ -79,6 +89,7 @@ __all__ = [
     "RateLimiter",
     "RedisBudget",
     "ResponseFormatError",
+    "RetryExpected",
     "RetryPolicy",
     "RetryType",
     "ServerClock",

@@ -69,6 +69,12 @@ class PollPolicy:
     """Re-reads of such pages per page of a sweep, at most (0: never re-read)."""
     not_found_grace: int = 3
     """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
+    retry_grace: float = 300.0
+    """Seconds a failed run of a job that CDM retries (``RETRY_TRIPLE``) waits for the
+    next run before the job ends ``FAILED``. CDM documents no delay before a retry; five
+    minutes covers a retry queued behind a busy cluster many times over, while a failure
+    that is not retried after all is reported at most five minutes late (a run that
+    starts later than this is missed: raise it for clusters that retry slowly)."""
 
     def __post_init__(self) -> None:
         require_seconds(
@@ -82,6 +88,7 @@ class PollPolicy:
             "failure_backoff",
             "list_interval",
             "hot_page_gap",
+            "retry_grace",
         )
         if self.running_growth < 0:
             raise ValueError("running_growth must not be negative")

@@ -11,10 +11,12 @@ from cdm_status import (
     AuthenticationError,
     JobDone,
     JobNotFoundError,
+    JobSettings,
     JobStatus,
     OutcomeKind,
     PollFailed,
     PollPolicy,
+    RetryType,
     ServiceUnavailableError,
     StatusChanged,
     Submission,
@@ -112,6 +114,7 @@ def test_an_answer_tells_every_interest_and_plans_the_next_poll() -> None:
 
 def test_each_subscription_ends_by_its_own_rules() -> None:
     track = polling()
+    track.settings = JobSettings(retry=RetryType.NONE)  # a failure is final
     strict = Interest("j", DEFAULT, key=1)
     lenient = Interest("j", Rules(success=frozenset(), failure=frozenset()), key=2)
     decision = answered(track, sub("FAILED"), [strict, lenient], conditions(), Demand())
