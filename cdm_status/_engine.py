@@ -386,7 +386,9 @@ class Engine:
             return
         if track.phase is TrackPhase.QUEUED:
             if decision.poll_at is not None:
-                self._queue.schedule(track.name, decision.poll_at, urgent=decision.urgent)
+                self._queue.schedule(
+                    track.name, decision.poll_at, urgent=decision.urgent, ending=decision.ending
+                )
         else:
             self._queue.discard(track.name)
             # "list" means the list alone: status requests only for what it saw change.
@@ -453,7 +455,8 @@ class Engine:
                 continue
             at = replanned_wait(track, due, conditions, self._demand)
             if at is not None:
-                self._queue.schedule(name, at, urgent=self._queue.is_urgent(name))
+                urgent, ending = self._queue.is_urgent(name), self._queue.is_ending(name)
+                self._queue.schedule(name, at, urgent=urgent, ending=ending)
 
     # ------------------------------------------------------------------ running
 

@@ -281,6 +281,8 @@ class Decision:
     """Queue a status request due then (the job is ``QUEUED``)."""
     urgent: bool = False
     """The queued request goes before every routine poll."""
+    ending: bool = False
+    """The queued request confirms an end the list saw: it goes before every other."""
     between_sweeps_at: float | None = None
     """A job the list covers is running: look at it between sweeps then (around its
     predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
@@ -484,6 +486,7 @@ def listed(
         return answered(track, Submission.never_executed(track.name), interests, conditions, demand)
     if not (first_sighting and summary.status is track.status):
         _fetch_soon(track, conditions, decision)
+        decision.ending = summary.status.is_terminal
     return decision
 
 
