@@ -14,11 +14,13 @@ from ._auth import AKSKAuth, TokenAuth
 from ._budget import Budget
 from ._client import CDMClient, JobPage
 from ._clock import Clock, LoopClock
+from ._definition import DisposableType, JobDefinition, JobEndpoint, JobSettings, RetryType
 from ._errors import (
     APIError,
     AuthenticationError,
     BadRequestError,
     CDMError,
+    JobDeletedError,
     JobFailedError,
     JobNotFoundError,
     PermissionDeniedError,
@@ -30,7 +32,15 @@ from ._errors import (
     WaiterClosedError,
     WaitTimeoutError,
 )
-from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from ._events import (
+    Event,
+    JobDone,
+    JobOutcome,
+    OutcomeKind,
+    PollFailed,
+    RetryExpected,
+    StatusChanged,
+)
 from ._models import Counters, JobStatus, JobSummary, Submission
 from ._ratelimit import RateLimiter
 from ._redis_budget import RedisBudget  # imports a Redis client only when it connects
@@ -56,12 +66,17 @@ __all__ = [
     "CDMError",
     "Clock",
     "Counters",
+    "DisposableType",
     "Event",
+    "JobDefinition",
+    "JobDeletedError",
     "JobDone",
+    "JobEndpoint",
     "JobFailedError",
     "JobNotFoundError",
     "JobOutcome",
     "JobPage",
+    "JobSettings",
     "JobStatus",
     "JobStatusWaiter",
     "JobSummary",
@@ -74,7 +89,9 @@ __all__ = [
     "RateLimiter",
     "RedisBudget",
     "ResponseFormatError",
+    "RetryExpected",
     "RetryPolicy",
+    "RetryType",
     "ServerClock",
     "ServerError",
     "ServiceUnavailableError",

@@ -27,6 +27,7 @@ from ._auth import SECRET_HEADERS, AKSKAuth, TokenAuth, check_header_value
 from ._budget import Budget
 from ._clock import Clock, LoopClock, loop_deadline
 from ._config import normalise_endpoint, resolve_settings
+from ._definition import JobDefinition
 from ._errors import (
     APIError,
     CDMError,
@@ -45,8 +46,10 @@ from ._telemetry import Call, Telemetry
 from ._wire import (
     MAX_BODY_BYTES,
     cluster_path,
+    job_definition_path,
     job_list_path,
     job_path,
+    parse_job_definition,
     parse_job_list,
     parse_submissions,
     validate_name,
@@ -401,6 +404,18 @@ class CDMClient:
                     dates.append((date, key == "last-update-date" and job.status is _RUNNING))
         self._dates_written(dates)
         return JobPage(total=total, jobs=jobs, page_no=page_no, page_size=page_size)
+
+    async def get_job(self, job_name: str) -> JobDefinition:
+        """The definition of ``job_name`` ("Querying a Job", ``GET .../cdm/job/{job_name}``):
+        its settings (delete after run, automatic retry), source and destination.
+
+        The same API as the job list: takes its slot from :attr:`list_budget`. A job that
+        does not exist raises ``JobNotFoundError``; the name ``all`` (which asks for the
+        list) raises ``ValueError``.
+        """
+        path = job_definition_path(self._cluster, job_name)
+        body = await self._call("GET", path, job_name=job_name, budget=self._list_budget)
+        return parse_job_definition(body, job_name=job_name)
 
     async def start_job(
         self, job_name: str, *, variables: Mapping[str, str] | None = None

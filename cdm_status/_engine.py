@@ -42,11 +42,13 @@ import anyio.abc
 from ._batching import Strategy, common_prefix, wants_list
 from ._client import CDMClient
 from ._clock import Clock, utc_datetime
+from ._definition import JobDefinition, JobSettings
 from ._errors import WaiterClosedError
 from ._events import Event, JobDone, OutcomeKind, PollFailed, StatusChanged
 from ._models import JobSummary
 from ._retry import RandomSource
 from ._schedule import DueQueue, PollPolicy
+from ._settings_reader import SettingsReader
 from ._siblings import SiblingPolicy
 from ._subscription import Inbox, Subscription
 from ._sweeper import ListSweeper
@@ -66,6 +68,7 @@ from ._tracker import (
     dispatched,
     failed,
     finish,
+    learned,
     likely_starts,
     listed,
     look_between_sweeps,
@@ -169,6 +172,8 @@ class Engine:
         """new -> running -> stopped: an engine runs once."""
         self._nap_scope: anyio.CancelScope | None = None
         self._wake_pending = False
+        self._reader = SettingsReader(self._read_definition, self._on_settings)
+        """Reads the definitions of jobs whose settings no list row carried."""
         self._waiting_demand = 0.0
         """The demand of running jobs when waiting jobs were last re-planned."""
 
@@ -316,6 +321,7 @@ class Engine:
         released(track, self._demand)
         self._queue.discard(name)
         self._between_sweeps.discard(name)
+        self._reader.discard(name)
         work = self._polls.get(name)
         if work is not None:
             work.cancel()  # nobody waits for its answer: a deadline holds, whatever it waits on
@@ -351,7 +357,7 @@ class Engine:
             record.status_changed(event.current.value)
         elif isinstance(event, PollFailed):
             record.poll_failed(event.error)
-        else:
+        elif isinstance(event, JobDone):
             record.job_finished(event.outcome.kind.value)
 
     def _deliver(self, events: list[tuple[Interest, Event]]) -> None:
@@ -374,11 +380,15 @@ class Engine:
         self._deliver(decision.events)
         if decision.credentials_refused is not None:
             self._refuse_all(decision.credentials_refused)
+        if decision.read_settings:
+            self._reader.want(track.name)
         if track.phase is TrackPhase.RELEASED:
             return
         if track.phase is TrackPhase.QUEUED:
             if decision.poll_at is not None:
-                self._queue.schedule(track.name, decision.poll_at, urgent=decision.urgent)
+                self._queue.schedule(
+                    track.name, decision.poll_at, urgent=decision.urgent, ending=decision.ending
+                )
         else:
             self._queue.discard(track.name)
             # "list" means the list alone: status requests only for what it saw change.
@@ -445,7 +455,8 @@ class Engine:
                 continue
             at = replanned_wait(track, due, conditions, self._demand)
             if at is not None:
-                self._queue.schedule(name, at, urgent=self._queue.is_urgent(name))
+                urgent, ending = self._queue.is_urgent(name), self._queue.is_ending(name)
+                self._queue.schedule(name, at, urgent=urgent, ending=ending)
 
     # ------------------------------------------------------------------ running
 
@@ -462,6 +473,7 @@ class Engine:
                 self._group = group
                 self._state = "running"
                 task_status.started()
+                group.start_soon(self._reader.run)
                 await self._dispatch(group)
         finally:
             self._state = "stopped"
@@ -649,3 +661,18 @@ class Engine:
         for name in leftovers:
             del self._sweep_of[name]
         self._on_unlisted(leftovers)
+
+    # ------------------------------------------------------------------ settings
+
+    async def _read_definition(self, name: str) -> JobDefinition:
+        """One job's definition, from the list's budget (the same API)."""
+        with self._span_for(name):
+            return await self._client.get_job(name)
+
+    def _on_settings(self, name: str, settings: JobSettings | None) -> None:
+        track = self._tracks.get(name)
+        if track is not None:
+            decision = learned(
+                track, settings, self._interests(name), self._conditions(), self._demand
+            )
+            self._apply(track, decision)

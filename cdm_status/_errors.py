@@ -15,6 +15,8 @@
     ├── TransportError              no answer: connection, TLS or timeout (wraps httpx)
     ├── ResponseFormatError         an answer that is not the documented shape
     ├── JobFailedError              a waited-for job ended in failure (carries the submission)
+    ├── JobDeletedError             CDM deleted a waited-for job after its run, before its
+    │                               result was read (carries the last submission seen)
     ├── WaitTimeoutError            a wait ran out of time (carries the last submission seen)
     └── WaiterClosedError           the waiter stopped while a subscription still waited
 
@@ -39,6 +41,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "CDMError",
+    "JobDeletedError",
     "JobFailedError",
     "JobNotFoundError",
     "PermissionDeniedError",
@@ -159,13 +162,47 @@ class ResponseFormatError(CDMError):
 class JobFailedError(CDMError):
     """A waited-for job ended without success (FAILED, FAILURE_ON_SUBMIT, STOPPED)."""
 
-    def __init__(self, submission: Submission) -> None:
+    def __init__(self, submission: Submission, attempts: tuple[Submission, ...] = ()) -> None:
         summary = f": {submission.error_summary}" if submission.error_summary else ""
-        super().__init__(f"job {submission.job_name!r} ended {submission.raw_status}{summary}")
+        retried = f" (after {len(attempts)} automatic retries)" if attempts else ""
+        super().__init__(
+            f"job {submission.job_name!r} ended {submission.raw_status}{retried}{summary}"
+        )
         self.submission = submission
+        self.attempts = attempts
+        """Earlier runs that failed and were retried by CDM (``RETRY_TRIPLE``)."""
         self.job_name = submission.job_name
         self.error_summary = submission.error_summary
         self.error_details = submission.error_details
+
+
+class JobDeletedError(CDMError):
+    """CDM deleted a waited-for job after its run, before its result could be read.
+
+    The job's ``schedulerConfig.disposableType`` is ``DELETE`` (deleted whatever the
+    result), or it says it deletes itself in a way that does not tell a success: whether
+    the run succeeded is unknown. ``disposable`` is the setting as CDM spelled it (None
+    when only the submission's ``isDeleteJob`` said so).
+    """
+
+    def __init__(
+        self, job_name: str, submission: Submission | None, disposable: str | None = None
+    ) -> None:
+        seen = f"last seen {submission.raw_status}" if submission is not None else "never seen"
+        setting = (
+            f"schedulerConfig.disposableType is {disposable}"
+            if disposable
+            else ("its run said isDeleteJob")
+        )
+        super().__init__(
+            f"job {job_name!r} was deleted by CDM after its run, before its result was "
+            f"read ({seen}; {setting}): whether it succeeded is unknown. To keep the job "
+            "until its result is read, set schedulerConfig.disposableType to NONE or "
+            "DELETE_AFTER_SUCCEED"
+        )
+        self.job_name = job_name
+        self.submission = submission
+        self.disposable = disposable
 
 
 class WaitTimeoutError(CDMError):

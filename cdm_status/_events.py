@@ -1,8 +1,14 @@
 """What a waiter reports: status changes, ridden-out poll failures, and each job's outcome.
 
-A watch yields, for every job, zero or more :class:`StatusChanged` and :class:`PollFailed`
-events in the order they happened, then exactly one :class:`JobDone` carrying its
-:class:`JobOutcome`.
+A watch yields, for every job, zero or more :class:`StatusChanged`, :class:`PollFailed`
+and :class:`RetryExpected` events in the order they happened, then exactly one
+:class:`JobDone` carrying its :class:`JobOutcome`.
+
+Two job settings change what an outcome means (see ``_definition``): a job that CDM
+deletes after its run (``schedulerConfig.disposableType``) may answer "not found" where its
+result should be, and a job that CDM retries (``retryJobConfig.retryJobType``) may fail,
+then run again. The outcome says so: ``deleted`` when the final answer was the deletion,
+``attempts`` for the failed runs before the last one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ from datetime import datetime
 
 from ._models import JobStatus, Submission
 
-__all__ = ["Event", "JobDone", "JobOutcome", "OutcomeKind", "PollFailed", "StatusChanged"]
+__all__ = [
+    "Event",
+    "JobDone",
+    "JobOutcome",
+    "OutcomeKind",
+    "PollFailed",
+    "RetryExpected",
+    "StatusChanged",
+]
 
 
 class OutcomeKind(str, enum.Enum):
@@ -25,6 +39,9 @@ class OutcomeKind(str, enum.Enum):
     """The job reached a failure status (``FAILED``, ``FAILURE_ON_SUBMIT``, ``STOPPED``)."""
     NOT_FOUND = "not_found"
     """The job does not exist, or disappeared while watched."""
+    DELETED = "deleted"
+    """CDM deleted the job after its run (``disposableType`` ``DELETE``) before its result
+    was read: whether it succeeded is unknown. ``error`` is a ``JobDeletedError``."""
     ERROR = "error"
     """The API gave a permanent error (credentials, permission, bad request)."""
     TIMED_OUT = "timed_out"
@@ -38,17 +55,39 @@ class OutcomeKind(str, enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class JobOutcome:
-    """The end of one job's watch: its kind, the last submission seen, and the error."""
+    """The end of one job's watch: its kind, the last submission seen, and the error.
+
+    ``attempts`` are the runs that failed and were retried by CDM before ``submission``
+    (oldest first; each with its ``error_summary``). ``deleted``: the final answer was the
+    job's deletion by CDM after its run; with ``SUCCEEDED`` the success is *inferred* (the
+    job deletes itself only after a success: ``DELETE_AFTER_SUCCEED``), and
+    ``submission`` is the last one seen before.
+    """
 
     job_name: str
     kind: OutcomeKind
     submission: Submission | None = None
     error: BaseException | None = None
+    attempts: tuple[Submission, ...] = ()
+    deleted: bool = False
 
     @property
     def succeeded(self) -> bool:
         """True when the job ended in success."""
         return self.kind is OutcomeKind.SUCCEEDED
+
+    @property
+    def inferred(self) -> bool:
+        """The success was inferred from the job's deletion, not read."""
+        return self.deleted and self.kind is OutcomeKind.SUCCEEDED
+
+    @property
+    def error_summaries(self) -> tuple[str | None, ...]:
+        """Each failed run's error summary, oldest first, the final run's included."""
+        runs = [*self.attempts]
+        if self.submission is not None and self.submission.status.is_failure:
+            runs.append(self.submission)
+        return tuple(run.error_summary for run in runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +113,25 @@ class PollFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryExpected:
+    """A run failed and CDM will run the job again (``RETRY_TRIPLE``): not the end yet.
+
+    The watch looks for the next run (a new submission, or the same one starting again)
+    for a grace period (``PollPolicy.retry_grace``); none, and the job ends ``FAILED``.
+    """
+
+    job_name: str
+    attempt: int
+    """Which retry is expected: 1, 2 or 3."""
+    retries: int
+    """How many retries the job's setting allows (3 for ``RETRY_TRIPLE``)."""
+    submission: Submission
+    """The run that failed."""
+    at: datetime
+    """When the failure was seen (aware UTC), by the waiter's clock."""
+
+
+@dataclass(frozen=True, slots=True)
 class JobDone:
     """A job's watch ended; exactly one per job."""
 
@@ -84,4 +142,4 @@ class JobDone:
         return self.outcome.job_name
 
 
-Event = StatusChanged | PollFailed | JobDone
+Event = StatusChanged | PollFailed | RetryExpected | JobDone

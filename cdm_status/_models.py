@@ -23,7 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._definition import JobSettings
 
 __all__ = ["Counters", "JobStatus", "JobSummary", "Submission"]
 
@@ -207,3 +210,11 @@ class JobSummary(_Picklable):
     raw_status: str
     job_type: str | None = None
     raw: Mapping[str, Any] = field(default_factory=_empty, compare=False, repr=False)
+
+    @property
+    def settings(self) -> JobSettings | None:
+        """The job's settings, when the row carries its ``driver-config-values`` (read
+        from ``raw`` when asked: a sweep's hot path never pays for them)."""
+        from ._settings import parse_settings  # _settings builds on this module
+
+        return parse_settings(self.raw.get("driver-config-values"))

@@ -69,6 +69,12 @@ class PollPolicy:
     """Re-reads of such pages per page of a sweep, at most (0: never re-read)."""
     not_found_grace: int = 3
     """Not-found answers in a row that end a job never seen to exist (new jobs may lag)."""
+    retry_grace: float = 300.0
+    """Seconds a failed run of a job that CDM retries (``RETRY_TRIPLE``) waits for the
+    next run before the job ends ``FAILED``. CDM documents no delay before a retry; five
+    minutes covers a retry queued behind a busy cluster many times over, while a failure
+    that is not retried after all is reported at most five minutes late (a run that
+    starts later than this is missed: raise it for clusters that retry slowly)."""
 
     def __post_init__(self) -> None:
         require_seconds(
@@ -82,6 +88,7 @@ class PollPolicy:
             "failure_backoff",
             "list_interval",
             "hot_page_gap",
+            "retry_grace",
         )
         if self.running_growth < 0:
             raise ValueError("running_growth must not be negative")
@@ -160,14 +167,22 @@ _STALE_ALLOWED = 64
 """Stale heap entries a :class:`DueQueue` keeps beyond twice its live ones."""
 
 
+_ENDING, _URGENT, _ROUTINE = range(3)
+"""The levels of a :class:`DueQueue`, first served first."""
+
+
 class DueQueue:
     """Jobs ordered by urgency, then due time; the one due longest comes out first.
 
     ``schedule(name, at, urgent=True)`` puts a job before every routine entry once it is
     due (a status request for a job the list saw change must not wait behind routine
-    polls; nor must a look at a job likely to have just started); urgent entries are
-    ordered among themselves by due time, and one not due yet holds back no routine
-    entry that is. ``schedule`` replaces a job's previous entry; ``discard`` drops it.
+    polls; nor must a look at a job likely to have just started); ``ending=True`` puts it
+    before those too: the list saw the job end, and its outcome (and what a user waits
+    for) needs that one answer, while a look at a job that went from BOOTING to RUNNING
+    only adds detail. When more changes come in than the budget can confirm, the ends
+    are confirmed first. Entries of one level are ordered by due time, and one not due
+    yet holds back no entry of another level that is. ``schedule`` replaces a job's
+    previous entry; ``discard`` drops it.
     Both are O(log n): stale heap entries are skipped lazily, and the heaps are rebuilt
     from the live entries when stale ones outnumber them (amortised O(1)), so a job
     rescheduled for ever holds one entry, not one per reschedule.
@@ -176,8 +191,8 @@ class DueQueue:
     __slots__ = ("_due", "_heaps", "_order")
 
     def __init__(self) -> None:
-        self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [])
-        """Urgent entries, then routine ones."""
+        self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [], [])
+        """Ending entries, urgent ones, then routine ones."""
         self._due: dict[str, tuple[int, float, int]] = {}
         self._order = itertools.count()
 
@@ -187,8 +202,9 @@ class DueQueue:
     def __contains__(self, name: object) -> bool:
         return name in self._due
 
-    def schedule(self, name: str, at: float, *, urgent: bool = False) -> None:
-        entry = (0 if urgent else 1, at, next(self._order))
+    def schedule(self, name: str, at: float, *, urgent: bool = False, ending: bool = False) -> None:
+        level = _ENDING if ending else _URGENT if urgent else _ROUTINE
+        entry = (level, at, next(self._order))
         self._due[name] = entry
         heap = self._heaps[entry[0]]
         heapq.heappush(heap, (*entry, name))
@@ -212,7 +228,12 @@ class DueQueue:
     def is_urgent(self, name: str) -> bool:
         """``name`` is queued before the routine entries."""
         entry = self._due.get(name)
-        return entry is not None and entry[0] == 0
+        return entry is not None and entry[0] < _ROUTINE
+
+    def is_ending(self, name: str) -> bool:
+        """``name`` is queued as a look that confirms its end, before every other."""
+        entry = self._due.get(name)
+        return entry is not None and entry[0] == _ENDING
 
     def _top(self, heap: list[tuple[int, float, int, str]]) -> tuple[int, float, int, str] | None:
         while heap and self._due.get(heap[0][3]) != heap[0][:3]:

@@ -75,6 +75,7 @@ URL_TEMPLATES = {
     "start": "/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/{job_name}/start",
     "stop": "/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/{job_name}/stop",
     "list": "/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/all",
+    "job": "/v1.1/{project_id}/clusters/{cluster_id}/cdm/job/{job_name}",
 }
 """``url.template`` of each API (``cdm.api``): the path with its variable parts named."""
 
@@ -89,8 +90,12 @@ _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
 
 
 def api_of(path: str) -> str:
-    """``cdm.api`` of a request path: ``status``, ``start``, ``stop`` or ``list``."""
-    last = path.split("?", 1)[0].rsplit("/", 1)[-1]
+    """``cdm.api`` of a request path: ``status``, ``start``, ``stop``, ``list``, or ``job``
+    (one job's definition: the list's API and budget, by name)."""
+    parts = path.split("?", 1)[0].split("/")
+    if len(parts) == 8 and parts[5:7] == ["cdm", "job"] and parts[7] != "all":
+        return "job"  # /v1.1/{project}/clusters/{cluster}/cdm/job/{job_name}
+    last = parts[-1]
     return last if last in ("status", "start", "stop") else "list"
 
 

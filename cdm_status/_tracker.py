@@ -42,9 +42,30 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ._errors import AuthenticationError, JobNotFoundError, is_permanent
+from ._definition import JobSettings
+from ._endings import (
+    NEAR_END,
+    RETRIED,
+    Learned,
+    Retries,
+    Step,
+    after_deletion,
+    after_failure,
+    is_next_run,
+    wants_settings,
+    watch_closely,
+)
+from ._errors import AuthenticationError, JobDeletedError, JobNotFoundError, is_permanent
 from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
-from ._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from ._events import (
+    Event,
+    JobDone,
+    JobOutcome,
+    OutcomeKind,
+    PollFailed,
+    RetryExpected,
+    StatusChanged,
+)
 from ._models import JobStatus, JobSummary, Submission
 from ._schedule import PollPolicy
 from ._siblings import SiblingPolicy, waiting_bound
@@ -67,6 +88,7 @@ __all__ = [
     "failed",
     "finish",
     "catch_up",
+    "learned",
     "listed",
     "likely_starts",
     "released",
@@ -155,6 +177,8 @@ class Interest:
     done: bool = False
     since_on_server: bool = False
     """Its ``since`` named a run seen (:meth:`Rules.names_run`): read on the server's clock."""
+    retries: Retries = field(default_factory=Retries)
+    """Failed runs CDM retries (see ``_endings``)."""
 
 
 @dataclass(slots=True)
@@ -186,6 +210,9 @@ class JobTrack:
     """When its last status answer came (monotonic seconds)."""
     waiting: bool = False
     """Counted in :attr:`Demand.waiting`."""
+    settings: JobSettings | None = None
+    """Its settings (delete after run, retry), from a list row or its definition."""
+    learned: Learned = Learned.NOT_ASKED
 
     def move(self, wanted: TrackPhase) -> None:
         """Go to ``wanted``, or raise :class:`IllegalTransition`."""
@@ -254,6 +281,8 @@ class Decision:
     """Queue a status request due then (the job is ``QUEUED``)."""
     urgent: bool = False
     """The queued request goes before every routine poll."""
+    ending: bool = False
+    """The queued request confirms an end the list saw: it goes before every other."""
     between_sweeps_at: float | None = None
     """A job the list covers is running: look at it between sweeps then (around its
     predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
@@ -262,6 +291,8 @@ class Decision:
     (not a refresh before it): it goes first."""
     credentials_refused: BaseException | None = None
     """The API refused the credentials: every job of every subscription ends with it."""
+    read_settings: bool = False
+    """Read the job's definition (its settings) and hand them to :func:`learned`."""
 
 
 # ---------------------------------------------------------------------- moves
@@ -299,12 +330,17 @@ def finish(
     interest: Interest,
     kind: OutcomeKind,
     error: BaseException | None = None,
+    *,
+    deleted: bool = False,
 ) -> JobDone | None:
     """End ``interest`` with this outcome; None when it had already ended (once only)."""
     if interest.done:
         return None
     interest.done = True
-    return JobDone(JobOutcome(interest.job_name, kind, interest.submission, error))
+    attempts = tuple(interest.retries.failed)
+    return JobDone(
+        JobOutcome(interest.job_name, kind, interest.submission, error, attempts, deleted)
+    )
 
 
 def catch_up(
@@ -314,7 +350,7 @@ def catch_up(
     if track.submission is None:
         return []
     events: list[tuple[Interest, Event]] = []
-    _tell(interest, track.submission, conditions, events)
+    _tell(interest, track.submission, conditions, events, track)
     return events
 
 
@@ -333,11 +369,13 @@ def answered(
     track.looked_at = conditions.now
     planned: Submission | None = None
     for interest in interests:
-        seen = _tell(interest, submission, conditions, decision.events)
+        seen = _tell(interest, submission, conditions, decision.events, track)
         if seen is not None and (planned is None or seen is submission):
             planned = seen
     if not _is_placeholder(submission):
         track.exists = True
+    if track.learned is Learned.NOT_ASKED and wants_settings(submission):
+        track.learned, decision.read_settings = Learned.ASKED, True
     if planned is None:  # every interested party has its outcome: nothing to plan
         track.move(TrackPhase.AWAITING_LIST if track.via_list else TrackPhase.QUEUED)
         return decision
@@ -345,13 +383,43 @@ def answered(
     if planned.status is not track.status or raw != track.raw_status:
         track.status, track.raw_status, track.entered_at = planned.status, raw, conditions.now
     _follow_progress(track, planned, conditions)
+    retry_until = _retry_deadline(interests)
     if not track.via_list or _list_disagrees(track, planned):
-        _plan_next(track, planned.status, conditions, demand, decision)
+        # A retry awaited is a run waiting to start: looked at like one.
+        status = planned.status if retry_until is None else JobStatus.PENDING
+        _plan_next(track, status, conditions, demand, decision)
     else:
         track.move(TrackPhase.AWAITING_LIST)
         demand.set(track, 0.0)
         _plan_between_sweeps(track, conditions, decision)
+    if retry_until is not None:
+        _look_by(track, retry_until, decision)
     return decision
+
+
+def learned(
+    track: JobTrack,
+    settings: JobSettings | None,
+    interests: Sequence[Interest],
+    conditions: Conditions,
+    demand: Demand,
+) -> Decision:
+    """The job's definition was read (``settings``), or could not be (None): a failed
+    run that waited for them is judged now; nothing else changes."""
+    if settings is not None:
+        track.settings, track.learned = settings, Learned.KNOWN
+    elif track.learned is not Learned.KNOWN:
+        track.learned = Learned.UNAVAILABLE
+    held = any(  # a failed run seen, neither ended on nor retried: it waited for them
+        not interest.done
+        and interest.retries.until is None
+        and interest.submission is not None
+        and interest.submission.status in RETRIED
+        for interest in interests
+    )
+    if not held or track.submission is None or track.phase is TrackPhase.POLLING:
+        return Decision()  # a status answer on its way is judged with them anyway
+    return answered(track, track.submission, interests, conditions, demand)
 
 
 def failed(
@@ -364,7 +432,9 @@ def failed(
     decision = Decision()
     if isinstance(error, JobNotFoundError):
         track.not_found += 1
-        if track.exists or track.not_found >= conditions.policy.not_found_grace:
+        if track.exists:  # seen to exist: deleted, by CDM after its run or by somebody
+            return _gone(track, interests, error, decision)
+        if track.not_found >= conditions.policy.not_found_grace:
             return _end_all(track, interests, OutcomeKind.NOT_FOUND, error, decision)
     elif isinstance(error, AuthenticationError):
         # The credentials, not this job: every other poll would be refused too (and each
@@ -393,6 +463,11 @@ def listed(
 ) -> Decision:
     """A sweep of the job list shows the job with this status."""
     decision = Decision()
+    if track.settings is None and (settings := summary.settings) is not None:
+        track.settings = settings  # free: no read of its definition needed
+        if track.learned is Learned.NOT_ASKED:
+            track.learned = Learned.KNOWN
+    track.exists = True  # the list shows it: a "not found" from now on is a deletion
     newly_listed = not track.via_list
     track.via_list = True
     track.off_list = False
@@ -411,6 +486,7 @@ def listed(
         return answered(track, Submission.never_executed(track.name), interests, conditions, demand)
     if not (first_sighting and summary.status is track.status):
         _fetch_soon(track, conditions, decision)
+        decision.ending = summary.status.is_terminal
     return decision
 
 
@@ -461,6 +537,7 @@ def _tell(
     submission: Submission,
     conditions: Conditions,
     events: list[tuple[Interest, Event]],
+    track: JobTrack,
 ) -> Submission | None:
     """Tell one interest about an answer; the submission as it sees it, or None when
     this ended its watch of the job."""
@@ -497,12 +574,85 @@ def _tell(
         if seen.status in rules.failure
         else None
     )
-    if kind is None:
+    if not _ends(track, interest, seen, kind, conditions, events):
         return seen
-    done = finish(interest, kind)
+    done = finish(interest, kind or OutcomeKind.FAILED)
     assert done is not None
     events.append((interest, done))
     return None
+
+
+def _ends(
+    track: JobTrack,
+    interest: Interest,
+    seen: Submission,
+    kind: OutcomeKind | None,
+    conditions: Conditions,
+    events: list[tuple[Interest, Event]],
+) -> bool:
+    """Whether ``seen`` ends the interest's watch (with ``kind``, or FAILED when a retry
+    awaited did not come): a failure that CDM retries does not (see ``_endings``)."""
+    retries = interest.retries
+    if retries.until is not None:  # a failed run awaits its retry
+        if not is_next_run(retries.failed[-1], seen):
+            if conditions.now < retries.until:
+                return False
+            retries.failed.pop()  # none came: that failure is the final run
+            return True
+        retries.until = None
+    if kind is not OutcomeKind.FAILED:
+        return kind is not None
+    step = after_failure(track.settings, track.learned, len(retries.failed), seen)
+    if step is Step.END:
+        return True
+    if step is Step.RETRY:
+        retries.failed.append(seen)
+        retries.until = conditions.now + conditions.policy.retry_grace
+        assert track.settings is not None
+        expected = RetryExpected(
+            interest.job_name, len(retries.failed), track.settings.retries, seen, conditions.at
+        )
+        events.append((interest, expected))
+    return False
+
+
+def _retry_deadline(interests: Iterable[Interest]) -> float | None:
+    """The earliest end of a grace period for a retry, among open interests."""
+    ends = [i.retries.until for i in interests if not i.done and i.retries.until is not None]
+    return min(ends) if ends else None
+
+
+def _look_by(track: JobTrack, at: float, decision: Decision) -> None:
+    """Make sure the job is looked at by ``at`` (a retry's grace period ends then)."""
+    if track.phase is TrackPhase.AWAITING_LIST:
+        track.move(TrackPhase.QUEUED)
+    if track.phase is TrackPhase.QUEUED:
+        decision.poll_at = at if decision.poll_at is None else min(decision.poll_at, at)
+
+
+def _gone(
+    track: JobTrack,
+    interests: Iterable[Interest],
+    error: JobNotFoundError,
+    decision: Decision,
+) -> Decision:
+    """A job seen to exist answers "not found": what that means to each interest."""
+    for interest in interests:
+        awaited = interest.retries.until is not None
+        kind, deleted = after_deletion(track.settings, track.submission, retry_awaited=awaited)
+        if kind is OutcomeKind.FAILED and awaited:
+            interest.retries.failed.pop()  # the failure seen is the final run
+        reason: BaseException | None = error
+        if kind is OutcomeKind.DELETED:
+            setting = None if track.settings is None else track.settings.raw_disposable
+            reason = JobDeletedError(interest.job_name, interest.submission, setting)
+        elif kind is not OutcomeKind.NOT_FOUND:
+            reason = None
+        done = finish(interest, kind, reason, deleted=deleted)
+        if done is not None:
+            decision.events.append((interest, done))
+    track.move(TrackPhase.AWAITING_LIST if track.via_list else TrackPhase.QUEUED)
+    return decision
 
 
 def _end_all(
@@ -549,12 +699,11 @@ def _plan_next(
     interval = policy.interval(status, time_in_status)
     progress = track.progress if status is JobStatus.RUNNING else None
     waiting = status in _WAITING
+    estimate = NEAR_END if watch_closely(track.settings, track.submission) else conditions.estimate
     if progress is not None:
         # Demand is what the estimate asks for: a job whose end is far and confirmed
         # leaves its share of the budget to the others.
-        interval = (
-            conditions.estimate.next_look(progress, conditions.now, interval) - conditions.now
-        )
+        interval = estimate.next_look(progress, conditions.now, interval) - conditions.now
     elif waiting:
         interval = _waiting_interval(track, interval, conditions, demand)
     demand.set(track, 1.0 / interval, waiting=waiting)
@@ -562,9 +711,7 @@ def _plan_next(
     track.move(TrackPhase.QUEUED)
     fallback = policy.next_poll(status, time_in_status, conditions.now, conditions.draw(), scale)
     if progress is not None:
-        decision.poll_at = conditions.estimate.next_look(
-            progress, conditions.now, fallback - conditions.now
-        )
+        decision.poll_at = estimate.next_look(progress, conditions.now, fallback - conditions.now)
     elif waiting:
         # Never sooner than the bound: the budget the others need stays theirs.
         decision.poll_at = max(

@@ -293,18 +293,28 @@ class JobStatusWaiter:
         *,
         timeout: float | None = None,
         since: datetime | None = None,
+        deleted_ok: bool = False,
     ) -> Submission:
         """Wait for one job and return its successful terminal submission.
 
-        Raises ``JobFailedError`` (the job failed or was stopped), ``WaitTimeoutError``,
+        Raises ``JobFailedError`` (the job failed or was stopped, after CDM's automatic
+        retries if it has them), ``JobDeletedError`` (CDM deleted the job after its run
+        before its result was read: ``disposableType`` ``DELETE``), ``WaitTimeoutError``,
         ``JobNotFoundError``, or the permanent API error that ended the wait.
+
+        A job that CDM deletes after a success (``DELETE_AFTER_SUCCEED``) and that is
+        gone when looked at returns the last submission seen (``outcome.inferred``).
+        ``deleted_ok``: a job deleted before its result was read returns the last
+        submission seen too, rather than raise.
         """
         started = self._clock.monotonic()
         outcome = (await self.wait_all([job_name], timeout=timeout, since=since))[job_name]
         if outcome.kind is OutcomeKind.SUCCEEDED and outcome.submission is not None:
             return outcome.submission
+        if outcome.kind is OutcomeKind.DELETED and deleted_ok and outcome.submission is not None:
+            return outcome.submission
         if outcome.kind is OutcomeKind.FAILED and outcome.submission is not None:
-            raise JobFailedError(outcome.submission)
+            raise JobFailedError(outcome.submission, outcome.attempts)
         if outcome.kind is OutcomeKind.TIMED_OUT:
             elapsed = self._clock.monotonic() - started
             raise WaitTimeoutError(job_name, outcome.submission, elapsed)

@@ -56,7 +56,7 @@ def job_definition(body: Mapping[str, Any]) -> Mapping[str, Any]:
     """The job object of a ``GET .../cdm/job/{job_name}`` answer (``jobs[0]``), or the body
     itself when it already is one."""
     jobs = body.get("jobs")
-    if isinstance(jobs, list):
+    if isinstance(jobs, list | tuple):
         if not jobs or not isinstance(jobs[0], Mapping):
             raise ValueError("the job definition has no job")
         first: Mapping[str, Any] = jobs[0]
@@ -69,9 +69,10 @@ def config_values(values: object) -> dict[str, str]:
     values as strings, missing or empty ones left out."""
     found: dict[str, str] = {}
     configs = values.get("configs") if isinstance(values, Mapping) else None
-    for config in configs if isinstance(configs, list) else []:
+    # Lists, or tuples in a read-only (frozen) definition such as ``JobDefinition.raw``.
+    for config in configs if isinstance(configs, list | tuple) else ():
         inputs = config.get("inputs") if isinstance(config, Mapping) else None
-        for item in inputs if isinstance(inputs, list) else []:
+        for item in inputs if isinstance(inputs, list | tuple) else ():
             if not isinstance(item, Mapping):
                 continue
             name, value = item.get("name"), item.get("value")

@@ -2,22 +2,22 @@
 ``apache-airflow-providers-openlineage`` expects them from
 ``get_openlineage_facets_on_complete``.
 
-The jobs' definitions are read from the job list, whose rows are the jobs' definitions
-(``GET .../cdm/job/all`` answers with the same job objects as ``GET .../cdm/job/{name}``),
-through the list budget: one request per job for a few named jobs, a page per 100 subjobs
-of a whole-database job. ``_lineage`` turns a definition into datasets; here they become
-OpenLineage ``Dataset`` inputs and ``OutputDataset`` outputs (with a ``schema`` facet when
-the job lists its columns, and ``outputStatistics`` from the rows and bytes written), and a
-single job's run gets an ``externalQuery`` run facet naming its submission. Imported only
-when Airflow asks for lineage, so the provider never needs OpenLineage installed.
+The jobs' definitions are read through the list budget: a named job's with
+``client.get_job`` (``GET .../cdm/job/{name}``, one request each), a whole-database job's
+subjobs from the job list, whose rows are the same job objects (a page per 100 subjobs).
+``_lineage`` turns a definition into datasets; here they become OpenLineage ``Dataset``
+inputs and ``OutputDataset`` outputs (with a ``schema`` facet when the job lists its
+columns, and ``outputStatistics`` from the rows and bytes written), and a single job's run
+gets an ``externalQuery`` run facet naming its submission. Imported only when Airflow asks
+for lineage, so the provider never needs OpenLineage installed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import aclosing
 from typing import Any
 
+from .._definition import JobDefinition
 from . import _results, _shared
 from ._lineage import DatasetRef, JobLineage, job_lineage
 from ._settings import ConnectionSettings
@@ -25,7 +25,7 @@ from ._settings import ConnectionSettings
 __all__ = ["LINEAGE_JOBS", "definitions", "operator_lineage", "task_lineage"]
 
 LINEAGE_JOBS = 20
-"""Named jobs whose definitions are read for lineage (one list request each); a
+"""Named jobs whose definitions are read for lineage (one request each); a
 whole-database job's subjobs are read a page of 100 at a time, all of them."""
 
 
@@ -36,24 +36,21 @@ async def definitions(
     cluster_id: str | None,
     parent: str | None = None,
 ) -> dict[str, Mapping[str, Any]]:
-    """``{job name: its definition}`` for ``names``, from the job list's rows: filtered
-    by each name, or (``parent``) paged through the parent's subjobs."""
+    """``{job name: its definition}`` for ``names``: each read on its own, or (``parent``)
+    paged through the parent's subjobs in the job list. A job gone since is left out."""
     wanted = set(names)
+    if parent is None:
+        named = sorted(wanted)[:LINEAGE_JOBS]
+        read = await _shared.definitions(settings, named, cluster_id=cluster_id)
+        # A job gone since (deleted after its run) has nothing left to describe.
+        return {name: got.raw for name, got in read.items() if isinstance(got, JobDefinition)}
     found: dict[str, Mapping[str, Any]] = {}
     async with _shared.REGISTRY.lease(settings, cluster_id) as lease:
-        if parent is not None:
-            for job_type in ("BATCH_JOB", "NORMAL_JOB"):
-                if wanted - set(found):
-                    async for job in _shared.listed(lease, parent + "_", job_type):
-                        if job.name in wanted:
-                            found[job.name] = job.raw
-        else:
-            for name in sorted(wanted)[:LINEAGE_JOBS]:
-                async with aclosing(_shared.listed(lease, name, "NORMAL_JOB")) as rows:
-                    async for job in rows:  # CDM's filter is fuzzy: up to the exact name
-                        if job.name == name:
-                            found[name] = job.raw
-                            break
+        for job_type in ("BATCH_JOB", "NORMAL_JOB"):
+            if wanted - set(found):
+                async for job in _shared.listed(lease, parent + "_", job_type):
+                    if job.name in wanted:
+                        found[job.name] = job.raw
     return found
 
 

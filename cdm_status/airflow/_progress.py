@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from .._clock import Clock
-from .._events import Event, JobDone, PollFailed, StatusChanged
+from .._events import Event, JobDone, PollFailed, RetryExpected, StatusChanged
 
 __all__ = ["ProgressLog"]
 
@@ -61,6 +61,14 @@ class ProgressLog:
                 event.job_name,
                 event.consecutive,
                 event.error,
+            )
+        elif isinstance(event, RetryExpected):
+            self._log.info(
+                "job %r: %s; CDM retries it (retry %d of %d)",
+                event.job_name,
+                event.submission.raw_status,
+                event.attempt,
+                event.retries,
             )
         elif isinstance(event, JobDone):
             self._status[event.job_name] = f"done:{event.outcome.kind.value}"

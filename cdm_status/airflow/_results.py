@@ -1,9 +1,12 @@
 """From a trigger's event to what the task does, and the work a task does on its worker.
 
 ``conclude`` maps the event's ``result`` to Airflow's exceptions: ``failed`` (a job
-FAILED, FAILURE_ON_SUBMIT, STOPPED or NOT_FOUND) raises ``AirflowFailException`` (no
+FAILED, FAILURE_ON_SUBMIT, STOPPED or NOT_FOUND, after CDM's automatic retries if it has
+them, or DELETED by CDM before its result was read) raises ``AirflowFailException`` (no
 retry); ``error`` (credentials or permission refused, a job unreachable) raises
-``AirflowException`` (retryable); ``timeout`` raises ``AirflowSensorTimeout``.
+``AirflowException`` (retryable); ``timeout`` raises ``AirflowSensorTimeout``. A job that
+CDM deleted after a success (``DELETE_AFTER_SUCCEED``) is a success; with ``deleted_ok``,
+a DELETED one is done too.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, TypeVar, cast
 
 import anyio
 
+from .._definition import JobDefinition
+from .._endings import RETRIED
 from .._events import JobOutcome
 from .._models import Submission
 from . import _shared
@@ -24,7 +29,7 @@ from ._compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
 )
-from ._payload import FAILED, SUCCESS, TIMEOUT, build_event, outcome_from_check
+from ._payload import FAILED, SUCCESS, TIMEOUT, build_event, judge, outcome_from_check
 from ._settings import ConnectionSettings
 from .triggers import CDMJobTrigger
 
@@ -47,10 +52,17 @@ PRECHECK_LIMIT = 20
 after one request (the whole-database parent, or nothing)."""
 
 
-def conclude(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The per-job entries of a successful event; otherwise raise what the event means."""
+def conclude(event: Mapping[str, Any], *, deleted_ok: bool = False) -> dict[str, Any]:
+    """The per-job entries of a successful event; otherwise raise what the event means.
+
+    ``deleted_ok``: a job that CDM deleted after its run before its result was read
+    counts as done, not failed.
+    """
     result = event.get("result")
     message = str(event.get("message") or result)
+    jobs = event.get("jobs")
+    if deleted_ok and result == FAILED and isinstance(jobs, Mapping) and jobs:
+        result, message = judge(jobs, deleted_ok=True)
     if result == SUCCESS:
         return dict(event.get("jobs") or {})
     if result == FAILED:
@@ -145,13 +157,29 @@ def precheck(
     ended, else None (the task defers). A refused credential or permission ends it too."""
     names = list(job_names)
 
-    async def work() -> dict[str, Submission | Exception]:
-        return await _shared.check(settings, names, cluster_id=cluster_id)
+    async def work() -> tuple[dict[str, Submission | Exception], set[str]]:
+        found = await _shared.check(settings, names, cluster_id=cluster_id)
+        failed = [
+            name
+            for name, seen in found.items()
+            if isinstance(seen, Submission) and seen.status in RETRIED
+        ]
+        if not failed:
+            return found, set()
+        # A failed run of a job that CDM retries (RETRY_TRIPLE) is left to the watch; so
+        # is one whose definition (its settings) cannot be read.
+        definitions = await _shared.definitions(settings, failed, cluster_id=cluster_id)
+        retried = {
+            name
+            for name, definition in definitions.items()
+            if not isinstance(definition, JobDefinition) or definition.settings.retries
+        }
+        return found, retried
 
-    found = in_worker(work)
+    found, retried = in_worker(work)
     outcomes: dict[str, JobOutcome] = {}
     for name in names:
-        outcome = outcome_from_check(name, found[name], since=since)
+        outcome = outcome_from_check(name, found[name], since=since, retried=name in retried)
         if outcome is not None:
             outcomes[name] = outcome
     if len(outcomes) == len(names) or any(o.error is not None for o in outcomes.values()):

@@ -30,10 +30,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import anyio.lowlevel
 import httpx
@@ -41,6 +49,7 @@ import httpx
 from .._budget import Budget
 from .._client import CDMClient
 from .._clock import Clock, LoopClock
+from .._definition import JobDefinition
 from .._events import Event, JobOutcome, PollFailed
 from .._models import JobSummary, Submission
 from .._ratelimit import RateLimiter
@@ -55,6 +64,7 @@ __all__ = [
     "WatchRequest",
     "WatchResult",
     "check",
+    "definitions",
     "listed",
     "subjobs",
     "watch",
@@ -368,6 +378,8 @@ async def _hold(budget: RedisBudget, entered: asyncio.Future[None]) -> None:
         raise
 
 
+_T = TypeVar("_T")
+
 REGISTRY = SharedWaiters()
 """The registry of this process (the triggerer's, or a worker's)."""
 
@@ -410,6 +422,26 @@ async def watch(
     return WatchResult(outcomes, gave_up)
 
 
+async def _per_job(
+    settings: ConnectionSettings,
+    job_names: Iterable[str],
+    ask: Callable[[Lease, str], Awaitable[_T]],
+    *,
+    cluster_id: str | None,
+    registry: SharedWaiters | None,
+) -> dict[str, _T | Exception]:
+    """One request per job on the shared waiter's client: ``{name: answer or error}``."""
+    registry = registry or REGISTRY
+    found: dict[str, _T | Exception] = {}
+    async with registry.lease(settings, cluster_id) as lease:
+        for name in job_names:
+            try:
+                found[name] = await ask(lease, name)
+            except Exception as error:
+                found[name] = error
+    return found
+
+
 async def check(
     settings: ConnectionSettings,
     job_names: Iterable[str],
@@ -419,15 +451,27 @@ async def check(
 ) -> dict[str, Submission | Exception]:
     """One status request per job through the shared budget: ``{name: Submission or
     the error}`` (the status check a task makes before it defers)."""
-    registry = registry or REGISTRY
-    found: dict[str, Submission | Exception] = {}
-    async with registry.lease(settings, cluster_id) as lease:
-        for name in job_names:
-            try:
-                found[name] = await lease.client.get_status(name)
-            except Exception as error:
-                found[name] = error
-    return found
+
+    async def status(lease: Lease, name: str) -> Submission:
+        return await lease.client.get_status(name)
+
+    return await _per_job(settings, job_names, status, cluster_id=cluster_id, registry=registry)
+
+
+async def definitions(
+    settings: ConnectionSettings,
+    job_names: Iterable[str],
+    *,
+    cluster_id: str | None = None,
+    registry: SharedWaiters | None = None,
+) -> dict[str, JobDefinition | Exception]:
+    """Each job's definition (its settings, source and destination: ``client.get_job``),
+    one request per job from the list budget: ``{name: JobDefinition or the error}``."""
+
+    async def definition(lease: Lease, name: str) -> JobDefinition:
+        return await lease.client.get_job(name)
+
+    return await _per_job(settings, job_names, definition, cluster_id=cluster_id, registry=registry)
 
 
 async def listed(lease: Lease, filter_: str, job_type: str) -> AsyncGenerator[JobSummary, None]:

@@ -75,7 +75,8 @@ class CDMStartJobOperator(BaseOperator):
     ``timeout`` (seconds) is the wait's deadline (``AirflowSensorTimeout`` past it);
     ``stop_on_timeout`` (default off) then stops the run. Outcomes map as for the sensors:
     FAILED/STOPPED raise ``AirflowFailException``; refused credentials and unreachable
-    jobs raise ``AirflowException`` (retryable). The started run's identity (job,
+    jobs raise ``AirflowException`` (retryable); ``deleted_ok`` counts a run that CDM
+    deleted before its result was read as done. The started run's identity (job,
     submission id, creation date, cluster, console URL) is pushed as the XCom
     ``cdm_submission`` before the task waits or defers; the "CDM job" link opens the job in
     the CDM console of the connection's region.
@@ -97,9 +98,11 @@ class CDMStartJobOperator(BaseOperator):
         conn_id: str = DEFAULT_CONN_ID,
         timeout: float = DEFAULT_TIMEOUT,
         give_up_after: int | None = DEFAULT_GIVE_UP_AFTER,
+        deleted_ok: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.deleted_ok = deleted_ok
         self.job_name = job_name
         self.variables = dict(variables or {})
         self.wait = wait
@@ -316,7 +319,7 @@ class CDMStartJobOperator(BaseOperator):
         self._started = None  # the run has ended (or the wait is over): nothing to stop
         if event.get("result") == TIMEOUT and self.stop_on_timeout and started is not None:
             self._stop(_results.in_worker, "its wait reached the deadline")
-        jobs = _results.conclude(event)
+        jobs = _results.conclude(event, deleted_ok=self.deleted_ok)
         self._concluded = jobs
         summary = dict(jobs.get(self.job_name) or {})
         if started is not None:

@@ -18,7 +18,9 @@ budget decides when each job is looked at.
 Success returns an XCom: the job's submission summary (outcome, status, submission id,
 progress, rows and bytes written), a dict of them by job name for several jobs, by table
 for a whole-database job. Failures raise as ``_results`` says; ``soft_fail`` and
-``never_fail`` turn them into a skip.
+``never_fail`` turn them into a skip. A job that CDM deletes after a success
+(``DELETE_AFTER_SUCCEED``) succeeds when it is gone; one deleted whatever its result
+(``DELETE``) before its result was read fails, unless ``deleted_ok=True``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class _CDMSensorBase(BaseSensorOperator):
         conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool | None = None,
         give_up_after: int | None = DEFAULT_GIVE_UP_AFTER,
+        deleted_ok: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -61,6 +64,7 @@ class _CDMSensorBase(BaseSensorOperator):
         self.give_up_after = give_up_after
         self._concluded: dict[str, Any] = {}
         """Every job's entry once all have ended (for OpenLineage)."""
+        self.deleted_ok = deleted_ok
 
     def _enable_start_from_trigger(self) -> None:
         # The trigger's kwargs are fixed when the DAG is parsed; template fields named like
@@ -113,7 +117,7 @@ class _CDMSensorBase(BaseSensorOperator):
         """Map the trigger's event to the XCom or the exception."""
 
         def conclude() -> Any:
-            self._concluded = _results.conclude(event)
+            self._concluded = _results.conclude(event, deleted_ok=self.deleted_ok)
             return self._xcom(self._concluded)
 
         return _results.soft(
@@ -150,7 +154,8 @@ class CDMJobSensor(_CDMSensorBase):
 
     ``cluster_id`` defaults to the connection's; ``timeout`` (seconds, Airflow's sensor
     argument) is the deadline, ``soft_fail`` applies. ``give_up_after`` failed status
-    requests in a row make a job unreachable (a retryable failure).
+    requests in a row make a job unreachable (a retryable failure). ``deleted_ok``: a
+    job that CDM deleted after its run before its result was read counts as done.
     """
 
     template_fields: Sequence[str] = ("job_names", "cluster_id")

@@ -1,7 +1,9 @@
 """``cdm-status demo`` (``make demo``): ``wait`` on a whole-database migration, end to end.
 
 It serves the bundled simulator on a loopback port with a migration of about 120 tables
-(a handful fail, 5% of answers are 503, CDM's 120 requests/minute limit is on) and runs
+(a handful fail; a quarter are one-time subjobs that CDM deletes after they succeed; one
+fails once and succeeds when CDM retries it; 5% of answers are 503, CDM's 120
+requests/minute limit is on) and runs
 :func:`~._wait.run_wait`, the code of ``cdm-status wait --subjobs-of``, against it over
 real HTTP. Simulated time runs fast, so about an hour of migration plays in well under a
 minute; the simulator's gateway runs on the same fast clock, so the waiter's budget and
@@ -27,7 +29,8 @@ import anyio
 
 from .._auth import TokenAuth
 from .._client import CDMClient
-from .._events import Event, OutcomeKind
+from .._events import Event, JobOutcome, OutcomeKind
+from .._models import JobStatus
 from .._retry import RetryPolicy
 from ._common import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from ._sinks import Sink, WaitResult
@@ -95,6 +98,10 @@ class Migration:
     parallelism: int = 12
     failure_rate: float = 0.04
     run_seconds: tuple[float, float] = (60.0, 900.0)
+    self_deleting: float = 0.25
+    """Share of the tables that are one-time subjobs: CDM deletes them after success."""
+    retried: int = 2
+    """Index of the table that fails once and succeeds when CDM retries it."""
 
 
 def plan(tables: int, seed: int, seconds: float) -> Migration:
@@ -115,13 +122,54 @@ def plan(tables: int, seed: int, seconds: float) -> Migration:
 
 def add_migration(simulator: CDMSimulator, migration: Migration) -> list[str]:
     """Add the whole-database job to ``simulator``; returns the subjob names."""
+    from ..testing import JobPlan, JobSetup
+
+    rng = random.Random(f"{migration.seed}:demo")
+    tables = migration.tables
+    count = round(len(tables) * migration.self_deleting)
+    setups = dict.fromkeys(rng.sample(tables, count), JobSetup(disposable="DELETE_AFTER_SUCCEED"))
+    plans = {}
+    if len(tables) > migration.retried:
+        retried = tables[migration.retried]
+        low, high = migration.run_seconds
+        plans[retried] = JobPlan(
+            boot_seconds=rng.uniform(5.0, 30.0),
+            run_seconds=rng.uniform(low, high) / 3,
+            outcome=JobStatus.FAILED,
+            error_summary="GENERIC_JDBC_CONNECTOR_0002:Unable to execute the SQL statement",
+        )
+        again = JobPlan(boot_seconds=rng.uniform(5.0, 30.0), run_seconds=rng.uniform(low, high))
+        setups[retried] = JobSetup(retry="RETRY_TRIPLE", retry_plans=(again,))
     return simulator.add_database_job(
         PARENT,
-        migration.tables,
+        tables,
         parallelism=migration.parallelism,
         failure_rate=migration.failure_rate,
         run_seconds=migration.run_seconds,
+        plans=plans,
+        setups=setups,
     )
+
+
+def settings_line(outcomes: dict[str, JobOutcome]) -> str | None:
+    """What the job settings did, in one line (None when they did nothing)."""
+    inferred = sum(outcome.inferred for outcome in outcomes.values())
+    retried = [
+        name
+        for name, outcome in outcomes.items()
+        if outcome.attempts and outcome.kind is OutcomeKind.SUCCEEDED
+    ]
+    parts = []
+    if inferred:
+        parts.append(
+            f"{inferred} one-time subjobs were gone when looked at: CDM deletes them after "
+            "success (DELETE_AFTER_SUCCEED), so each counts as succeeded"
+        )
+    if retried:
+        parts.append(
+            f"{', '.join(retried)} failed, then succeeded when CDM retried it (RETRY_TRIPLE)"
+        )
+    return "; ".join(parts) + "." if parts else None
 
 
 def checks(simulator: CDMSimulator, outcomes: dict[str, OutcomeKind], code: int) -> list[str]:
@@ -235,6 +283,9 @@ async def play(migration: Migration, out: TextIO) -> int:
     outcomes = {name: outcome.kind for name, outcome in keep.tally.outcomes.items()}
     problems = checks(simulator, outcomes, code)
     print(traffic_line(simulator), file=out)
+    settings = settings_line(keep.tally.outcomes)
+    if settings:
+        print(settings, file=out)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         print(f"cdm-status: the demo did not run as designed: {problems[0]}{more}", file=sys.stderr)

@@ -37,6 +37,7 @@ _OUTCOME_STYLE = {
     OutcomeKind.SUCCEEDED: ("succeeded", "green"),
     OutcomeKind.FAILED: ("failed", "red"),
     OutcomeKind.NOT_FOUND: ("not found", "red"),
+    OutcomeKind.DELETED: ("deleted", "red"),
     OutcomeKind.ERROR: ("API error", "red"),
     OutcomeKind.TIMED_OUT: ("timed out", "yellow"),
     OutcomeKind.CANCELLED: ("cancelled", "yellow"),

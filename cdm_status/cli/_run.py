@@ -49,7 +49,14 @@ from ._common import (
     describe_api_error,
 )
 from ._sinks import OutputClosed, format_time, write_line
-from ._wait import SINCE_SKEW, choose_sink, options_from_args, parse_duration, run_wait
+from ._wait import (
+    SINCE_SKEW,
+    add_deleted_argument,
+    choose_sink,
+    options_from_args,
+    parse_duration,
+    run_wait,
+)
 
 _EPILOG = """\
 exit codes (as for wait):
@@ -119,6 +126,7 @@ def register(commands: Any) -> None:
         help="stop waiting after this long (exit 3); the run goes on",
     )
     add_rate_arguments(parser)
+    add_deleted_argument(parser)
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object per line")
     output.add_argument("--quiet", action="store_true", help="print only a failure and the summary")

@@ -80,6 +80,29 @@ def register(commands: Any) -> None:
         "(table order) or shuffled (default in_order)",
     )
     jobs.add_argument(
+        "--disposable",
+        default="NONE",
+        metavar="TYPE",
+        help="schedulerConfig.disposableType of every job and subjob: NONE (kept), "
+        "DELETE_AFTER_SUCCEED (deleted after a successful run) or DELETE (deleted after "
+        "any run); a deleted job answers Cdm.0100 (default NONE)",
+    )
+    jobs.add_argument(
+        "--retry",
+        default="NONE",
+        metavar="TYPE",
+        help="retryJobConfig.retryJobType of every job and subjob: NONE, or RETRY_TRIPLE "
+        "(a failed run is run again as a new submission, up to three times) (default NONE)",
+    )
+    jobs.add_argument(
+        "--retry-delay",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="simulated seconds from a failed run to its retry under --retry RETRY_TRIPLE "
+        "(default 30)",
+    )
+    jobs.add_argument(
         "--speed",
         type=float,
         default=1.0,
@@ -124,10 +147,13 @@ def build_simulator(args: argparse.Namespace) -> Any:
     """The simulator the flags describe (``CommandError(2)`` for impossible ones)."""
     # The simulator is imported only to serve: the other commands never load it.
     from ..testing import (
+        DISPOSABLE_TYPES,
         PROGRESS_SHAPES,
+        RETRY_TYPES,
         START_ORDERS,
         CDMSimulator,
         Faults,
+        JobSetup,
         RateLimits,
         ScaledClock,
         SimulatorAuth,
@@ -136,6 +162,8 @@ def build_simulator(args: argparse.Namespace) -> Any:
     for flag, value, allowed in (
         ("--progress", args.progress, PROGRESS_SHAPES),
         ("--start-order", args.start_order, START_ORDERS),
+        ("--disposable", args.disposable, DISPOSABLE_TYPES),
+        ("--retry", args.retry, RETRY_TYPES),
     ):
         if value not in allowed:
             raise CommandError(f"{flag} must be one of {', '.join(allowed)}", EXIT_USAGE)
@@ -146,6 +174,9 @@ def build_simulator(args: argparse.Namespace) -> Any:
             raise CommandError(f"{flag} must be between 0 and 1", EXIT_USAGE)
     if not (args.speed > 0 and math.isfinite(args.speed)):
         raise CommandError("--speed must be a positive, finite number", EXIT_USAGE)
+    if not (args.retry_delay >= 0 and math.isfinite(args.retry_delay)):
+        raise CommandError("--retry-delay must be a finite number >= 0", EXIT_USAGE)
+    setup = JobSetup(disposable=args.disposable, retry=args.retry, retry_delay=args.retry_delay)
     if not 0 <= args.port <= 65535:
         raise CommandError("--port must be between 0 and 65535", EXIT_USAGE)
     for flag, value in (("--jobs", args.jobs), ("--rate-limit", args.rate_limit)):
@@ -170,7 +201,7 @@ def build_simulator(args: argparse.Namespace) -> Any:
     )
     width = max(3, len(str(args.jobs)))
     for index in range(1, args.jobs + 1):
-        simulator.add_job(f"job_{index:0{width}d}", failure_rate=args.failure_rate)
+        simulator.add_job(f"job_{index:0{width}d}", failure_rate=args.failure_rate, setup=setup)
     if args.database_job:
         try:
             simulator.add_database_job(
@@ -179,6 +210,7 @@ def build_simulator(args: argparse.Namespace) -> Any:
                 parallelism=args.parallelism,
                 failure_rate=args.failure_rate,
                 start_order=args.start_order,
+                setup=setup,
             )
         except ValueError as error:
             raise CommandError(f"--database-job: {error}", EXIT_USAGE) from None
@@ -210,6 +242,7 @@ def banner(simulator: Any, endpoint: str, args: argparse.Namespace) -> str:
         f"  project id: {simulator.project_id}",
         f"  cluster id: {simulator.cluster_id}",
         f"  jobs:       {served_jobs(simulator.jobs(), args)}",
+        f"  settings:   disposableType {args.disposable}, retryJobType {args.retry}",
         "",
         "Point cdm-status (or CDMClient.from_env) at it:",
         f"  export CDM_ENDPOINT={endpoint}",

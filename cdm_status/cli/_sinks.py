@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, TextIO
 
-from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from .._events import (
+    Event,
+    JobDone,
+    JobOutcome,
+    OutcomeKind,
+    PollFailed,
+    RetryExpected,
+    StatusChanged,
+)
 from .._models import Submission
 from .._telemetry import WaiterStats
 from ._budget import budget_fields, budget_phrase
@@ -89,6 +97,7 @@ _SUMMARY_ORDER = (
     (OutcomeKind.SUCCEEDED, "succeeded"),
     (OutcomeKind.FAILED, "failed"),
     (OutcomeKind.NOT_FOUND, "not found"),
+    (OutcomeKind.DELETED, "deleted before their result was read"),
     (OutcomeKind.ERROR, "refused by the API"),
     (OutcomeKind.TIMED_OUT, "still running at the timeout"),
     (OutcomeKind.CANCELLED, "cancelled"),
@@ -172,6 +181,17 @@ def event_to_json(event: Event, at: datetime) -> dict[str, Any]:
             "consecutive": event.consecutive,
             "at": at.isoformat(),
         }
+    if isinstance(event, RetryExpected):
+        return {
+            "event": "retry_expected",
+            "job": event.job_name,
+            "attempt": event.attempt,
+            "retries": event.retries,
+            "status": event.submission.raw_status,
+            "error_summary": event.submission.error_summary,
+            "submission_id": event.submission.submission_id,
+            "at": event.at.isoformat(),
+        }
     return outcome_to_json(event.outcome, at)
 
 
@@ -189,6 +209,12 @@ def outcome_to_json(outcome: JobOutcome, at: datetime) -> dict[str, Any]:
         "error": describe_outcome_error(outcome),
         "rows_written": rows,
         "bytes_written": size,
+        "deleted": outcome.deleted,
+        "inferred": outcome.inferred,
+        "attempts": [
+            {"status": run.raw_status, "error_summary": run.error_summary}
+            for run in outcome.attempts
+        ],
         "at": at.isoformat(),
     }
 
@@ -297,12 +323,17 @@ def outcome_line(outcome: JobOutcome, at: datetime) -> str:
     if outcome.kind is OutcomeKind.SUCCEEDED:
         rows, size = _written(outcome.submission)
         written = f" ({written_phrase(rows or 0, size or 0)})" if rows or size else ""
-        return f"{head} succeeded{written}"
+        retried = f" after {len(outcome.attempts)} failed runs" if outcome.attempts else ""
+        if outcome.inferred:
+            return f"{head} succeeded{retried} (inferred: CDM deleted it after its run)"
+        return f"{head} succeeded{retried}{written}"
     if outcome.kind is OutcomeKind.FAILED and outcome.submission is not None:
         return f"{head} {outcome.submission.raw_status}: {failure_summary(outcome)}"
-    label = {OutcomeKind.TIMED_OUT: "timed out", OutcomeKind.NOT_FOUND: "not found"}.get(
-        outcome.kind, outcome.kind.value
-    )
+    label = {
+        OutcomeKind.TIMED_OUT: "timed out",
+        OutcomeKind.NOT_FOUND: "not found",
+        OutcomeKind.DELETED: "deleted",
+    }.get(outcome.kind, outcome.kind.value)
     return f"{head} {label}: {failure_summary(outcome)}"
 
 
@@ -319,6 +350,13 @@ def event_line(event: Event, at: datetime) -> str:
         return (
             f"{format_time(at)} {event.job_name}: poll failed ({event.consecutive} in a row): "
             f"{describe_error(event.error)}"
+        )
+    if isinstance(event, RetryExpected):
+        summary = event.submission.error_summary
+        why = f": {' '.join(summary.split())}" if summary else ""
+        return (
+            f"{format_time(event.at)} {event.job_name}: {event.submission.raw_status}, "
+            f"CDM retries it (retry {event.attempt} of {event.retries}){why}"
         )
     return outcome_line(event.outcome, at)
 
@@ -337,5 +375,9 @@ class QuietSink(PlainSink):
     """``--quiet``: only the jobs that did not succeed, and the summary."""
 
     def handle(self, event: Event, at: datetime, tally: Tally) -> None:
-        if isinstance(event, JobDone) and event.outcome.kind in FAILURE_KINDS:
+        if (
+            isinstance(event, JobDone)
+            and event.outcome.kind in FAILURE_KINDS
+            and not (tally.deleted_ok and event.outcome.kind is OutcomeKind.DELETED)
+        ):
             self._write(outcome_line(event.outcome, at))

@@ -24,7 +24,15 @@ from .._errors import (
     RateLimitedError,
     ResponseFormatError,
 )
-from .._events import Event, JobDone, JobOutcome, OutcomeKind, PollFailed, StatusChanged
+from .._events import (
+    Event,
+    JobDone,
+    JobOutcome,
+    OutcomeKind,
+    PollFailed,
+    RetryExpected,
+    StatusChanged,
+)
 from .._models import Submission
 
 __all__ = [
@@ -41,8 +49,11 @@ __all__ = [
 NOT_SEEN = "not seen yet"
 """The state shown for a job whose status has not been read yet."""
 
-FAILURE_KINDS = frozenset({OutcomeKind.FAILED, OutcomeKind.NOT_FOUND, OutcomeKind.ERROR})
-"""Outcomes that count as a failure of the job (exit code 1, or 4 for ERROR)."""
+FAILURE_KINDS = frozenset(
+    {OutcomeKind.FAILED, OutcomeKind.NOT_FOUND, OutcomeKind.DELETED, OutcomeKind.ERROR}
+)
+"""Outcomes that count as a failure of the job (exit code 1, or 4 for ERROR); DELETED
+only without ``--deleted-ok``."""
 
 RECENT = 8
 
@@ -106,9 +117,10 @@ def failure_summary(outcome: JobOutcome) -> str:
     """Why a job did not succeed, in one line: CDM's error summary when there is one."""
     submission = outcome.submission
     if outcome.kind is OutcomeKind.FAILED and submission is not None:
+        retried = f" (after {len(outcome.attempts)} retries)" if outcome.attempts else ""
         if submission.error_summary:
-            return " ".join(submission.error_summary.split())
-        return f"ended {submission.raw_status}"
+            return " ".join(submission.error_summary.split()) + retried
+        return f"ended {submission.raw_status}{retried}"
     if outcome.kind is OutcomeKind.NOT_FOUND:
         return describe_outcome_error(outcome) or "job not found"
     if outcome.kind is OutcomeKind.TIMED_OUT:
@@ -154,6 +166,10 @@ class Tally:
         self.first_poll_failure_at: datetime | None = None
         self.budget: Budget | None = None
         """The status budget, when the outputs should say how it is shared."""
+        self.deleted_ok = False
+        """A job deleted before its result was read is no failure (``--deleted-ok``)."""
+        self.retries_expected = 0
+        """Failed runs that CDM was expected to retry (``RETRY_TRIPLE``)."""
 
     # ------------------------------------------------------------------ input
 
@@ -175,6 +191,8 @@ class Tally:
                 self.not_found.add(event.job_name)
             if self.first_poll_failure_at is None:
                 self.first_poll_failure_at = at
+        elif isinstance(event, RetryExpected):
+            self.retries_expected += 1
         elif isinstance(event, JobDone):
             self._done(event.outcome, at)
 
@@ -191,7 +209,9 @@ class Tally:
         self._move(self._status.pop(name), None)
         if outcome.submission is not None:
             self._count_written(name, outcome.submission)
-        if outcome.kind in FAILURE_KINDS:
+        if outcome.kind in FAILURE_KINDS and not (
+            self.deleted_ok and outcome.kind is OutcomeKind.DELETED
+        ):
             self.failures.append(
                 Failure(
                     job=name,

@@ -3,8 +3,9 @@
 Exit codes (also in the README and ``--help``):
 
 ==== ==============================================================================
-0    every job succeeded
-1    at least one job failed, was stopped, or was not found
+0    every job succeeded (a job that deleted itself after success included)
+1    at least one job failed, was stopped, or was not found; or CDM deleted it after
+     its run before its result was read (``DELETE``; 0 with ``--deleted-ok``)
 2    usage or configuration error
 3    the timeout expired with jobs still running
 4    the API refused the credentials (or gave another permanent error), or stayed
@@ -108,7 +109,8 @@ DUMB_TERMINALS = frozenset({"dumb", "unknown"})
 _EPILOG = """\
 exit codes:
   0    every job succeeded
-  1    at least one job failed, was stopped, or was not found
+  1    at least one job failed, was stopped, or was not found, or was deleted by
+       CDM before its result was read (disposableType DELETE; see --deleted-ok)
   2    usage or configuration error
   3    the timeout expired with jobs still running
   4    the API refused the credentials, or stayed unreachable
@@ -203,6 +205,7 @@ def register(commands: Any) -> None:
         "BEFORE starting the jobs (see below), or use 'cdm-status run'",
     )
     add_rate_arguments(parser)
+    add_deleted_argument(parser)
     parser.add_argument(
         "--strategy",
         choices=STRATEGIES,
@@ -219,6 +222,17 @@ def register(commands: Any) -> None:
     add_connection_arguments(parser)
     add_budget_arguments(parser)
     parser.set_defaults(run=run)
+
+
+def add_deleted_argument(parser: argparse.ArgumentParser) -> None:
+    """``--deleted-ok``: what a job deleted by CDM before its result was read means."""
+    parser.add_argument(
+        "--deleted-ok",
+        action="store_true",
+        help="a job that CDM deleted after its run before its result could be read "
+        "(schedulerConfig.disposableType DELETE) counts as done, not failed; to read "
+        "its result instead, set disposableType to NONE or DELETE_AFTER_SUCCEED",
+    )
 
 
 def read_tables_file(lines: Iterable[str]) -> list[str]:
@@ -326,6 +340,8 @@ class WaitOptions:
     unreachable_after: float | None = UNREACHABLE_AFTER
     stderr: TextIO | None = None
     """Where the one-line reason for a non-zero exit goes; None means ``sys.stderr``."""
+    deleted_ok: bool = False
+    """A job deleted by CDM before its result was read is no failure (``--deleted-ok``)."""
 
 
 def options_from_args(
@@ -343,6 +359,7 @@ def options_from_args(
         strategy=strategy,
         clock=clock,
         handle_sigint=True,
+        deleted_ok=getattr(args, "deleted_ok", False),
     )
 
 
@@ -359,10 +376,12 @@ def exit_code_for(
     total: int | None = None,
     interrupted: bool = False,
     unreachable: bool = False,
+    deleted_ok: bool = False,
 ) -> int:
     """The exit code for a watch's outcomes (see the module docstring for the order).
 
-    ``total`` counts jobs without an outcome yet as still running.
+    ``total`` counts jobs without an outcome yet as still running; ``deleted_ok`` counts
+    a job deleted before its result was read as done, not failed.
     """
     if interrupted:
         return EXIT_INTERRUPTED
@@ -372,6 +391,8 @@ def exit_code_for(
     if OutcomeKind.ERROR in kinds:
         return EXIT_API
     if OutcomeKind.FAILED in kinds or OutcomeKind.NOT_FOUND in kinds:
+        return EXIT_JOB_FAILED
+    if OutcomeKind.DELETED in kinds and not deleted_ok:
         return EXIT_JOB_FAILED
     unfinished = total is not None and len(kinds) < total
     if unfinished or OutcomeKind.TIMED_OUT in kinds or OutcomeKind.CANCELLED in kinds:
@@ -470,6 +491,7 @@ async def run_wait(
     )
     tally = Tally(names)
     tally.budget = client.budget
+    tally.deleted_ok = options.deleted_ok
     flags = {"interrupted": False, "unreachable": False, "all_missing": False}
     output_closed: OutputClosed | None = None
     fatal: CDMError | None = None
@@ -519,6 +541,7 @@ async def run_wait(
             total=None if output_closed else tally.total,
             interrupted=flags["interrupted"],
             unreachable=flags["unreachable"],
+            deleted_ok=options.deleted_ok,
         )
         if fatal is not None:
             code = EXIT_API

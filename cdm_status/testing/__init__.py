@@ -17,6 +17,7 @@ from ._faults import FaultKind, Faults, Outage
 from ._jobs import START_ORDERS, StartOrder
 from ._limits import RateLimits, ServerStats
 from ._progress import PROGRESS_SHAPES, ProgressCurve, ProgressShape
+from ._setup import DISPOSABLE_TYPES, RETRY_TYPES, JobSetup
 from ._simulator import DEFAULT_CLUSTER_ID, DEFAULT_PROJECT_ID, CDMSimulator
 from ._timeline import JobPlan, LogNormal, Transition, random_plan
 from ._transport import SimulatorTransport
@@ -25,13 +26,16 @@ from ._verify import SimulatorAuth
 __all__ = [
     "DEFAULT_CLUSTER_ID",
     "DEFAULT_PROJECT_ID",
+    "DISPOSABLE_TYPES",
     "PROGRESS_SHAPES",
+    "RETRY_TYPES",
     "START_ORDERS",
     "CDMSimulator",
     "FakeClock",
     "FaultKind",
     "Faults",
     "JobPlan",
+    "JobSetup",
     "LogNormal",
     "Outage",
     "ProgressCurve",

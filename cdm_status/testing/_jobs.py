@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 from .._models import JobStatus
 from .._wire import subjob_name, validate_name
 from ._progress import ProgressShape, draw_curve
+from ._setup import DEFAULT_SETUP, JobSetup
 from ._timeline import JobPlan, LogNormal, Run, RunState, Transition, random_plan
 
 __all__ = ["START_ORDERS", "DatabaseSpec", "Job", "JobError", "JobRegistry", "StartOrder"]
@@ -52,6 +53,10 @@ class DatabaseSpec:
     run_seconds: tuple[float, float] | LogNormal
     start_order: StartOrder = "in_order"
     boot_seconds: tuple[float, float] = (5.0, 60.0)
+    setup: JobSetup = DEFAULT_SETUP
+    """The subjobs' settings (delete after run, retry)..."""
+    setups: Mapping[str, JobSetup] = field(default_factory=dict)
+    """...except the tables named here."""
 
 
 @dataclass(slots=True)
@@ -71,17 +76,26 @@ class Job:
     parent: str | None = None
     born_started: bool = False
     """Started the moment it was created: it was never NEVER_EXECUTED."""
+    setup: JobSetup = DEFAULT_SETUP
+    disposed_at: float | None = None
+    """When CDM deletes it after its latest run (its ``disposable`` setting)."""
+    chain_from: int = 0
+    """Index in ``runs`` of the latest start's first run (the later ones: its retries)."""
 
     def gone_at(self) -> float | None:
         """When the job stops existing (deleted, or vanished mid-run), if ever."""
         moments = [run.vanishes_at for run in self.runs if run.vanishes_at is not None]
         if self.deleted_at is not None:
             moments.append(self.deleted_at)
+        if self.disposed_at is not None:
+            moments.append(self.disposed_at)
         return min(moments) if moments else None
 
     def exists(self, now: float) -> bool:
         # Asked for every job on every list page: no allocation on the way.
         if self.deleted_at is not None and now >= self.deleted_at:
+            return False
+        if self.disposed_at is not None and now >= self.disposed_at:
             return False
         for run in self.runs:
             vanishes = run.vanishes_at
@@ -181,12 +195,14 @@ class JobRegistry:
         failure_rate: float = 0.0,
         listed: bool = True,
         started: bool = False,
+        setup: JobSetup = DEFAULT_SETUP,
     ) -> Job:
         validate_name(name, "job name")
         existing = self._jobs.get(name)
         if existing is not None and existing.exists(now):
             raise ValueError(f"job {name!r} already exists")
         job = Job(name, job_type, now, listed=listed, failure_rate=failure_rate, plan=plan)
+        job.setup = setup
         self._jobs[name] = job
         self._changed()
         if started:
@@ -208,8 +224,9 @@ class JobRegistry:
         job.database = spec
         job.children = tuple(names)
         children = []
-        for name in names:
-            child = self.add(name, now=now, job_type="BATCH_JOB", listed=listed)
+        for table, name in zip(spec.tables, names, strict=True):
+            setup = spec.setups.get(table, spec.setup)
+            child = self.add(name, now=now, job_type="BATCH_JOB", listed=listed, setup=setup)
             child.parent = parent
             children.append(child)
         if started:
@@ -251,8 +268,32 @@ class JobRegistry:
             return self._start_database(job, now, requested_at)
         plan = job.plan or random_plan(self._rng, failure_rate=job.failure_rate)
         run = replace(self._run(job, plan, now, table=name), requested_at=requested_at)
+        job.chain_from = len(job.runs)
         job.runs.append(run)
+        self._retry(job, lambda: random_plan(self._rng, failure_rate=job.failure_rate))
         return run
+
+    def _retry(self, job: Job, draw: Callable[[], JobPlan]) -> None:
+        """Add the retries CDM makes of the job's latest run (its ``retry`` setting), and
+        when CDM deletes it after the last one (its ``disposable`` setting)."""
+        setup = job.setup
+        for index in range(setup.retries):
+            last = job.runs[-1]
+            if last.outcome is not JobStatus.FAILED:
+                break
+            plan = setup.retry_plans[index] if index < len(setup.retry_plans) else draw()
+            submitted = last.ended_at + setup.retry_delay
+            job.runs.append(self._run(job, plan, submitted, table=last.table))
+        self._dispose(job)
+
+    @staticmethod
+    def _dispose(job: Job) -> None:
+        """When CDM deletes the job after its latest run, if its setting says so."""
+        last = job.runs[-1] if job.runs else None
+        if last is None or not job.setup.deleted_after(last.outcome is JobStatus.SUCCEEDED):
+            job.disposed_at = None
+        else:
+            job.disposed_at = last.end() + job.setup.delete_delay
 
     def _start_database(self, job: Job, now: float, requested_at: float | None) -> Run:
         spec = job.database
@@ -282,13 +323,16 @@ class JobRegistry:
             run = self._run(child, plan, start, table=table)
             if start == now:  # started by the request itself; later ones by the parent
                 run = replace(run, requested_at=requested_at)
+            child.chain_from = len(child.runs)
             child.runs.append(run)
-            heapq.heappush(slots, run.ended_at)
+            self._retry(child, lambda: self._drawn_plan(spec))
+            final = child.runs[-1]  # a subjob holds its slot through its retries
+            heapq.heappush(slots, final.ended_at)
             first_running = min(first_running or run.running_at, run.running_at)
-            last_end = max(last_end, run.ended_at)
-            rows += plan.rows if plan.outcome is JobStatus.SUCCEEDED else 0
-            if run.outcome is not JobStatus.SUCCEEDED:
-                failed.append(run)
+            last_end = max(last_end, final.ended_at)
+            rows += final.plan.rows if final.outcome is JobStatus.SUCCEEDED else 0
+            if final.outcome is not JobStatus.SUCCEEDED:
+                failed.append(final)
         boot = (first_running or now) - now
         summary = details = None
         if failed:
@@ -307,7 +351,11 @@ class JobRegistry:
         return run
 
     def _table_plan(self, spec: DatabaseSpec, index: int) -> JobPlan:
-        return spec.plans.get(spec.tables[index]) or random_plan(
+        return spec.plans.get(spec.tables[index]) or self._drawn_plan(spec)
+
+    def _drawn_plan(self, spec: DatabaseSpec) -> JobPlan:
+        """A table's run drawn as the spec says (also each retry of a failed run)."""
+        return random_plan(
             self._rng,
             failure_rate=spec.failure_rate,
             boot_seconds=spec.boot_seconds,
@@ -324,12 +372,15 @@ class JobRegistry:
         run = current[0]
         stopped = run.stop(now)
         job.runs[job.runs.index(run)] = stopped
+        job.runs = [run for run in job.runs if run.submitted_at <= now]  # no retry after
+        self._dispose(job)
         for child_name in job.children:
             child = self._jobs[child_name]
             # Tables not reached yet never start; those running stop with their parent.
             child.runs = [run for run in child.runs if run.submitted_at <= now]
             if child.runs:
                 child.runs[-1] = child.runs[-1].stop(now)
+            self._dispose(child)
         return stopped
 
     def delete(self, name: str, now: float, at: float | None = None) -> None:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 __all__ = ["ENDPOINTS", "RateLimits", "ServerStats"]
 
-ENDPOINTS = ("status", "list", "start", "stop")
-"""The APIs the simulator serves, as named in stats and limits ("other" for the rest)."""
+ENDPOINTS = ("status", "list", "job", "start", "stop")
+"""The APIs the simulator serves, as named in stats and limits ("other" for the rest);
+``job`` is one job's definition ("Querying a Job" by name), counted in the list's budget."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class RateLimits:
             return "start_stop", self.start_stop
         if endpoint == "status":
             return "status", self.status
-        if endpoint == "list":
+        if endpoint in ("list", "job"):  # one API, "Querying a Job"
             return "list", self.list
         return endpoint, None
 

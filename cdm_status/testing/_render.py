@@ -9,9 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from .._models import JobStatus
+from ._setup import DEFAULT_SETUP, JobSetup
 from ._timeline import Run, RunState
 
-__all__ = ["cdm_error", "gateway_error", "list_entry", "submission"]
+__all__ = [
+    "cdm_error",
+    "driver_configs",
+    "gateway_error",
+    "job_configs",
+    "list_entry",
+    "submission",
+]
 
 COUNTERS_GROUP = "org.apache.sqoop.submission.counter.SqoopCounters"
 
@@ -20,9 +28,12 @@ def _ms(epoch_seconds: float) -> int:
     return int(epoch_seconds * 1000)
 
 
-def submission(run: Run, state: RunState, *, user_key: str, shift: float = 0.0) -> dict[str, Any]:
+def submission(
+    run: Run, state: RunState, *, user_key: str, shift: float = 0.0, delete_job: bool = False
+) -> dict[str, Any]:
     """The submission object of ``run`` in ``state``, shaped as CDM sends it, its dates
-    ``shift`` seconds ahead of the simulator's clock (a server clock set apart)."""
+    ``shift`` seconds ahead of the simulator's clock (a server clock set apart).
+    ``delete_job``: the job is deleted after its run (``isDeleteJob``)."""
     plan = run.plan
     body: dict[str, Any] = {
         "job-name": run.job_name,
@@ -42,7 +53,7 @@ def submission(run: Run, state: RunState, *, user_key: str, shift: float = 0.0) 
             "last-update-date": _ms((state.updated_at or run.submitted_at) + shift),
             "is-execute-auto": False,
             user_key: plan.user,
-            "isDeleteJob": False,
+            "isDeleteJob": delete_job,
             "isIncrementing": False,
             "external-id": run.external_id,
             "execute-date": _ms(run.running_at + shift),
@@ -105,6 +116,54 @@ def list_entry(
         "to-connector-name": "hive-connector",
     }
     return entry
+
+
+def _configs(name: str, inputs: dict[str, str]) -> dict[str, Any]:
+    return {
+        "configs": [
+            {
+                "name": name,
+                "inputs": [{"name": key, "value": value} for key, value in inputs.items()],
+            }
+        ]
+    }
+
+
+def driver_configs(setup: JobSetup = DEFAULT_SETUP) -> dict[str, Any]:
+    """A job's parameters (``driver-config-values``), with ``setup``'s settings."""
+    return {
+        "configs": [
+            {
+                "name": "schedulerConfig",
+                "inputs": [
+                    {"name": "schedulerConfig.isSchedulerJob", "value": "false"},
+                    {"name": "schedulerConfig.disposableType", "value": setup.disposable},
+                ],
+            },
+            {
+                "name": "retryJobConfig",
+                "inputs": [{"name": "retryJobConfig.retryJobType", "value": setup.retry}],
+            },
+        ]
+    }
+
+
+def job_configs(table: str, setup: JobSetup = DEFAULT_SETUP) -> dict[str, Any]:
+    """What a job's definition says besides its status: its links, what it reads and
+    writes, and its parameters (``driver-config-values``) with ``setup``'s settings."""
+    return {
+        "from-link-name": "mysql_link",
+        "to-link-name": "hive_link",
+        "from-config-values": _configs(
+            "fromJobConfig",
+            {"fromJobConfig.schemaName": "erp", "fromJobConfig.tableName": table},
+        ),
+        "to-config-values": _configs(
+            "toJobConfig",
+            {"toJobConfig.database": "warehouse", "toJobConfig.table": table},
+        ),
+        "driver-config-values": driver_configs(setup),
+    }
 
 
 def cdm_error(code: str, message: str) -> dict[str, Any]:

@@ -28,10 +28,25 @@ from .._clock import Clock, LoopClock
 from .._models import JobStatus
 from ._asgi import Receive, Request, Scope, Send, encode, lifespan, read_request, respond
 from ._faults import FaultKind, Faults
-from ._jobs import START_ORDERS, DatabaseSpec, JobError, JobRegistry, StartOrder, table_names
+from ._jobs import (
+    START_ORDERS,
+    DatabaseSpec,
+    Job,
+    JobError,
+    JobRegistry,
+    StartOrder,
+    table_names,
+)
 from ._limits import RateLimits, ServerStats, SlidingWindow, retry_after_header
 from ._progress import PROGRESS_SHAPES, ProgressShape
-from ._render import cdm_error, gateway_error, list_entry, submission
+from ._render import (
+    cdm_error,
+    gateway_error,
+    job_configs,
+    list_entry,
+    submission,
+)
+from ._setup import DEFAULT_SETUP, JobSetup
 from ._timeline import JobPlan, LogNormal, Transition
 from ._transport import SimulatorTransport
 from ._verify import SimulatorAuth, verify
@@ -61,7 +76,7 @@ class _Reply(Exception):
 
 
 class CDMSimulator:
-    """A simulated CDM cluster serving the job-status, job-list, start and stop APIs.
+    """A simulated CDM cluster serving the job-status, job-list, job, start and stop APIs.
 
     An ASGI app: use it in-process through :meth:`http_client` / :meth:`client`, or over a
     socket with :func:`cdm_status.testing.serve`. ``seed`` fixes every random draw (job
@@ -82,6 +97,11 @@ class CDMSimulator:
     still checked against the gateway clock itself. ``date_resolution``: the ``Date``
     header of every answer (the gateway clock's time, shifted), in steps of that many
     seconds (1, as HTTP writes it; more for a coarser one), or None to send none.
+    ``list_settings``: the job list's rows carry each job's parameters
+    (``driver-config-values``), as CDM's documented sample does (its rows carry the whole
+    definition; these keep only the parameters, so that pages stay small); False leaves
+    them out, so a client must read each job (``GET .../cdm/job/{job_name}``, which always
+    has the whole definition).
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -104,6 +124,7 @@ class CDMSimulator:
         log_requests: bool = False,
         clock_offset: float = 0.0,
         date_resolution: float | None = 1.0,
+        list_settings: bool = True,
     ) -> None:
         if progress not in PROGRESS_SHAPES:
             raise ValueError(f"progress must be one of {', '.join(PROGRESS_SHAPES)}")
@@ -125,6 +146,7 @@ class CDMSimulator:
         self.faults = faults or Faults()
         self.not_found_status = not_found_status
         self.user_key = user_key
+        self.list_settings = list_settings
         self.stats = ServerStats()
         # Separate generators, so that turning faults on does not change job plans.
         self.progress: ProgressShape = progress
@@ -140,6 +162,7 @@ class CDMSimulator:
         self.request_log: list[str] | None = [] if log_requests else None
         """With ``log_requests``: ``"<arrival> <METHOD> <path>[?query] <status>"`` for
         every request, in arrival order (status 0: the connection was dropped)."""
+        self._configs: dict[str, tuple[Job, dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -157,11 +180,13 @@ class CDMSimulator:
         started: bool = True,
         job_type: str = "NORMAL_JOB",
         failure_rate: float = 0.0,
+        setup: JobSetup | None = None,
     ) -> str:
         """Create a job (and start it now unless ``started=False``); returns its name.
 
         Without a ``plan`` each run is drawn from the seeded generator: boot 5-60 s, run
-        one minute to an hour, failing with probability ``failure_rate``.
+        one minute to an hour, failing with probability ``failure_rate``. ``setup``: its
+        delete-after-run and retry settings (see :class:`JobSetup`; default: neither).
         """
         if job_type not in JOB_TYPES:
             raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}")
@@ -173,6 +198,7 @@ class CDMSimulator:
             plan=plan,
             failure_rate=failure_rate,
             started=started,
+            setup=setup or DEFAULT_SETUP,
         )
         return name
 
@@ -189,6 +215,8 @@ class CDMSimulator:
         started: bool = True,
         start_order: StartOrder = "in_order",
         boot_seconds: tuple[float, float] = (5.0, 60.0),
+        setup: JobSetup | None = None,
+        setups: Mapping[str, JobSetup] | None = None,
     ) -> list[str]:
         """A whole-database job ``parent`` migrating ``tables`` (names, or a count giving
         ``table_0001``...): one subjob ``<parent>_<table>`` per table, at most
@@ -203,7 +231,9 @@ class CDMSimulator:
         document that they appear in it). ``start_order`` is the order in which tables
         take free slots: ``in_order`` (table order), ``shuffled`` (seeded; the same
         durations in slot order, so only which table runs when changes) or
-        ``longest_first`` (the longest planned run first).
+        ``longest_first`` (the longest planned run first). ``setup`` is the subjobs'
+        delete-after-run and retry settings, ``setups`` those of some tables (a subjob
+        holds its slot through its retries).
         """
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
@@ -218,10 +248,12 @@ class CDMSimulator:
             run_seconds=run_seconds,
             start_order=start_order,
             boot_seconds=boot_seconds,
+            setup=setup or DEFAULT_SETUP,
+            setups=dict(setups or {}),
         )
-        unknown = set(spec.plans) - set(names)
+        unknown = (set(spec.plans) | set(spec.setups)) - set(names)
         if unknown:
-            raise ValueError(f"plans for tables not in the job: {sorted(unknown)}")
+            raise ValueError(f"plans or setups for tables not in the job: {sorted(unknown)}")
         now = self.clock.time()
         _, children = self._jobs.add_database(parent, spec, now=now, listed=listed, started=started)
         return [child.name for child in children]
@@ -282,6 +314,21 @@ class CDMSimulator:
         """When the latest run ends (or ended), epoch seconds; None without a run."""
         runs = self._jobs.record(name).runs
         return runs[-1].end() if runs else None
+
+    def attempts(self, name: str) -> list[JobStatus]:
+        """How each run of the latest start ends (or ended): the first run, then the
+        retries CDM makes of it (``RETRY_TRIPLE``)."""
+        job = self._jobs.record(name)
+        return [run.outcome for run in job.runs[job.chain_from :]]
+
+    def deleted_at(self, name: str) -> float | None:
+        """When CDM deletes the job after its latest run (its ``disposable`` setting),
+        epoch seconds; None when it keeps it."""
+        return self._jobs.record(name).disposed_at
+
+    def setup(self, name: str) -> JobSetup:
+        """The job's delete-after-run and retry settings."""
+        return self._jobs.record(name).setup
 
     # ------------------------------------------------------------------ clients
 
@@ -385,6 +432,8 @@ class CDMSimulator:
         ids = (parts[1], parts[3])
         if len(parts) == 7 and parts[6] == "all":
             return "list", ids
+        if len(parts) == 7 and parts[6]:
+            return "job", (*ids, parts[6])
         if len(parts) == 8 and parts[7] in ("status", "start", "stop") and parts[6]:
             return parts[7], (*ids, parts[6])
         return "other", ()
@@ -457,6 +506,9 @@ class CDMSimulator:
             if endpoint == "list":
                 return self._list(request.params, now)
             name = route[2]
+            if endpoint == "job":
+                entry = self._entry(self._jobs.get(name, now), now, full=True)
+                return {"total": 1, "jobs": [entry], "page_no": 1, "page_size": 10}
             if endpoint == "status":
                 return self._status_body(name, now)
             if endpoint == "start":
@@ -476,7 +528,13 @@ class CDMSimulator:
         if current is None:
             return {"submissions": []}
         run, state = current
-        body = submission(run, state, user_key=self.user_key, shift=self.clock_offset)
+        body = submission(
+            run,
+            state,
+            user_key=self.user_key,
+            shift=self.clock_offset,
+            delete_job=job.setup.deletes,
+        )
         return {"submissions": [body]}
 
     def _list(self, params: Mapping[str, str], now: float) -> dict[str, Any]:
@@ -496,22 +554,34 @@ class CDMSimulator:
         needle = params.get("filter", "").lower()
         matching = self._jobs.listed(needle, job_type, now)
         page = matching[(page_no - 1) * page_size : page_no * page_size]
-        entries = []
-        for job in page:
-            current = job.current(now)
-            run, state = current if current is not None else (None, None)
-            entries.append(
-                list_entry(
-                    job.name,
-                    job.job_type,
-                    job.created_at,
-                    run,
-                    state,
-                    user_key=self.user_key,
-                    shift=self.clock_offset,
-                )
-            )
+        entries = [self._entry(job, now, full=False) for job in page]
         return {"total": len(matching), "jobs": entries, "page_no": page_no, "page_size": page_size}
+
+    def _entry(self, job: Job, now: float, *, full: bool) -> dict[str, Any]:
+        """A job as "Querying a Job" shows it: by name (``full``), with its whole
+        definition (links, what it reads and writes, its parameters); in the list, with
+        its parameters only (``list_settings``), which keeps a page of 100 small."""
+        current = job.current(now)
+        run, state = current if current is not None else (None, None)
+        entry = list_entry(
+            job.name,
+            job.job_type,
+            job.created_at,
+            run,
+            state,
+            user_key=self.user_key,
+            shift=self.clock_offset,
+        )
+        if full or self.list_settings:
+            configs = self._configs.get(job.name)
+            if configs is None or configs[0] is not job:  # the same for the job's life
+                table = job.name[len(job.parent) + 1 :] if job.parent else job.name
+                configs = self._configs[job.name] = (job, job_configs(table, job.setup))
+            if full:
+                entry.update(configs[1])
+            else:
+                entry["driver-config-values"] = configs[1]["driver-config-values"]
+        return entry
 
 
 def throttled_body(limit: int, request_id: str) -> dict[str, Any]:

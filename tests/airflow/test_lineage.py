@@ -15,6 +15,7 @@ from airflow.providers.common.compat.openlineage.facet import (
 )
 from airflow.providers.openlineage.extractors import OperatorLineage
 
+from cdm_status._models import freeze
 from cdm_status.airflow import _shared
 from cdm_status.airflow._lineage import DatasetRef, config_values, job_lineage
 from cdm_status.airflow.operators import CDMStartJobOperator
@@ -84,6 +85,12 @@ def test_a_table_migration_reads_and_writes_a_table_of_each_link() -> None:
     )
 
 
+def test_a_read_only_definition_reads_the_same() -> None:
+    # JobDefinition.raw (client.get_job) is frozen: its lists are tuples.
+    body = {"jobs": [mysql_to_dws("orders_job", "orders")]}
+    assert job_lineage(freeze(body), cluster_id=CLUSTER) == job_lineage(body, cluster_id=CLUSTER)
+
+
 def test_obs_hive_and_free_sql_sides() -> None:
     definition = {
         "name": "logs",
@@ -112,8 +119,8 @@ def test_obs_hive_and_free_sql_sides() -> None:
 
 
 class ListedDefinitions(httpx.AsyncBaseTransport):
-    """The simulator, with each job-list row carrying its job's definition, as CDM's job
-    list does (its rows are the job objects of ``GET .../cdm/job/{name}``)."""
+    """The simulator, with each job object (the job list's rows and ``GET .../cdm/job/{name}``)
+    carrying its job's definition, as CDM's do."""
 
     def __init__(self, simulator: CDMSimulator, definitions: Mapping[str, dict[str, Any]]) -> None:
         self._simulator = simulator.transport()
@@ -121,7 +128,7 @@ class ListedDefinitions(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._simulator.handle_async_request(request)
-        if response.status_code != 200 or not request.url.path.endswith("/cdm/job/all"):
+        if response.status_code != 200 or request.method != "GET" or "status" in request.url.path:
             return response
         body = json.loads(await response.aread())
         for row in body["jobs"]:
@@ -153,6 +160,7 @@ def test_the_operator_s_facets_of_a_table_migration(
     operator = CDMStartJobOperator(task_id="s", job_name="orders_job", deferrable=True)
     summary = operator.execute({"ti": TaskInstance(1)})
     lineage = operator.get_openlineage_facets_on_complete(None)
+    assert cluster.simulator.stats.by_endpoint["job"] >= 1  # read with get_job, not the list
     assert isinstance(lineage, OperatorLineage)
     [source] = lineage.inputs
     assert (source.namespace, source.name) == (f"cdm://{CLUSTER}/mysql_link", "shop.orders")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cdm_status import JobStatus
+from cdm_status import JobDeletedError, JobOutcome, JobStatus, OutcomeKind, Submission
 from cdm_status.airflow._compat import (
     AirflowException,
     AirflowFailException,
@@ -17,11 +17,12 @@ from cdm_status.airflow._compat import (
     AirflowSkipException,
     TaskDeferred,
 )
+from cdm_status.airflow._payload import build_event
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.operators import CDMStartJobOperator
 from cdm_status.airflow.sensors import CDMDatabaseJobSensor, CDMJobSensor
 from cdm_status.airflow.triggers import CDMJobTrigger
-from cdm_status.testing import JobPlan
+from cdm_status.testing import JobPlan, JobSetup
 from tests.support.airflow_simulated import Cluster, cluster, simulated_cluster
 
 __all__ = ["cluster"]
@@ -177,3 +178,30 @@ def test_on_kill_stops_nothing_the_operator_did_not_start(cluster: Cluster) -> N
     cluster.simulator.add_job("orders", plan=LONG)
     CDMStartJobOperator(task_id="s", job_name="orders").on_kill()
     assert cluster.simulator.status("orders") is JobStatus.BOOTING
+
+
+def deleted_event() -> dict[str, Any]:
+    submission = Submission("gone", JobStatus.RUNNING, "RUNNING")
+    error = JobDeletedError("gone", submission, "DELETE")
+    outcome = JobOutcome("gone", OutcomeKind.DELETED, submission, error, deleted=True)
+    return build_event({"gone": outcome})
+
+
+def test_a_deleted_job_fails_the_sensor_unless_deleted_ok() -> None:
+    event = json.loads(json.dumps(deleted_event()))
+    with pytest.raises(AirflowFailException, match="NONE or DELETE_AFTER_SUCCEED"):
+        CDMJobSensor(task_id="t", job_name="gone").execute_complete({}, event)
+    lenient = CDMJobSensor(task_id="t", job_name="gone", deleted_ok=True)
+    assert lenient.execute_complete({}, event)["outcome"] == "deleted"
+    operator = CDMStartJobOperator(task_id="s", job_name="gone", deleted_ok=True)
+    assert operator.execute_complete({}, event)["deleted"] is True
+    with pytest.raises(AirflowFailException):
+        CDMStartJobOperator(task_id="s", job_name="gone").execute_complete({}, event)
+
+
+def test_a_failed_run_that_cdm_retries_defers_instead_of_failing(cluster: Cluster) -> None:
+    failing = JobPlan(0, 0, outcome=JobStatus.FAILED)
+    cluster.simulator.add_job("flaky", plan=failing, setup=JobSetup(retry="RETRY_TRIPLE"))
+    with pytest.raises(TaskDeferred):
+        CDMJobSensor(task_id="t", job_name="flaky", deferrable=True).execute({})
+    assert cluster.simulator.stats.by_endpoint["job"] == 1  # its settings, read once

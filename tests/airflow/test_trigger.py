@@ -24,7 +24,7 @@ from cdm_status.airflow._compat import (
 )
 from cdm_status.airflow._results import conclude
 from cdm_status.airflow.triggers import CDMJobTrigger, killed_by_user
-from cdm_status.testing import JobPlan
+from cdm_status.testing import JobPlan, JobSetup
 from tests.airflow.conftest import AK, SK
 from tests.support.airflow_simulated import Cluster, cluster, simulated_cluster
 
@@ -579,3 +579,47 @@ async def test_triggers_through_the_registry_never_abandon_a_booked_slot(
     status = budgets[0]
     assert status.booked >= 12
     assert status.abandoned == 0
+
+
+# ---------------------------------------------------------------------- job settings
+
+
+async def test_a_job_deleted_after_success_succeeds(cluster: Cluster) -> None:
+    setup = JobSetup(disposable="DELETE_AFTER_SUCCEED")
+    cluster.simulator.add_job("once", plan=JobPlan(boot_seconds=10, run_seconds=95), setup=setup)
+    event = await run_trigger(cluster, CDMJobTrigger(job_names=["once"]))
+    assert event["result"] == "success"
+    assert event["jobs"]["once"]["outcome"] == "succeeded"
+    assert conclude(event)["once"]["deleted"] == event["jobs"]["once"]["inferred"]
+
+
+async def test_a_job_deleted_whatever_its_result_fails_saying_how_to_keep_it(
+    cluster: Cluster,
+) -> None:
+    plan = JobPlan(boot_seconds=10, run_seconds=95, outcome=JobStatus.FAILED)
+    setup = JobSetup(disposable="DELETE", delete_delay=0.0)  # its result is never readable
+    cluster.simulator.add_job("gone", plan=plan, setup=setup)
+    cluster.simulator.add_job("fine", plan=JobPlan(boot_seconds=10, run_seconds=30))
+    event = await run_trigger(cluster, CDMJobTrigger(job_names=["gone", "fine"]))
+    assert event["result"] == "failed"
+    entry = event["jobs"]["gone"]
+    assert (entry["outcome"], entry["deleted"], entry["inferred"]) == ("deleted", True, False)
+    assert "JobDeletedError" in entry["error"]
+    with pytest.raises(AirflowFailException) as failed:
+        conclude(event)
+    message = str(failed.value)
+    assert "gone was deleted by CDM after its run, before its result was read" in message
+    assert "disposableType to NONE or DELETE_AFTER_SUCCEED" in message
+    # Told that a deleted job is done, the task succeeds with both entries.
+    assert sorted(conclude(event, deleted_ok=True)) == ["fine", "gone"]
+
+
+async def test_a_job_retried_twice_succeeds_with_its_earlier_failures(cluster: Cluster) -> None:
+    bad = JobPlan(boot_seconds=5, run_seconds=60, outcome=JobStatus.FAILED, error_summary="lock")
+    setup = JobSetup(retry="RETRY_TRIPLE", retry_plans=(bad, JobPlan(5, 60)))
+    cluster.simulator.add_job("flaky", plan=bad, setup=setup)
+    event = await run_trigger(cluster, CDMJobTrigger(job_names=["flaky"]))
+    assert event["result"] == "success"
+    entry = event["jobs"]["flaky"]
+    assert (entry["status"], entry["submission_id"]) == ("SUCCEEDED", 3)
+    assert entry["attempts"] == ["lock", "lock"]

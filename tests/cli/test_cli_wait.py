@@ -157,6 +157,17 @@ def test_exit_code_from_outcomes(kinds: tuple[OutcomeKind, ...], code: int) -> N
     assert exit_code_for(outcomes(*kinds)) == code
 
 
+def test_a_job_deleted_before_its_result_was_read_is_a_failure_unless_told_otherwise() -> None:
+    D = OutcomeKind.DELETED
+    assert exit_code_for(outcomes(S, D)) == 1
+    assert exit_code_for(outcomes(S, D), deleted_ok=True) == 0
+    assert exit_code_for(outcomes(F, D), deleted_ok=True) == 1
+    assert exit_code_for(outcomes(D, TO), deleted_ok=True) == 3
+    assert build_parser().parse_args(["wait", "j", "--deleted-ok"]).deleted_ok
+    assert build_parser().parse_args(["run", "j", "--deleted-ok"]).deleted_ok
+    assert not build_parser().parse_args(["wait", "j"]).deleted_ok
+
+
 def test_exit_code_flags_win() -> None:
     assert exit_code_for(outcomes(F, ERR), interrupted=True) == 130
     assert exit_code_for(outcomes(F), unreachable=True) == 4
@@ -246,6 +257,7 @@ def test_json_lines_parse_and_carry_the_documented_fields() -> None:
         "succeeded": 1,
         "failed": 1,
         "not_found": 1,
+        "deleted": 0,
         "error": 0,
         "timed_out": 0,
         "cancelled": 0,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cdm_status import OutcomeKind
+from cdm_status import JobStatus, OutcomeKind
 from cdm_status.cli._demo import PARENT, add_migration, checks, plan, table_names
 from cdm_status.testing import CDMSimulator, FakeClock
 
@@ -64,3 +64,19 @@ def test_the_demo_runs_as_designed_over_http() -> None:
     assert any(line.startswith("API traffic: ") for line in lines)
     assert any(line.startswith("Every outcome matched the simulator's plan") for line in lines)
     assert lines[-1].strip().startswith(f"cdm-status wait --subjobs-of {PARENT} ")
+
+
+def test_the_migration_has_one_time_subjobs_and_a_table_that_cdm_retries() -> None:
+    migration = plan(120, 7, 40.0)
+    simulator = CDMSimulator(clock=FakeClock(), seed=7)
+    names = add_migration(simulator, migration)
+    deleting = [n for n in names if simulator.setup(n).disposable == "DELETE_AFTER_SUCCEED"]
+    assert len(deleting) == 30
+    retried = [n for n in names if simulator.setup(n).retry == "RETRY_TRIPLE"]
+    assert retried == [f"{PARENT}_{migration.tables[migration.retried]}"]
+    assert simulator.attempts(retried[0]) == [JobStatus.FAILED, JobStatus.SUCCEEDED]
+    assert simulator.final_status(retried[0]) is JobStatus.SUCCEEDED
+    # Self-deleting subjobs that succeed are gone after: the checks still expect success.
+    gone = [n for n in deleting if simulator.deleted_at(n) is not None]
+    assert gone
+    assert all(simulator.final_status(n) is JobStatus.SUCCEEDED for n in gone)

@@ -10,11 +10,19 @@ from typing import Any
 
 import pytest
 
-from cdm_status import TokenAuth
+from cdm_status import JobStatus, PollPolicy, TokenAuth
 from cdm_status._clock import utc_datetime
 from cdm_status.cli._sinks import JsonSink, PlainSink
 from cdm_status.cli._wait import WaitOptions, run_wait
-from cdm_status.testing import CDMSimulator, FakeClock, Faults, JobPlan, RateLimits, SimulatorAuth
+from cdm_status.testing import (
+    CDMSimulator,
+    FakeClock,
+    Faults,
+    JobPlan,
+    JobSetup,
+    RateLimits,
+    SimulatorAuth,
+)
 from tests.support.simulated import CLIENT_OPTIONS
 
 pytestmark = pytest.mark.anyio
@@ -222,3 +230,67 @@ async def test_the_list_budget_flag_caps_the_job_list_requests() -> None:
     assert code == 0
     assert sim.stats.by_endpoint["list"] > 0
     assert sim.stats.max_in_window("list", 60.0) <= 12
+
+
+# ---------------------------------------------------------------------- job settings
+
+RUN = JobPlan(boot_seconds=10, run_seconds=95)
+FAIL = JobPlan(
+    boot_seconds=10, run_seconds=95, outcome=JobStatus.FAILED, error_summary="lock wait timeout"
+)
+LOOK_EVERY_30S = PollPolicy(
+    starting_interval=30, running_interval=30, running_growth=0, min_interval=30, jitter=0
+)
+
+
+async def test_a_job_deleted_after_success_exits_0() -> None:
+    sim = simulator(progress="absent")
+    sim.add_job("once", plan=RUN, setup=JobSetup(disposable="DELETE_AFTER_SUCCEED"))
+    code, out, err = await wait(sim, ["once"], poll=LOOK_EVERY_30S, strategy="per_job")
+    assert (code, err) == (0, "")
+    [done] = [line for line in parse(out) if line["event"] == "done"]
+    assert done["outcome"] == "succeeded"
+    assert (done["deleted"], done["inferred"]) == (True, True)
+
+
+async def test_a_job_deleted_before_its_result_was_read_exits_1_unless_deleted_ok() -> None:
+    sim = simulator(progress="absent")
+    sim.add_job("gone", plan=FAIL, setup=JobSetup(disposable="DELETE"))
+    code, out, err = await wait(
+        sim, ["gone"], json_lines=False, poll=LOOK_EVERY_30S, strategy="per_job"
+    )
+    assert code == 1
+    assert "gone: deleted: job 'gone' was deleted by CDM after its run" in out
+    assert "1 deleted before their result was read" in out
+    assert "NONE or DELETE_AFTER_SUCCEED" in err
+    sim.add_job("gone", plan=FAIL, setup=JobSetup(disposable="DELETE"))
+    code, out, err = await wait(
+        sim, ["gone"], poll=LOOK_EVERY_30S, strategy="per_job", deleted_ok=True
+    )
+    assert (code, err) == (0, "")
+    assert [line["outcome"] for line in parse(out) if line["event"] == "done"] == ["deleted"]
+
+
+async def test_a_retried_job_reports_each_retry_then_one_outcome() -> None:
+    sim = simulator(progress="absent")
+    setup = JobSetup(retry="RETRY_TRIPLE", retry_plans=(FAIL, RUN))
+    sim.add_job("flaky", plan=FAIL, setup=setup)
+    code, out, err = await wait(sim, ["flaky"], poll=LOOK_EVERY_30S, strategy="per_job")
+    assert (code, err) == (0, "")
+    lines = parse(out)
+    retries = [line for line in lines if line["event"] == "retry_expected"]
+    assert [(r["attempt"], r["retries"], r["status"]) for r in retries] == [
+        (1, 3, "FAILED"),
+        (2, 3, "FAILED"),
+    ]
+    assert retries[0]["error_summary"] == "lock wait timeout"
+    [done] = [line for line in lines if line["event"] == "done"]
+    assert done["outcome"] == "succeeded"
+    assert [a["error_summary"] for a in done["attempts"]] == ["lock wait timeout"] * 2
+    # The plain lines say it too.
+    sim.add_job("flaky2", plan=FAIL, setup=setup)
+    _, plain, _ = await wait(
+        sim, ["flaky2"], json_lines=False, poll=LOOK_EVERY_30S, strategy="per_job"
+    )
+    assert "flaky2: FAILED, CDM retries it (retry 1 of 3): lock wait timeout" in plain
+    assert "flaky2: succeeded after 2 failed runs" in plain

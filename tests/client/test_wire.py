@@ -381,6 +381,22 @@ def test_moderate_nesting_in_an_unknown_field_is_fine() -> None:
     assert submission.raw["x"] == ((({"y": (1,)},),),)
 
 
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    # Escaped quotes must not end a string early: the brackets after them are text.
+    text = '\\"' + "[" * 200 + "\\\\"
+    body = {"submissions": [{"job-name": "j", "status": "NEW", "x": text}]}
+    [submission] = parse_submissions(json.dumps(body).encode())
+    assert submission.raw["x"] == text
+    many = {"submissions": [{"job-name": "j", "status": "NEW", "x": [[{"a": "]["}]] * 50}]}
+    assert parse_submissions(json.dumps(many).encode())[0].raw["x"][0] == ({"a": "]["},)
+
+
+def test_nesting_past_the_limit_after_an_escaped_quote_is_refused() -> None:
+    body = b'{"submissions": [], "x": "a\\"b", "y": ' + b"[" * 70 + b"]" * 70 + b"}"
+    with pytest.raises(ResponseFormatError, match="nests deeper"):
+        parse_submissions(body)
+
+
 def test_numeric_strings_and_integral_floats_are_read() -> None:
     submission = one(
         {"job-name": "j", "status": "RUNNING", "creation-date": "1000", "submission-id": 3.0}

@@ -108,6 +108,19 @@ def test_due_queue_gives_the_job_due_longest_first() -> None:
     assert queue.next_due() is None
 
 
+def test_due_queue_confirms_ends_before_other_changes_and_routine_polls() -> None:
+    queue = DueQueue()
+    queue.schedule("routine", 1.0)
+    queue.schedule("booted", 2.0, urgent=True)
+    queue.schedule("ended", 3.0, urgent=True, ending=True)
+    queue.schedule("later end", 50.0, ending=True)
+    assert (queue.is_urgent("ended"), queue.is_ending("ended")) == (True, True)
+    assert (queue.is_urgent("booted"), queue.is_ending("booted")) == (True, False)
+    # An end not due yet holds nothing back; due ones go first whatever their time.
+    assert [queue.pop_due(now=10.0) for _ in range(4)] == ["ended", "booted", "routine", None]
+    assert queue.pop_due(now=50.0) == "later end"
+
+
 def test_due_queue_rescheduling_replaces_the_old_time() -> None:
     queue = DueQueue()
     queue.schedule("a", 10.0)

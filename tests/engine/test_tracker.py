@@ -11,10 +11,12 @@ from cdm_status import (
     AuthenticationError,
     JobDone,
     JobNotFoundError,
+    JobSettings,
     JobStatus,
     OutcomeKind,
     PollFailed,
     PollPolicy,
+    RetryType,
     ServiceUnavailableError,
     StatusChanged,
     Submission,
@@ -112,6 +114,7 @@ def test_an_answer_tells_every_interest_and_plans_the_next_poll() -> None:
 
 def test_each_subscription_ends_by_its_own_rules() -> None:
     track = polling()
+    track.settings = JobSettings(retry=RetryType.NONE)  # a failure is final
     strict = Interest("j", DEFAULT, key=1)
     lenient = Interest("j", Rules(success=frozenset(), failure=frozenset()), key=2)
     decision = answered(track, sub("FAILED"), [strict, lenient], conditions(), Demand())
@@ -223,6 +226,7 @@ def test_the_list_takes_over_and_asks_for_details_first() -> None:
         track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(), demand
     )
     assert (track.phase, change.poll_at, change.urgent) == (TrackPhase.QUEUED, 100.0, True)
+    assert not change.ending  # a start adds detail; an end (below) is confirmed first
     dispatched(track)
     # Its answer agrees with the list: no routine poll, the list keeps watching.
     agreed = answered(track, sub("RUNNING"), [interest], conditions(), demand)
@@ -233,6 +237,10 @@ def test_the_list_takes_over_and_asks_for_details_first() -> None:
     assert track.off_list  # not handed to a sweep again...
     listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(), demand)
     assert (track.via_list, track.off_list) == (True, False)  # ...unless one shows it
+    end = listed(
+        track, JobSummary("j", JobStatus.SUCCEEDED, "SUCCEEDED"), [interest], conditions(), demand
+    )
+    assert (end.urgent, end.ending) == (True, True)
 
 
 def test_a_cut_off_request_keeps_its_place() -> None:

@@ -55,6 +55,9 @@ def test_help_documents_every_option(capsys: pytest.CaptureFixture[str]) -> None
         "--seed",
         "--progress",
         "--start-order",
+        "--disposable",
+        "--retry",
+        "--retry-delay",
         "--rate-limit",
         "--fault-503",
         "--token",
@@ -129,6 +132,35 @@ async def test_progress_and_start_order_flags_shape_the_migration() -> None:
         assert (await client.get_status(first_started(absent)[0])).progress is None
 
 
+def test_settings_flags_set_every_job_up() -> None:
+    args = parse(
+        "--jobs",
+        "2",
+        "--database-job",
+        "db",
+        "--tables",
+        "3",
+        "--disposable",
+        "DELETE_AFTER_SUCCEED",
+        "--retry",
+        "RETRY_TRIPLE",
+        "--retry-delay",
+        "12",
+    )
+    sim = build_simulator(args)
+    for name in ("job_001", "db_table_0003"):
+        setup = sim.setup(name)
+        assert (setup.disposable, setup.retry, setup.retry_delay) == (
+            "DELETE_AFTER_SUCCEED",
+            "RETRY_TRIPLE",
+            12.0,
+        )
+    assert "disposableType DELETE_AFTER_SUCCEED, retryJobType RETRY_TRIPLE" in banner(
+        sim, "x", args
+    )
+    assert sim.setup("job_001") != build_simulator(parse("--jobs", "1")).setup("job_001")
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -139,6 +171,9 @@ async def test_progress_and_start_order_flags_shape_the_migration() -> None:
         ["--jobs", "-1"],
         ["--progress", "smooth"],
         ["--start-order", "reversed"],
+        ["--disposable", "KEEP"],
+        ["--retry", "TWICE"],
+        ["--retry-delay", "-1"],
     ],
 )
 def test_impossible_flags_are_usage_errors(
