@@ -1,5 +1,5 @@
 # The two commands a newcomer types: `make demo` and `make test`.
-# Before a release (and in CI): `make dist`, `make versions`, `make airflow-versions`.
+# Before a release (and in CI): `make docs`, `make dist`, `make versions`, `make airflow-versions`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,8 +7,9 @@ STAMP_TEST := $(VENV)/.installed-test
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_BENCH := $(VENV)/.installed-bench
 STAMP_RELEASE := $(VENV)/.installed-release
+STAMP_DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test lint typecheck pytest redis-server system-redis-server bench dist versions \
+.PHONY: demo test lint typecheck pytest redis-server system-redis-server bench dist docs versions \
 	airflow-versions clean
 
 $(BIN)/python:
@@ -25,6 +26,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 
 $(STAMP_RELEASE): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[release]'
+	touch $@
+
+$(STAMP_DOCS): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $@
 
 $(STAMP_BENCH): pyproject.toml | $(BIN)/python
@@ -84,6 +89,12 @@ dist: $(STAMP_RELEASE)
 	$(BIN)/check-wheel-contents dist/*.whl
 	$(BIN)/python -m tests.support.check_dist dist
 
+# The documentation site (mkdocs.yml, docs/) into site/, offline. Strict: a warning, a broken
+# link or anchor, or a cross-reference mkdocstrings cannot resolve fails the build. The
+# notice Material for MkDocs prints about MkDocs 2.0 is not a warning of this site's.
+docs: $(STAMP_DOCS)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 # The nox sessions (noxfile.py) find Python 3.10-3.13 on PATH: pyenv's, when there is one.
 # An interpreter that is missing fails its session (never a skip).
 PYENV_ROOT ?= $(HOME)/.pyenv
@@ -107,4 +118,4 @@ bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/matrix.py --jobs 2
 
 clean:
-	rm -rf $(VENV) .nox build dist *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox build dist site *.egg-info .mypy_cache .ruff_cache

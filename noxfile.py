@@ -21,7 +21,7 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 
 AIRFLOW_PYTHON = "3.11"
 # The newest release of each supported minor; the floor is the `airflow` extra's in
-# pyproject.toml, and the table in the README's Airflow section says what each one gets.
+# pyproject.toml, and the table in docs/guides/airflow.md says what each one gets.
 AIRFLOW_VERSIONS = ["3.1.8", "3.2.2", "3.3.2"]
 # What Airflow's own constraints file for a release pins and a plain install would take
 # too new. 3.1 sets an attribute on cryptography's MultiFernet, a Rust type from

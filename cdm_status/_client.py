@@ -260,6 +260,21 @@ class CDMClient:
         ``HUAWEICLOUD_SDK_SECURITY_TOKEN`` for temporary ones), or ``CDM_AUTH_TOKEN``. A
         missing setting raises ``ValueError`` naming the variable. The other arguments are
         the constructor's.
+
+        Args:
+            environ: Where to read the variables; ``os.environ`` when None.
+            endpoint: The API's base URL, winning over ``CDM_ENDPOINT`` and the region.
+            region: A Huawei Cloud region such as ``cn-north-4``.
+            project_id: The project (in the cluster's region).
+            cluster_id: The CDM cluster whose jobs are asked about.
+
+        Returns:
+            A client that is not yet connected; use it as ``async with``.
+
+        Raises:
+            ValueError: A setting is missing, or cannot be sent (control characters,
+                spaces, non-ASCII: the message names the variable, never the value), or
+                the region is unknown.
         """
         env = os.environ if environ is None else environ
         settings = resolve_settings(
@@ -294,6 +309,13 @@ class CDMClient:
 
         Only before the client's first request: raises ``RuntimeError`` after it (a
         waiter running on the old budget would go on spending it).
+
+        Args:
+            budget: The status API's budget from now on.
+            list_budget: The job list's budget from now on (unchanged when None).
+
+        Raises:
+            RuntimeError: The client has already sent a request.
         """
         if self._sent_any:
             raise RuntimeError("share_budget() must come before the client's first request")
@@ -327,6 +349,20 @@ class CDMClient:
 
         Every attempt (retries included) first takes a slot from :attr:`budget`, and a 429
         or ``Retry-After`` pauses it for every caller of this client.
+
+        Args:
+            job_name: The job, sent as one percent-encoded path segment.
+
+        Returns:
+            Every submission, newest first; empty when the job never ran.
+
+        Raises:
+            ValueError: The name is empty, over 1,024 characters, holds control
+                characters, or is ``.`` or ``..`` (nothing is sent).
+            JobNotFoundError: The job does not exist (404, ``Cdm.0100``, ``Cdm.0054``).
+            APIError: Another error answer, once its retries (429, 502, 503, 504) ran out.
+            TransportError: No answer (connection, TLS, timeout) after the retries.
+            ResponseFormatError: The answer is not the documented shape.
         """
         return await self._submissions(job_name)
 
@@ -335,6 +371,16 @@ class CDMClient:
 
         A job that never ran (an empty ``submissions`` list) gives a submission with status
         ``NEVER_EXECUTED`` and only ``job_name`` set.
+
+        Args:
+            job_name: The job.
+
+        Returns:
+            The newest submission, or the ``NEVER_EXECUTED`` stand-in.
+
+        Raises:
+            JobNotFoundError: The job does not exist. Other errors as for
+                :meth:`get_submissions`.
         """
         submissions = await self.get_submissions(job_name)
         return submissions[0] if submissions else Submission.never_executed(job_name)
@@ -377,6 +423,20 @@ class CDMClient:
         ``filter`` is CDM's fuzzy name match; ``page_size`` is 10..100; ``job_type`` is
         ``NORMAL_JOB``, ``BATCH_JOB`` (whole-database) or ``SCENARIO_JOB``. Takes its slot
         from :attr:`list_budget`.
+
+        Args:
+            filter: Part of the names to match (empty: every job).
+            page_no: The page, from 1.
+            page_size: Jobs per page, 10 to 100.
+            job_type: Which kind of job to list.
+
+        Returns:
+            The page: the total count, and a ``JobSummary`` per job.
+
+        Raises:
+            ValueError: An argument out of range (nothing is sent).
+            APIError: An error answer, once its retries ran out; ``TransportError`` and
+                ``ResponseFormatError`` as for :meth:`get_submissions`.
         """
         if not 10 <= page_size <= 100:
             raise ValueError("page_size must be between 10 and 100")
@@ -412,6 +472,17 @@ class CDMClient:
         The same API as the job list: takes its slot from :attr:`list_budget`. A job that
         does not exist raises ``JobNotFoundError``; the name ``all`` (which asks for the
         list) raises ``ValueError``.
+
+        Args:
+            job_name: The job.
+
+        Returns:
+            Its definition: ``settings``, ``source`` and ``destination``.
+
+        Raises:
+            ValueError: The name cannot be a job's (``all``, empty, control characters).
+            JobNotFoundError: The job does not exist. Other errors as for
+                :meth:`get_submissions`.
         """
         path = job_definition_path(self._cluster, job_name)
         body = await self._call("GET", path, job_name=job_name, budget=self._list_budget)
@@ -426,6 +497,20 @@ class CDMClient:
         (a ``BadRequestError``) when the job is already running. Only a request that surely
         did nothing (throttled, or never connected) is retried: a start is never sent twice.
         To wait for this run, pass ``since`` a moment taken just before the start.
+
+        Args:
+            job_name: The job to start.
+            variables: Values of the job's ``${name}`` placeholders.
+
+        Returns:
+            The new run's submission; pass its ``creation_date`` (the server's clock) as
+            ``since`` to wait for this run.
+
+        Raises:
+            BadRequestError: ``Cdm.0052``: the job is already running (nothing started).
+            JobNotFoundError: The job does not exist.
+            TransportError: No answer: whether the job started is unknown (ask
+                :meth:`get_status`). Other errors as for :meth:`get_submissions`.
         """
         payload = json.dumps({"variables": dict(variables or {})}).encode()
         path = job_path(self._cluster, job_name, "start")
@@ -445,6 +530,14 @@ class CDMClient:
         """Stop the running run of ``job_name`` (``PUT .../job/{job_name}/stop``).
 
         CDM answers ``Cdm.0053`` (a ``BadRequestError``) when the job is not running.
+
+        Args:
+            job_name: The job to stop.
+
+        Raises:
+            BadRequestError: ``Cdm.0053``: the job is not running.
+            JobNotFoundError: The job does not exist. Other errors as for
+                :meth:`get_submissions`.
         """
         path = job_path(self._cluster, job_name, "stop")
         await self._call("PUT", path, job_name=job_name, content=b"{}")

@@ -560,6 +560,23 @@ class RedisBudget:
         The client has 1-second socket timeouts, and retries only a broken connection, once.
         A URL that cannot be used (see :func:`check_url`) raises ``ValueError`` here, never
         quoting it.
+
+        Args:
+            url: Where Redis is; it may hold a password (it is never logged or quoted).
+            client: The ``CDMClient`` whose endpoint, project and access key name the
+                budget (with ``client.share_budget(budget, budget.list_budget)``).
+            budget_id: The budget's name instead (needed with token auth: tokens rotate).
+            library: ``"auto"``, ``"redis"`` (redis-py, asyncio only) or ``"coredis"``.
+            per_minute: The status API's limit for all sharers together.
+            list_per_minute: The job list's limit for all sharers together.
+            on_redis_error: ``"local"``: while Redis is away, count this process's share
+                locally; ``"wait"``: wait for Redis.
+
+        Returns:
+            The budget, not yet connected: enter it with ``async with budget:``.
+
+        Raises:
+            ValueError: The URL cannot be used (scheme, host, port, database, options).
         """
         check_url(url)
         return cls(

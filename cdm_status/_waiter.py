@@ -224,6 +224,21 @@ class JobStatusWaiter:
 
         Raises ``RuntimeError`` when the waiter is not running: a subscription is read
         inside ``async with JobStatusWaiter(client) as waiter:``, the block that runs it.
+
+        Args:
+            job_names: The jobs (duplicates count once).
+            timeout: Seconds from now on the waiter's clock; None waits until each ends.
+            since: Ignore submissions created before it (an aware datetime).
+            success: Statuses that end a job in success, for this subscription.
+            failure: Statuses that end a job in failure, for this subscription.
+
+        Returns:
+            The subscription: its events (``StatusChanged``, ``PollFailed``,
+            ``RetryExpected``, ``JobDone``), then its ``outcomes``.
+
+        Raises:
+            RuntimeError: The waiter is not running (not inside ``async with waiter:``).
+            ValueError: A job name is not valid (nothing is sent).
         """
         request = self._request(job_names, timeout, since, success, failure)
         if self._engine is None:
@@ -268,6 +283,19 @@ class JobStatusWaiter:
         Inside ``async with waiter:`` it subscribes to the waiter's engine. On a waiter
         that is not entered, the call runs an engine of its own for as long as it waits
         (two such calls at once each run one, on the client's shared budgets).
+
+        Args:
+            job_names: The jobs (duplicates count once).
+            timeout: Seconds from now on the waiter's clock; jobs still running then end
+                ``TIMED_OUT``. None waits until each ends.
+            since: Ignore submissions created before it (an aware datetime).
+
+        Returns:
+            One ``JobOutcome`` per distinct name: ``SUCCEEDED``, ``FAILED``,
+            ``NOT_FOUND``, ``DELETED``, ``ERROR``, ``TIMED_OUT`` or ``CANCELLED``.
+
+        Raises:
+            ValueError: A job name is not valid (nothing is sent).
         """
         request = self._request(job_names, timeout, since)
         async with self._running_engine() as engine:
@@ -306,6 +334,24 @@ class JobStatusWaiter:
         gone when looked at returns the last submission seen (``outcome.inferred``).
         ``deleted_ok``: a job deleted before its result was read returns the last
         submission seen too, rather than raise.
+
+        Args:
+            job_name: The job.
+            timeout: Seconds from now on the waiter's clock; None waits until it ends.
+            since: Ignore submissions created before it: pass the ``creation_date`` that
+                ``client.start_job()`` returned to wait for that run.
+            deleted_ok: Return, rather than raise, for a job CDM deleted unread.
+
+        Returns:
+            The job's successful terminal submission (for a job deleted after success,
+            the last one seen).
+
+        Raises:
+            JobFailedError: The job ended ``FAILED``, ``FAILURE_ON_SUBMIT`` or ``STOPPED``.
+            JobDeletedError: CDM deleted the job before its result was read.
+            WaitTimeoutError: ``timeout`` passed first.
+            JobNotFoundError: The job does not exist.
+            APIError: A permanent error ended the wait (credentials refused, say).
         """
         started = self._clock.monotonic()
         outcome = (await self.wait_all([job_name], timeout=timeout, since=since))[job_name]

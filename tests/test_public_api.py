@@ -104,3 +104,34 @@ def test_the_rich_blocker_refuses_rich() -> None:
     )
     assert done.returncode == 1
     assert "ModuleNotFoundError: No module named 'rich'" in done.stderr
+
+
+def documented(page: str) -> list[str]:
+    """The objects an API reference page of the docs site renders (``::: NAME`` lines)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "reference" / page).read_text()
+    return [line[4:].strip() for line in text.splitlines() if line.startswith("::: ")]
+
+
+def test_the_api_reference_renders_every_public_name_once() -> None:
+    import cdm_status.testing
+
+    library = [name for name in cdm_status.__all__ if name != "__version__"]
+    assert sorted(documented("api.md")) == sorted(f"cdm_status.{name}" for name in library)
+    kit = cdm_status.testing.__all__
+    assert sorted(documented("testing.md")) == sorted(f"cdm_status.testing.{n}" for n in kit)
+
+
+def test_the_airflow_reference_renders_each_public_class_of_the_provider() -> None:
+    # Read from the source: importing the modules would import Airflow.
+    import ast
+
+    package = Path(cdm_status.__file__).parent / "airflow"
+    wanted = ["cdm_status.airflow.get_provider_info"]
+    for module in ("hooks", "sensors", "operators", "triggers", "links"):
+        tree = ast.parse((package / f"{module}.py").read_text())
+        wanted += [
+            f"cdm_status.airflow.{module}.{node.name}"
+            for node in tree.body
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+        ]
+    assert sorted(documented("airflow.md")) == sorted(wanted)

@@ -46,7 +46,7 @@ def _tolerant_streams() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (see the README for their meaning)."""
+    """Run the command line; returns the exit code (see docs/guides/cli.md for their meaning)."""
     _tolerant_streams()
     parser = build_parser()
     try:

@@ -158,7 +158,7 @@ def _written(submission: Submission | None) -> tuple[int | None, int | None]:
 
 
 def event_to_json(event: Event, at: datetime) -> dict[str, Any]:
-    """One event as the JSON object ``--json`` prints (see the README for the fields)."""
+    """One event as the JSON object ``--json`` prints (see docs/guides/cli.md for the fields)."""
     if isinstance(event, StatusChanged):
         rows, size = _written(event.submission)
         return {

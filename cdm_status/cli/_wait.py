@@ -1,6 +1,6 @@
 """``cdm-status wait``: wait for many jobs, show them move, and exit with what happened.
 
-Exit codes (also in the README and ``--help``):
+Exit codes (also in docs/guides/cli.md and ``--help``):
 
 ==== ==============================================================================
 0    every job succeeded (a job that deleted itself after success included)

@@ -187,6 +187,21 @@ class CDMSimulator:
         Without a ``plan`` each run is drawn from the seeded generator: boot 5-60 s, run
         one minute to an hour, failing with probability ``failure_rate``. ``setup``: its
         delete-after-run and retry settings (see :class:`JobSetup`; default: neither).
+
+        Args:
+            name: The job's name.
+            plan: How it runs (boot and run times, final status, counters, progress);
+                drawn from the seeded generator when None.
+            started: Start the first run now; False leaves it ``NEVER_EXECUTED``.
+            job_type: ``NORMAL_JOB``, ``BATCH_JOB`` or ``SCENARIO_JOB``.
+            failure_rate: Probability that a drawn run fails.
+            setup: Delete-after-run and retry settings.
+
+        Returns:
+            The name.
+
+        Raises:
+            ValueError: An unknown ``job_type``.
         """
         if job_type not in JOB_TYPES:
             raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}")

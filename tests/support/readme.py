@@ -1,6 +1,7 @@
-"""README.md's Python blocks, sorted by how they are checked, and ``cdm-status simulate``
-started as a reader would start it: the README test runs them in the project's own
-environment, ``make dist`` in a fresh one with the built wheel installed
+"""The Python blocks of README.md and of the docs site (``docs/**/*.md``), sorted by how
+they are checked, and ``cdm-status simulate`` started as a reader would start it: the
+README test runs them in the project's own environment, ``make dist`` runs the README's
+library example in a fresh one with the built wheel installed
 (``tests/support/check_dist.py``). Only the standard library is imported here.
 """
 
@@ -11,20 +12,57 @@ import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-RECIPES = [block for block in BLOCKS if "def test_" in block]
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced ```python block: the page it is on (relative to the repository), the
+    line its fence opens on, and its code."""
+
+    page: str
+    line: int
+    code: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.page}:{self.line}"
+
+
+def fenced(page: Path) -> list[tuple[str, int, str]]:
+    """Every fenced block of PAGE: its language tag, the line of its fence, its text."""
+    text = page.read_text(encoding="utf-8")
+    return [
+        (found.group(1), text.count("\n", 0, found.start()) + 1, found.group(2))
+        for found in FENCE.finditer(text)
+    ]
+
+
+BLOCKS = [
+    Block(str(page.relative_to(ROOT)), line, code)
+    for page in PAGES
+    for language, line, code in fenced(page)
+    if language == "python"
+]
+RECIPES = [block for block in BLOCKS if "def test_" in block.code]
 # The Prometheus wiring needs an exporter this project does not install: it is compiled
 # (names and syntax), not run.
-EXPORTERS = [block for block in BLOCKS if "prometheus" in block]
+EXPORTERS = [block for block in BLOCKS if "prometheus" in block.code]
 # The shared budget needs a Redis server (its behaviour is tested in test_redis_budget.py):
 # compiled and its names imported, not run.
-SHARED = [block for block in BLOCKS if "RedisBudget" in block]
-# The Airflow block defines a DAG: it runs in a fresh AIRFLOW_HOME, as a DAG file would.
-DAGS = [block for block in BLOCKS if "cdm_status.airflow" in block]
+SHARED = [block for block in BLOCKS if "RedisBudget" in block.code]
+# An Airflow block defines a DAG: it runs in a fresh AIRFLOW_HOME, as a DAG file would.
+DAGS = [block for block in BLOCKS if "cdm_status.airflow" in block.code]
+# Everything else is a program: it runs against `cdm-status simulate` and its defaults.
 PROGRAMS = [block for block in BLOCKS if block not in RECIPES + EXPORTERS + SHARED + DAGS]
+# The README's library example, the one `make dist` runs with the built wheel.
+LIBRARY_EXAMPLE = next(block for block in PROGRAMS if block.page == "README.md")
 
 
 @contextmanager
@@ -59,16 +97,23 @@ def simulated_env(command: str) -> Iterator[dict[str, str]]:
         process.wait(timeout=30)
 
 
-def run_library_example(python: str, env: dict[str, str], script: Path) -> None:
-    """Run the README's library example with PYTHON against the simulator that ENV points
-    at; fail unless it prints what the README says it does, and nothing on stderr."""
-    script.write_text(PROGRAMS[0], encoding="utf-8")
+def run_program(python: str, env: dict[str, str], script: Path, block: Block) -> str:
+    """Run BLOCK as a script with PYTHON against the simulator that ENV points at; fail
+    unless it ends with 0 and prints nothing on stderr. Returns what it printed."""
+    script.write_text(block.code, encoding="utf-8")
     done = subprocess.run(
         [python, str(script)], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].startswith("Submission(job_name='job_001'"), done.stdout
+    assert done.returncode == 0, f"{block.name}: {done.stderr}"
+    assert done.stderr == "", f"{block.name}: {done.stderr}"
+    return done.stdout
+
+
+def run_library_example(python: str, env: dict[str, str], script: Path) -> None:
+    """Run the README's library example with PYTHON against the simulator that ENV points
+    at; fail unless it prints what the README says it does, and nothing on stderr."""
+    stdout = run_program(python, env, script, LIBRARY_EXAMPLE)
+    lines = stdout.splitlines()
+    assert lines[0].startswith("Submission(job_name='job_001'"), stdout
     for name in ("job_002", "job_003", "job_004"):
-        assert f"{name} succeeded" in done.stdout, done.stdout
+        assert f"{name} succeeded" in stdout, stdout
