@@ -372,9 +372,16 @@ def answered(
         seen = _tell(interest, submission, conditions, decision.events, track)
         if seen is not None and (planned is None or seen is submission):
             planned = seen
-    if not _is_placeholder(submission):
-        track.exists = True
-    if track.learned is Learned.NOT_ASKED and wants_settings(submission):
+    # Any answer says the job exists: CDM answers "not found" (Cdm.0100) for a job that
+    # does not, and an empty list of submissions for one that never ran.
+    track.exists = True
+    if track.learned is Learned.NOT_ASKED and (
+        wants_settings(submission) or (_is_placeholder(submission) and not track.via_list)
+    ):
+        # A job polled by itself is read before its first run too: a short one-time job
+        # may run and be deleted between two looks, and once it is gone, whether it
+        # deleted itself after a success can no longer be read (the list's rows, when
+        # the list watches it, carry the settings for free).
         track.learned, decision.read_settings = Learned.ASKED, True
     if planned is None:  # every interested party has its outcome: nothing to plan
         track.move(TrackPhase.AWAITING_LIST if track.via_list else TrackPhase.QUEUED)

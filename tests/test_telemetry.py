@@ -136,9 +136,11 @@ async def test_requests_and_outcomes_match_the_simulators_own_counts() -> None:
     requests = run.points("cdm_status.requests", "cdm.api", "http.response.status_code")
     assert requests == Counter({key: value for key, value in served.items() if value})
     assert run.points("cdm_status.requests", "error.type") == Counter({(None,): served.total()})
-    # Polled one by one, each failed job's settings were read once (will CDM retry it?).
+    # Polled one by one, a job's settings are read at most once (does CDM delete it after
+    # its run, or retry it?), and surely for each failed job.
     definitions = served[("job", 200)]
-    assert definitions == sum(expected_kind(simulator, n) is OutcomeKind.FAILED for n in names)
+    failures = sum(expected_kind(simulator, n) is OutcomeKind.FAILED for n in names)
+    assert failures <= definitions <= len(names)
     by_api = Counter({("status",): served.total() - definitions, ("job",): definitions})
     assert run.points("cdm_status.request.duration", "cdm.api") == by_api
 

@@ -21,6 +21,7 @@ import io
 import itertools
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
@@ -120,8 +121,11 @@ def plan(tables: int, seed: int, seconds: float) -> Migration:
     return Migration(names, seed, speed=max(1.0, duration / seconds))
 
 
-def add_migration(simulator: CDMSimulator, migration: Migration) -> list[str]:
-    """Add the whole-database job to ``simulator``; returns the subjob names."""
+def add_migration(
+    simulator: CDMSimulator, migration: Migration, *, started: bool = True
+) -> list[str]:
+    """Add the whole-database job to ``simulator`` (``started``: running from now, else
+    to start with ``simulator.start_job(PARENT)``); returns the subjob names."""
     from ..testing import JobPlan, JobSetup
 
     rng = random.Random(f"{migration.seed}:demo")
@@ -148,6 +152,7 @@ def add_migration(simulator: CDMSimulator, migration: Migration) -> list[str]:
         run_seconds=migration.run_seconds,
         plans=plans,
         setups=setups,
+        started=started,
     )
 
 
@@ -208,15 +213,18 @@ def traffic_line(simulator: CDMSimulator) -> str:
 
 
 class _Keep:
-    """A sink that passes everything on and keeps the final tally, to check it after."""
+    """A sink that passes everything on and keeps the final tally, to check it after;
+    ``on_start`` runs as the watch starts."""
 
-    def __init__(self, inner: Sink) -> None:
+    def __init__(self, inner: Sink, on_start: Callable[[], None]) -> None:
         self.inner = inner
         self.refresh_interval = inner.refresh_interval
         self.tally: Tally | None = None
+        self._on_start = on_start
 
     def start(self, tally: Tally) -> None:
         self.inner.start(tally)
+        self._on_start()
 
     def handle(self, event: Event, at: datetime, tally: Tally) -> None:
         self.inner.handle(event, at, tally)
@@ -251,12 +259,15 @@ async def play(migration: Migration, out: TextIO) -> int:
         faults=Faults(unavailable=0.05),
         auth=SimulatorAuth(token=TOKEN),
     )
-    names = add_migration(simulator, migration)
+    names = add_migration(simulator, migration, started=False)
     title = (
         f"cdm-status demo: {PARENT}, {len(names)} tables on a simulated CDM "
         f"(time x{migration.speed:.0f})"
     )
-    keep = _Keep(people_sink(out, title=title))
+    # The migration starts with the watch, not before it: at thousands of times real
+    # speed, a one-time table could otherwise run and be deleted while the command is
+    # still starting, and a job never seen is "not found", whatever it did.
+    keep = _Keep(people_sink(out, title=title), on_start=lambda: simulator.start_job(PARENT))
     async with serve(simulator, "127.0.0.1", 0) as endpoint:
         print(f"Simulated CDM serving on {endpoint}; watching {len(names)} subjobs.", file=out)
         client = CDMClient(

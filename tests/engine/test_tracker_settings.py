@@ -280,6 +280,27 @@ def test_a_job_deleted_whatever_its_result_ends_deleted() -> None:
     assert "NONE or DELETE_AFTER_SUCCEED" in str(error)
 
 
+def test_a_job_polled_before_its_first_run_has_its_settings_read() -> None:
+    # A short one-time job may start, succeed and go between two looks: its settings
+    # must be known before, since a job that is gone can no longer be read.
+    job = Job()
+    asked = job.answer(Submission.never_executed("j"), 10)
+    assert asked.read_settings
+    assert job.track.exists  # an empty answer: the job exists
+    assert not job.answer(Submission.never_executed("j"), 20).read_settings  # once
+    job.learn(deleting(DisposableType.DELETE_AFTER_SUCCEED), 25)
+    job.gone(40)
+    [done] = job.done()
+    assert (done.outcome.kind, done.outcome.inferred) == (OutcomeKind.SUCCEEDED, True)
+
+
+def test_a_listed_job_waiting_to_start_reads_no_definition() -> None:
+    job = Job()
+    new = JobSummary("j", JobStatus.NEW, "NEW")
+    decision = listed(job.track, new, [job.interest], moment(10), job.demand)
+    assert not decision.read_settings  # the list's rows carry them, when CDM sends them
+
+
 def test_a_kept_job_deleted_mid_run_is_not_found() -> None:
     job = Job(KEEPING)
     job.answer(run("RUNNING", delete=False), 10)
