@@ -323,8 +323,11 @@ def test_five_runs_survive_a_triggerer_restart_and_a_killed_worker(stack: Stack)
         90,
         "four deferred tasks",
     )
-    # Mid-run: every job is still booting or running when the triggerer dies.
-    assert [state for (state,) in stack.states("select state from dag_run")] == ["running"] * 5
+    # Mid-run: no run has ended when the triggerer dies (the start-and-wait's may still
+    # be queued on a busy scheduler: it has no deferred task).
+    runs = [state for (state,) in stack.states("select state from dag_run")]
+    assert len(runs) == 5
+    assert set(runs) <= {"queued", "running"}, runs
     stack.stop("triggerer", signal.SIGKILL)
     time.sleep(2)  # the triggers are orphaned until a triggerer takes them again
     stack.start("triggerer", "triggerer", "--skip-serve-logs")
