@@ -71,6 +71,7 @@ async def test_each_change_on_a_page_costs_exactly_one_status_request() -> None:
 
 
 @pytestmark_async
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a scale test: one loop is enough
 async def test_a_large_migration_spends_few_status_requests_and_holds_both_budgets() -> None:
     sim = simulator()
     names = sim.add_database_job(

@@ -249,6 +249,7 @@ def longest_unlooked(
     return worst
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a scale test: one loop is enough
 async def test_waiting_subjobs_keep_their_bound_and_the_last_end_is_seen_soon() -> None:
     clock = FakeClock()
     sim, names = migration(clock, 1000, faulty=False, parallelism=50)

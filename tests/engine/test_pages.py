@@ -142,6 +142,7 @@ async def end_lags(policy: PollPolicy) -> tuple[list[float], int]:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # a scale test: one loop is enough
 async def test_ends_on_the_pages_of_running_tables_are_seen_long_before_the_sweep_returns() -> None:
     hot, hot_requests = await end_lags(PollPolicy())
     plain, plain_requests = await end_lags(PollPolicy(hot_page_ratio=0))
