@@ -20,7 +20,9 @@ def _first_difference(one: list[str], two: list[str]) -> str:
     return f"one log has {len(one)} requests, the other {len(two)}"
 
 
-@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+# trio, whose scheduler runs ready tasks in a random order on purpose: the strictest loop
+# for a claim that the requests follow from the seed alone.
+@pytest.mark.parametrize("backend", ["trio"])
 def test_two_processes_with_different_hash_seeds_send_the_same_requests(
     backend: str, tmp_path: Path
 ) -> None:
