@@ -56,7 +56,7 @@ from ._endings import (
     watch_closely,
 )
 from ._errors import AuthenticationError, JobDeletedError, JobNotFoundError, is_permanent
-from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
+from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started, starts_exactly
 from ._events import (
     Event,
     JobDone,
@@ -243,7 +243,9 @@ class Demand:
 
 
 _ESTIMATE = EstimatePolicy()
-_BETWEEN_SWEEPS = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
+_BETWEEN_SWEEPS = EstimatePolicy(
+    soon=1.0, min_gap=1.0, max_wait=3600.0, doubling=True, confirm_share=0.9
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +267,11 @@ class Conditions:
     between_sweeps: EstimatePolicy = _BETWEEN_SWEEPS
     """The same between sweeps of the list: the sweeps cover the job, so only the looks
     the estimate asks for are made (no bound of an hour), and a job still running at
-    its predicted end is looked at again after 1, 2, 4... seconds."""
+    its predicted end is looked at again after 1, 2, 4... seconds. The status budget
+    is idle there, so the looks close in on the end: each no later than the run has run
+    so far, and half way to the predicted end until readings over 90% of the progress
+    left confirm it (a pace that grows, or an end predicted from a few tenths of progress,
+    is corrected before the end rather than seen late by the sweep)."""
     server_offset: float = 0.0
     """How far the server's clock is ahead of the local one, in seconds: a date in an
     answer is read on the local clock as that date less this (see ``_server_time``)."""
@@ -691,7 +697,11 @@ def _follow_progress(track: JobTrack, submission: Submission, conditions: Condit
     if started is None:  # no date to tell runs apart: keep the run we follow
         started = track.progress.started if track.progress is not None else conditions.now
     track.progress = observe(
-        track.progress, at=conditions.now, progress=submission.progress, started=started
+        track.progress,
+        at=conditions.now,
+        progress=submission.progress,
+        started=started,
+        exact_start=starts_exactly(submission),
     )
 
 
