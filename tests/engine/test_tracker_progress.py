@@ -59,9 +59,12 @@ def test_a_steady_run_is_looked_at_near_its_end_not_every_few_seconds() -> None:
     second = answered(polling(track), running(52.5), [interest], conditions(105.0), demand)
     assert second.poll_at == pytest.approx(165.0)
     assert demand.total == pytest.approx(1 / 60.0)  # its share of the budget goes to others
-    # At 165 s (84.2%): the end, 35 s away, is looked at when due.
+    assert (first.aims_at_end, second.aims_at_end) == (False, False)  # refreshes: routine
+    # At 165 s (84.2%): the end, 35 s away, is looked at when due, before the routine
+    # polls due with it (after the looks the floor owes).
     third = answered(polling(track), running(82.5), [interest], conditions(165.0), demand)
     assert third.poll_at == pytest.approx(200.0)
+    assert (third.aims_at_end, third.urgent) == (True, False)
 
 
 @pytest.mark.parametrize("progress", [None, 0.0, -1.0])
