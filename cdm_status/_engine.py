@@ -68,6 +68,7 @@ from ._tracker import (
     dispatched,
     failed,
     finish,
+    first_look,
     learned,
     likely_starts,
     listed,
@@ -250,8 +251,9 @@ class Engine:
                     entry.jobs[name] = None
                     self._sweep_of[name] = entry
             return
-        for name in fresh:
-            self._queue.schedule(name, now)
+        conditions = self._conditions()
+        for queued, name in enumerate(fresh):
+            self._queue.schedule(name, first_look(queued, conditions))
 
     def _sweeper_for(self, prefix: str) -> _SweepEntry:
         """The live sweeper whose list filter covers ``prefix``, or a new one (which
@@ -387,7 +389,11 @@ class Engine:
         if track.phase is TrackPhase.QUEUED:
             if decision.poll_at is not None:
                 self._queue.schedule(
-                    track.name, decision.poll_at, urgent=decision.urgent, ending=decision.ending
+                    track.name,
+                    decision.poll_at,
+                    urgent=decision.urgent,
+                    ending=decision.ending,
+                    aimed=decision.aims_at_end,
                 )
         else:
             self._queue.discard(track.name)
@@ -417,10 +423,13 @@ class Engine:
 
     def _on_unlisted(self, names: Iterable[str]) -> None:
         conditions = self._conditions()
+        queued = 0
         for name in names:
             track = self._tracks.get(name)
             if track is not None:
-                self._apply(track, unlisted(track, conditions))
+                decision = unlisted(track, conditions, queued)
+                queued += decision.poll_at is not None
+                self._apply(track, decision)
 
     def _expire(self, now: float) -> None:
         """End the jobs of every subscription whose timeout has passed."""

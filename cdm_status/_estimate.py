@@ -23,8 +23,13 @@ Rules:
   reading: since the run started (robust to jumps and stalls, but the start counts the
   booting time, so it predicts late by about the boot); since the first reading (blind
   to booting); since the reading before the progress last moved (the pace after a
-  stall). The earliest predicted end wins: looking early costs one request, looking
-  late costs detection lag. A start after the reading (clocks that disagree) is ignored.
+  stall). A fourth way follows a pace that grows (a slow start, as tables whose first
+  rows are the slowest to read show): the work done as a power of the running time,
+  fitted through the first reading of at least ``ANCHOR`` percent and the latest one
+  (used only when the power is above 1, and at most ``MAX_POWER``; each linear pace
+  predicts such a run late). The earliest predicted end wins: looking early costs one
+  request, looking late costs detection lag. A start after the reading (clocks that
+  disagree) is ignored.
 * A stall needs no rule of its own: every reading at the same progress lowers each pace,
   and moves the prediction later in proportion.
 * Progress at 100 while still running: the end is now.
@@ -55,10 +60,24 @@ from dataclasses import dataclass, replace
 from ._models import Submission
 from ._schedule import require_seconds
 
-__all__ = ["SAME_RUN", "EstimatePolicy", "ProgressTrack", "observe", "run_started"]
+__all__ = [
+    "ANCHOR",
+    "MAX_POWER",
+    "SAME_RUN",
+    "EstimatePolicy",
+    "ProgressTrack",
+    "observe",
+    "run_started",
+    "starts_exactly",
+]
 
 SAME_RUN = 1.0
 """Seconds two starts may differ by and still be the same run."""
+ANCHOR = 1.0
+"""Least progress (percent) of the reading a growing pace is fitted from: below it, the
+API's rounding (to 0.1) says little of the shape."""
+MAX_POWER = 4.0
+"""The steepest growth of the pace the power fit believes."""
 
 
 def run_started(
@@ -70,14 +89,28 @@ def run_started(
     either. The API's dates are on the server's clock, ``server_offset`` seconds ahead of
     the local one (see ``_server_time``)."""
     server_now = epoch + server_offset
+    executed = _execute_date(submission)
+    if executed is not None:
+        return monotonic - (server_now - executed)
+    if submission.creation_date is None:
+        return None
+    return monotonic - (server_now - submission.creation_date.timestamp())
+
+
+def starts_exactly(submission: Submission) -> bool:
+    """The answer dates the start of RUNNING (``execute-date``): :func:`run_started` is
+    when the work began, not when the run was created (booting included)."""
+    return _execute_date(submission) is not None
+
+
+def _execute_date(submission: Submission) -> float | None:
+    """``execute-date`` in epoch seconds, when the answer carries a usable one."""
     executed = submission.raw.get("execute-date")
     if isinstance(executed, int | float) and not isinstance(executed, bool):
         seconds = float(executed) / 1000.0
         if math.isfinite(seconds) and seconds > 0:
-            return monotonic - (server_now - seconds)
-    if submission.creation_date is None:
-        return None
-    return monotonic - (server_now - submission.creation_date.timestamp())
+            return seconds
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +137,12 @@ class ProgressTrack:
     """Looks since one first found the job running at or after its predicted end."""
     moved: bool = False
     """The latest look read more progress than the reading before."""
+    anchor_at: float | None = None
+    anchor_progress: float = 0.0
+    """The first reading of at least :data:`ANCHOR` percent (the anchor of the power fit)."""
+    exact_start: bool = False
+    """``started`` is when the work began (:func:`starts_exactly`): only then is a growing
+    pace fitted (from a creation date, the booting would read as growth)."""
 
     def predicted_end(self) -> float | None:
         """When the run should end at its average pace; None without a reading above 0."""
@@ -115,6 +154,7 @@ class ProgressTrack:
             self._start_pace_end(),
             self._paced_end(self.first_at, self.first_progress),
             self._paced_end(self.prior_at, self.prior_progress),
+            self._growing_end(),
         )
         known = [end for end in ends if end is not None]
         return min(known) if known else None
@@ -136,6 +176,21 @@ class ProgressTrack:
             return None
         return self.last_at + span * (100.0 - self.last_progress) / gained
 
+    def _growing_end(self) -> float | None:
+        """The end where the work done grows as a power of the running time, fitted
+        through the anchor and the latest reading; None unless the power is above 1."""
+        if not self.exact_start or self.anchor_at is None or self.last_at is None:
+            return None
+        early, late = self.anchor_at - self.started, self.last_at - self.started
+        if not 0.0 < early < late or not 0.0 < self.anchor_progress < self.last_progress:
+            return None
+        power = math.log(self.last_progress / self.anchor_progress) / math.log(late / early)
+        if power <= 1.0:
+            return None  # a steady or slowing pace: the linear paces say it
+        power = min(power, MAX_POWER)
+        growth: float = (100.0 / self.last_progress) ** (1.0 / power)
+        return self.started + late * growth
+
     @property
     def paced_twice(self) -> bool:
         """A pace between readings is measured: the prediction does not rest on the start
@@ -144,12 +199,18 @@ class ProgressTrack:
 
 
 def observe(
-    track: ProgressTrack | None, *, at: float, progress: float | None, started: float
+    track: ProgressTrack | None,
+    *,
+    at: float,
+    progress: float | None,
+    started: float,
+    exact_start: bool = False,
 ) -> ProgressTrack:
     """The track after a look at ``at`` that read ``progress`` (None: not sent) of the run
-    that started at ``started``. ``track`` None, or of another start: a new run."""
+    that started at ``started`` (``exact_start``: see :func:`starts_exactly`). ``track``
+    None, or of another start: a new run."""
     if track is None or abs(track.started - started) > SAME_RUN:
-        track = ProgressTrack(started=started)
+        track = ProgressTrack(started=started, exact_start=exact_start)
     if track.looked_at is not None and at < track.looked_at:
         return track  # an answer older than one already read: it says nothing new
     due = track.predicted_end()
@@ -159,6 +220,8 @@ def observe(
         return replace(track, looked_at=at, late=late, moved=False)
     assert progress is not None
     reading = min(progress, 100.0)
+    if track.anchor_at is None and reading >= ANCHOR:
+        track = replace(track, anchor_at=at, anchor_progress=reading)
     if track.last_at is None:
         return replace(
             track,
@@ -199,11 +262,21 @@ class EstimatePolicy:
     """Share of the way to a start-paced prediction at which to look again."""
     agree: float = 0.1
     """Two predictions agree when they differ by at most this share of the time left."""
+    doubling: bool = False
+    """Until a prediction is confirmed, look again no later than the run has run so far
+    (the looks at most double the running time seen): a slow start says little of the
+    pace to come. For looks that nothing else bounds (between sweeps of the list)."""
+    confirm_share: float = 0.0
+    """Least share of the progress left at the first reading that the readings must
+    have covered for a prediction to be confirmed: the API rounds progress to 0.1, so
+    two paces measured over a few tenths agree without saying much."""
 
     def __post_init__(self) -> None:
         require_seconds(self, "min_gap", "max_wait", "soon")
         if self.max_wait < self.min_gap:
             raise ValueError("max_wait must be at least min_gap")
+        if not 0 <= self.confirm_share <= 1:
+            raise ValueError("confirm_share must be in [0, 1]")
         if not 0 < self.refine <= 1:
             raise ValueError("refine must be in (0, 1]")
         if not self.agree >= 0:
@@ -213,6 +286,9 @@ class EstimatePolicy:
         """The latest reading agreed with the prediction made before it."""
         end, before, at = track.predicted_end(), track.previous_end, track.last_at
         if end is None or before is None or at is None or not track.paced_twice:
+            return False
+        covered = track.last_progress - track.first_progress
+        if covered < self.confirm_share * (100.0 - track.first_progress):
             return False
         return abs(end - before) <= self.agree * max(end - at, 0.0) + self.min_gap
 
@@ -231,9 +307,16 @@ class EstimatePolicy:
         elif end is None:
             wait = fallback
         elif not track.paced_twice:
-            wait = min((end - now) * self.refine, fallback)
+            wait = min((end - now) * self.refine, self._unconfirmed(track, now, fallback))
         elif self.confirmed(track):
             wait = end - now
         else:
-            wait = min(end - now, fallback)
+            ahead = (end - now) * (self.refine if self.doubling else 1.0)
+            wait = min(ahead, self._unconfirmed(track, now, fallback))
         return now + min(max(wait, self.min_gap), self.max_wait)
+
+    def _unconfirmed(self, track: ProgressTrack, now: float, fallback: float) -> float:
+        """The longest wait while a prediction is not confirmed."""
+        if self.doubling and now > track.started:
+            return min(fallback, now - track.started)
+        return fallback

@@ -167,7 +167,7 @@ _STALE_ALLOWED = 64
 """Stale heap entries a :class:`DueQueue` keeps beyond twice its live ones."""
 
 
-_ENDING, _URGENT, _ROUTINE = range(3)
+_ENDING, _URGENT, _AIMED, _ROUTINE = range(4)
 """The levels of a :class:`DueQueue`, first served first."""
 
 
@@ -180,7 +180,9 @@ class DueQueue:
     before those too: the list saw the job end, and its outcome (and what a user waits
     for) needs that one answer, while a look at a job that went from BOOTING to RUNNING
     only adds detail. When more changes come in than the budget can confirm, the ends
-    are confirmed first. Entries of one level are ordered by due time, and one not due
+    are confirmed first. ``aimed=True`` (a look at a running job's predicted end) goes
+    after the urgent entries, which the floor owes, and before the routine ones.
+    Entries of one level are ordered by due time, and one not due
     yet holds back no entry of another level that is. ``schedule`` replaces a job's
     previous entry; ``discard`` drops it.
     Both are O(log n): stale heap entries are skipped lazily, and the heaps are rebuilt
@@ -191,8 +193,8 @@ class DueQueue:
     __slots__ = ("_due", "_heaps", "_order")
 
     def __init__(self) -> None:
-        self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [], [])
-        """Ending entries, urgent ones, then routine ones."""
+        self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [], [], [])
+        """Ending entries, urgent ones, aimed ones, then routine ones."""
         self._due: dict[str, tuple[int, float, int]] = {}
         self._order = itertools.count()
 
@@ -202,8 +204,16 @@ class DueQueue:
     def __contains__(self, name: object) -> bool:
         return name in self._due
 
-    def schedule(self, name: str, at: float, *, urgent: bool = False, ending: bool = False) -> None:
-        level = _ENDING if ending else _URGENT if urgent else _ROUTINE
+    def schedule(
+        self,
+        name: str,
+        at: float,
+        *,
+        urgent: bool = False,
+        ending: bool = False,
+        aimed: bool = False,
+    ) -> None:
+        level = _ENDING if ending else _URGENT if urgent else _AIMED if aimed else _ROUTINE
         entry = (level, at, next(self._order))
         self._due[name] = entry
         heap = self._heaps[entry[0]]
@@ -228,7 +238,7 @@ class DueQueue:
     def is_urgent(self, name: str) -> bool:
         """``name`` is queued before the routine entries."""
         entry = self._due.get(name)
-        return entry is not None and entry[0] < _ROUTINE
+        return entry is not None and entry[0] <= _URGENT
 
     def is_ending(self, name: str) -> bool:
         """``name`` is queued as a look that confirms its end, before every other."""

@@ -56,7 +56,7 @@ from ._endings import (
     watch_closely,
 )
 from ._errors import AuthenticationError, JobDeletedError, JobNotFoundError, is_permanent
-from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started
+from ._estimate import EstimatePolicy, ProgressTrack, observe, run_started, starts_exactly
 from ._events import (
     Event,
     JobDone,
@@ -87,6 +87,7 @@ __all__ = [
     "dispatched",
     "failed",
     "finish",
+    "first_look",
     "catch_up",
     "learned",
     "listed",
@@ -243,7 +244,9 @@ class Demand:
 
 
 _ESTIMATE = EstimatePolicy()
-_BETWEEN_SWEEPS = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
+_BETWEEN_SWEEPS = EstimatePolicy(
+    soon=1.0, min_gap=1.0, max_wait=3600.0, doubling=True, confirm_share=0.9
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +268,11 @@ class Conditions:
     between_sweeps: EstimatePolicy = _BETWEEN_SWEEPS
     """The same between sweeps of the list: the sweeps cover the job, so only the looks
     the estimate asks for are made (no bound of an hour), and a job still running at
-    its predicted end is looked at again after 1, 2, 4... seconds."""
+    its predicted end is looked at again after 1, 2, 4... seconds. The status budget
+    is idle there, so the looks close in on the end: each no later than the run has run
+    so far, and half way to the predicted end until readings over 90% of the progress
+    left confirm it (a pace that grows, or an end predicted from a few tenths of progress,
+    is corrected before the end rather than seen late by the sweep)."""
     server_offset: float = 0.0
     """How far the server's clock is ahead of the local one, in seconds: a date in an
     answer is read on the local clock as that date less this (see ``_server_time``)."""
@@ -287,8 +294,9 @@ class Decision:
     """A job the list covers is running: look at it between sweeps then (around its
     predicted end), if the status budget has room (the job stays ``AWAITING_LIST``)."""
     aims_at_end: bool = False
-    """``between_sweeps_at`` is the predicted end, or a look after it while the job runs late
-    (not a refresh before it): it goes first."""
+    """The look planned (``poll_at`` or ``between_sweeps_at``) is at the predicted end, or
+    after it while the job runs late (not a refresh before it): it goes before the
+    routine looks."""
     credentials_refused: BaseException | None = None
     """The API refused the credentials: every job of every subscription ends with it."""
     read_settings: bool = False
@@ -497,16 +505,29 @@ def listed(
     return decision
 
 
-def unlisted(track: JobTrack, conditions: Conditions) -> Decision:
-    """A full sweep did not show the job (or the list is unusable): poll it one by one."""
+def unlisted(track: JobTrack, conditions: Conditions, queued: int = 0) -> Decision:
+    """A full sweep did not show the job (or the list is unusable): poll it one by one,
+    as the ``queued``-th of the jobs handed over at once (see :func:`first_look`)."""
     decision = Decision()
     track.via_list = False
     track.off_list = True
     track.list_status = None
     if track.phase is TrackPhase.AWAITING_LIST:
         track.move(TrackPhase.QUEUED)
-        decision.poll_at = conditions.now
+        decision.poll_at = first_look(queued, conditions)
     return decision
+
+
+def first_look(queued: int, conditions: Conditions) -> float:
+    """When to look first at the ``queued``-th (from 0) of jobs that came at once: one
+    after the other at the budget share's rate, the pace the budget serves them at anyway
+    (those it serves within ``starting_interval`` at once). All due at once, the first
+    round would hold back every look at a job already seen (a table seen booting is looked
+    at again 5 s later): with 1,000 jobs, for ten minutes, while the tables that started
+    first run and end unseen."""
+    policy = conditions.policy
+    share = conditions.per_second * policy.budget_share
+    return conditions.now + max(0.0, queued / share - policy.starting_interval)
 
 
 def likely_starts(
@@ -691,7 +712,11 @@ def _follow_progress(track: JobTrack, submission: Submission, conditions: Condit
     if started is None:  # no date to tell runs apart: keep the run we follow
         started = track.progress.started if track.progress is not None else conditions.now
     track.progress = observe(
-        track.progress, at=conditions.now, progress=submission.progress, started=started
+        track.progress,
+        at=conditions.now,
+        progress=submission.progress,
+        started=started,
+        exact_start=starts_exactly(submission),
     )
 
 
@@ -719,6 +744,10 @@ def _plan_next(
     fallback = policy.next_poll(status, time_in_status, conditions.now, conditions.draw(), scale)
     if progress is not None:
         decision.poll_at = estimate.next_look(progress, conditions.now, fallback - conditions.now)
+        # A look at the predicted end goes before the routine polls due with it (after
+        # the looks the floor owes): while the waiting jobs' floor takes most of the
+        # budget, a queue in due order would reach each end minutes late.
+        decision.aims_at_end = _aims_at_end(progress, decision.poll_at)
     elif waiting:
         # Never sooner than the bound: the budget the others need stays theirs.
         decision.poll_at = max(
@@ -798,7 +827,13 @@ def _plan_between_sweeps(track: JobTrack, conditions: Conditions, decision: Deci
     # Looks at (or past) the predicted end go first; looks before it wait for what they
     # leave: with 200 tables running and spare budget for 50 looks a minute, a queue in
     # due order would reach each end minutes late.
-    decision.aims_at_end = track.progress.late > 0 or decision.between_sweeps_at >= end
+    decision.aims_at_end = _aims_at_end(track.progress, decision.between_sweeps_at)
+
+
+def _aims_at_end(progress: ProgressTrack, at: float) -> bool:
+    """A look at ``at`` is at (or past) the run's predicted end, not a refresh before it."""
+    end = progress.predicted_end()
+    return progress.late > 0 or (end is not None and at >= end)
 
 
 def _fetch_soon(track: JobTrack, conditions: Conditions, decision: Decision) -> None:

@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cdm_status import JobStatus, PollPolicy, Submission
-from cdm_status._estimate import EstimatePolicy, ProgressTrack, observe, run_started
+from cdm_status._estimate import (
+    EstimatePolicy,
+    ProgressTrack,
+    observe,
+    run_started,
+    starts_exactly,
+)
 from cdm_status.testing import (
     PROGRESS_SHAPES,
     CDMSimulator,
@@ -27,10 +33,12 @@ from cdm_status.testing._timeline import Run
 POLICY = EstimatePolicy(min_gap=2.0, max_wait=120.0, soon=5.0, refine=0.5, agree=0.1)
 
 
-def track_of(*readings: tuple[float, float | None], started: float = 0.0) -> ProgressTrack:
+def track_of(
+    *readings: tuple[float, float | None], started: float = 0.0, exact_start: bool = False
+) -> ProgressTrack:
     track = None
     for at, progress in readings:
-        track = observe(track, at=at, progress=progress, started=started)
+        track = observe(track, at=at, progress=progress, started=started, exact_start=exact_start)
     assert track is not None
     return track
 
@@ -68,7 +76,7 @@ def test_another_start_is_another_run() -> None:
     track = observe(track_of((100.0, 90.0)), at=400.0, progress=5.0, started=300.0)
     assert track == ProgressTrack(
         started=300.0, first_at=400.0, first_progress=5.0, last_at=400.0, last_progress=5.0,
-        looked_at=400.0,
+        looked_at=400.0, anchor_at=400.0, anchor_progress=5.0,
     )  # fmt: skip
 
 
@@ -322,3 +330,84 @@ def test_no_shape_is_seen_later_than_the_running_interval_alone(shape: ProgressS
     assert p95(lags) <= p95(without) + 2.0
     assert looks <= looks_without + 2.0
     assert max(lags) <= POLICY.max_wait
+
+
+# ---------------------------------------------------------------------------- growing pace
+
+
+def test_a_growing_pace_is_fitted_from_an_exact_start() -> None:
+    # Work done as (t / 400)^2 from a start the answer dates exactly (execute-date): the
+    # linear paces say 1,000 s, 500 s; the power fitted through the first reading of
+    # at least 1% and the latest one says 400 s, the true end.
+    readings = [(40.0, 1.0), (200.0, 25.0)]
+    exact = track_of(*readings, exact_start=True)
+    assert exact.predicted_end() == pytest.approx(400.0)
+    # From a creation date, booting would read as growth: the linear paces only.
+    assert track_of(*readings).predicted_end() == pytest.approx(200.0 + 160.0 * 75.0 / 24.0)
+
+
+def test_a_steady_or_slowing_pace_is_not_read_as_growth() -> None:
+    steady = track_of((100.0, 10.0), (500.0, 50.0), exact_start=True)
+    assert steady.predicted_end() == pytest.approx(1000.0)
+    slowing = track_of((100.0, 20.0), (500.0, 50.0), exact_start=True)
+    assert slowing.predicted_end() == pytest.approx(
+        track_of((100.0, 20.0), (500.0, 50.0)).predicted_end()
+    )
+
+
+def test_the_fitted_growth_is_bounded() -> None:
+    # 1% -> 50% while the running time doubles would be a power of 5.6 (an end at 226 s):
+    # read as MAX_POWER (4), the end at 200 x 2^(1/4).
+    track = track_of((100.0, 1.0), (200.0, 50.0), exact_start=True)
+    assert track.predicted_end() == pytest.approx(200.0 * 2.0 ** (1 / 4))
+
+
+@pytest.mark.parametrize(
+    ("raw", "exact"),
+    [
+        ({"execute-date": (EPOCH - 90) * 1000}, True),
+        ({}, False),
+        ({"execute-date": "soon"}, False),
+        ({"execute-date": True}, False),
+        ({"execute-date": 0}, False),
+    ],
+)
+def test_a_start_is_exact_when_the_answer_dates_the_running(
+    raw: dict[str, object], exact: bool
+) -> None:
+    submission = Submission("job", JobStatus.RUNNING, "RUNNING", raw=raw)
+    assert starts_exactly(submission) is exact
+
+
+CLOSING = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0, doubling=True, confirm_share=0.9)
+
+
+def test_until_confirmed_the_looks_close_in_on_the_end() -> None:
+    # A slow start: 0.5% at 20 s says the end is at 4,000 s at that pace; the run is
+    # 400 s long. Without doubling the next look is half way (2,000 s); with it, no later
+    # than the run has run so far: 40 s, 80 s... the pace is measured as it grows.
+    track = track_of((20.0, 0.5), exact_start=True)
+    assert POLICY.next_look(track, 20.0, 3600.0) == pytest.approx(20.0 + 120.0)
+    assert CLOSING.next_look(track, 20.0, 3600.0) == pytest.approx(40.0)
+    looks, now = [], 20.0
+    while now < 400.0 and len(looks) < 30:
+        now = CLOSING.next_look(track, now, 3600.0)
+        looks.append(now)
+        track = observe(track, at=now, progress=min(99.0, 100 * (now / 400.0) ** 2),
+                        started=0.0, exact_start=True)  # fmt: skip
+    assert looks[:3] == pytest.approx([40.0, 80.0, 160.0])
+    assert 400.0 <= looks[-1] <= 402.0  # seen ending within 2 s, in a dozen looks
+    assert len(looks) <= 12
+
+
+def test_a_prediction_is_confirmed_once_the_readings_cover_most_of_the_run() -> None:
+    # Two readings 1% apart agree with each other, but say little: not confirmed yet.
+    early = track_of((10.0, 1.0), (20.0, 2.0), (30.0, 3.0))
+    assert POLICY.confirmed(early)
+    assert not CLOSING.confirmed(early)
+    late = track_of((10.0, 1.0), (20.0, 2.0), (950.0, 95.0))
+    assert CLOSING.confirmed(late)
+    # Covered is a share of what was left at the first reading (first seen at 50%).
+    halfway = track_of((500.0, 50.0), (900.0, 90.0), (960.0, 96.0))
+    assert CLOSING.confirmed(halfway)
+    assert not CLOSING.confirmed(track_of((500.0, 50.0), (800.0, 80.0), (900.0, 90.0)))

@@ -121,6 +121,20 @@ def test_due_queue_confirms_ends_before_other_changes_and_routine_polls() -> Non
     assert queue.pop_due(now=50.0) == "later end"
 
 
+def test_due_queue_puts_looks_at_predicted_ends_after_owed_looks_before_routine_ones() -> None:
+    queue = DueQueue()
+    queue.schedule("refresh", 1.0)
+    queue.schedule("predicted end", 2.0, aimed=True)
+    queue.schedule("owed", 3.0, urgent=True)
+    assert not queue.is_urgent("predicted end")  # rescheduling it keeps its own level
+    assert [queue.pop_due(now=10.0) for _ in range(4)] == [
+        "owed",
+        "predicted end",
+        "refresh",
+        None,
+    ]
+
+
 def test_due_queue_rescheduling_replaces_the_old_time() -> None:
     queue = DueQueue()
     queue.schedule("a", 10.0)

@@ -37,6 +37,7 @@ from cdm_status._tracker import (
     dispatched,
     failed,
     finish,
+    first_look,
     listed,
     released,
     unlisted,
@@ -264,3 +265,15 @@ def test_a_late_subscriber_hears_the_last_answer_at_once() -> None:
     events = catch_up(track, late, conditions())
     assert [(i.key, getattr(e, "current", None)) for i, e in events] == [(2, JobStatus.RUNNING)]
     assert catch_up(JobTrack("k"), Interest("k", DEFAULT, key=3), conditions()) == []
+
+
+def test_jobs_handed_over_together_are_first_looked_at_the_pace_of_the_budget() -> None:
+    # 2 requests a second, a share of 1.6: the first 8 (what 5 s serves) at once, then
+    # one every 0.625 s. All due at once, a job seen booting would be looked at again
+    # only after the whole first round (10 minutes for 1,000 jobs).
+    budget = Conditions(now=100.0, at=AT, policy=PollPolicy(jitter=0.0), per_second=2.0)
+    looks = [first_look(queued, budget) for queued in (0, 7, 8, 9, 999)]
+    assert looks == pytest.approx([100.0, 100.0, 100.0, 100.625, 100.0 + 999 / 1.6 - 5.0])
+    tracks = [JobTrack(f"j{i}", phase=TrackPhase.AWAITING_LIST, via_list=True) for i in range(10)]
+    due = [unlisted(track, budget, queued).poll_at for queued, track in enumerate(tracks)]
+    assert due == [100.0] * 9 + [100.625]

@@ -59,9 +59,12 @@ def test_a_steady_run_is_looked_at_near_its_end_not_every_few_seconds() -> None:
     second = answered(polling(track), running(52.5), [interest], conditions(105.0), demand)
     assert second.poll_at == pytest.approx(165.0)
     assert demand.total == pytest.approx(1 / 60.0)  # its share of the budget goes to others
-    # At 165 s (84.2%): the end, 35 s away, is looked at when due.
+    assert (first.aims_at_end, second.aims_at_end) == (False, False)  # refreshes: routine
+    # At 165 s (84.2%): the end, 35 s away, is looked at when due, before the routine
+    # polls due with it (after the looks the floor owes).
     third = answered(polling(track), running(82.5), [interest], conditions(165.0), demand)
     assert third.poll_at == pytest.approx(200.0)
+    assert (third.aims_at_end, third.urgent) == (True, False)
 
 
 @pytest.mark.parametrize("progress", [None, 0.0, -1.0])
@@ -113,9 +116,16 @@ def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
     assert track.phase is TrackPhase.POLLING
     again = answered(track, running(75.0), [interest], conditions(150.0), Demand())
     assert (track.phase, again.poll_at) == (TrackPhase.AWAITING_LIST, None)
-    # Two paces agree on 200 s: the next look is at the end, and goes first.
-    assert again.between_sweeps_at == pytest.approx(200.0)
-    assert again.aims_at_end
+    # Two paces agree on 200 s, but over a quarter of the run (progress is rounded, a
+    # pace may grow): the looks close in, half way to the end each time, until readings
+    # over 90% of what was left confirm it; then the look is at the end, and goes first.
+    looks = [again.between_sweeps_at]
+    while not again.aims_at_end:
+        now = looks[-1]
+        look_between_sweeps(track)
+        again = answered(track, running(now / 2.0), [interest], conditions(now), Demand())
+        looks.append(again.between_sweeps_at)
+    assert looks == pytest.approx([175.0, 187.5, 193.75, 200.0])
     look_between_sweeps(track)
     late = answered(track, running(99.0), [interest], conditions(200.0), Demand())
     # Still running at its end: looked at again soon, still first.
