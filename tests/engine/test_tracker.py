@@ -42,12 +42,10 @@ from cdm_status._tracker import (
     released,
     unlisted,
 )
+from cdm_status._waiter import DEFAULT_FAILURE, DEFAULT_SUCCESS
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
-DEFAULT = Rules(
-    success=frozenset({JobStatus.SUCCEEDED}),
-    failure=frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.FAILURE_ON_SUBMIT}),
-)
+DEFAULT = Rules(success=DEFAULT_SUCCESS, failure=DEFAULT_FAILURE)  # the waiter's own
 
 
 def conditions(now: float = 100.0) -> Conditions:

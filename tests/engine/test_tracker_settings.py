@@ -39,12 +39,10 @@ from cdm_status._tracker import (
     learned,
     listed,
 )
+from cdm_status._waiter import DEFAULT_FAILURE, DEFAULT_SUCCESS
 
 AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
-RULES = Rules(
-    success=frozenset({JobStatus.SUCCEEDED}),
-    failure=frozenset({JobStatus.FAILED, JobStatus.STOPPED, JobStatus.FAILURE_ON_SUBMIT}),
-)
+RULES = Rules(success=DEFAULT_SUCCESS, failure=DEFAULT_FAILURE)  # the waiter's own
 GRACE = 300.0
 RETRYING = JobSettings(retry=RetryType.RETRY_TRIPLE, raw_retry="RETRY_TRIPLE")
 KEEPING = JobSettings(disposable=DisposableType.NONE, retry=RetryType.NONE)
