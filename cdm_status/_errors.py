@@ -68,7 +68,9 @@ class CDMError(Exception):
     """Base class of every error this library raises.
 
     Every error survives ``pickle`` and ``copy`` with its message and fields (outcomes
-    cross process boundaries: task queues, multiprocessing, Airflow).
+    cross process boundaries: task queues, multiprocessing, Airflow). Catch it to handle
+    anything the client or the waiter may raise about CDM; a ``ValueError`` (an argument
+    that cannot be sent) is not one.
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -84,7 +86,15 @@ def _restore_error(cls: type[CDMError], args: tuple[Any, ...], fields: dict[str,
 
 
 class APIError(CDMError):
-    """The API answered with an error status."""
+    """The API answered with an error status.
+
+    Raised by every ``CDMClient`` call when the answer is an HTTP error (once the client's
+    retries ran out: a read retries a 429, 502, 503 or 504; a start or stop only a 429),
+    and by ``JobStatusWaiter.wait`` for the permanent error that ended the wait. The
+    message holds the HTTP status, CDM's or the gateway's code and message, the job and
+    the request id; each is also an attribute. A subclass says which kind of error it is;
+    this class itself is raised for a status no subclass covers (a redirect, say).
+    """
 
     def __init__(
         self,
@@ -99,11 +109,19 @@ class APIError(CDMError):
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        """The HTTP status of the answer."""
         self.error_code = error_code
+        """CDM's ``errCode`` or the gateway's ``error_code`` (``Cdm.0100``, ``APIG.0301``),
+        if the body had one."""
         self.error_msg = error_msg
+        """The error message of the body (at most 500 characters), if it had one."""
         self.request_id = request_id
+        """The ``X-Request-Id`` of the answer (or the body's ``request_id``): quote it to
+        Huawei Cloud support."""
         self.job_name = job_name
+        """The job the request was about; None for the job list."""
         self.retry_after = retry_after
+        """Seconds the answer's ``Retry-After`` header asked to wait, if it had one."""
 
     def __repr__(self) -> str:
         return (
@@ -114,31 +132,56 @@ class APIError(CDMError):
 
 
 class BadRequestError(APIError):
-    """HTTP 400 that is not a "job not found"."""
+    """HTTP 400 that is not a "job not found": a request CDM refuses.
+
+    ``CDMClient.start_job`` of a running job (``Cdm.0052``), ``CDMClient.stop_job`` of a
+    job that is not running (``Cdm.0053``), or a malformed request. Never retried.
+    """
 
 
 class AuthenticationError(APIError):
-    """HTTP 401: the credentials were refused (wrong AK/SK, bad or expired token)."""
+    """HTTP 401: the credentials were refused (wrong AK/SK, bad or expired token).
+
+    The gateway's ``APIG.0301``. Never retried; a waiter that sees it ends every job it
+    watches (each would be refused too) with an ``ERROR`` outcome carrying it.
+    """
 
 
 class PermissionDeniedError(APIError):
-    """HTTP 403: the credentials lack permission."""
+    """HTTP 403: the credentials lack permission. Never retried; it ends the watch of the
+    job it was about."""
 
 
 class JobNotFoundError(APIError):
-    """The job (or the project or cluster) does not exist."""
+    """The job (or the project or cluster) does not exist.
+
+    HTTP 404, or CDM's ``Cdm.0100`` / ``Cdm.0054`` whatever the HTTP status (CDM documents
+    them with 400 and 500). A waiter ends the watch of a job never seen to exist
+    ``NOT_FOUND`` after ``PollPolicy.not_found_grace`` of them in a row (new jobs may lag),
+    riding out the ones before; ``JobStatusWaiter.wait`` raises it then.
+    """
 
 
 class RateLimitedError(APIError):
-    """The gateway throttled the request (HTTP 429 / ``APIG.0308``)."""
+    """The gateway throttled the request (HTTP 429 / ``APIG.0308``).
+
+    The client retries it (and pauses every request through it: a 429 means the budget
+    was overspent) and raises it only when its retries ran out; ``retry_after`` is set
+    when the gateway sent ``Retry-After``. A waiter rides it out.
+    """
 
 
 class ServerError(APIError):
-    """HTTP 5xx."""
+    """HTTP 5xx: CDM or the gateway failed.
+
+    The client retries a 502, 503 or 504 of a read and raises it once its retries ran
+    out; a 500 (CDM's ``Cdm.0000`` system error, say), or any 5xx of a start or stop, is
+    raised at once. A waiter rides them out.
+    """
 
 
 class ServiceUnavailableError(ServerError):
-    """HTTP 503."""
+    """HTTP 503: the service is unavailable (retried as any 502-504)."""
 
 
 class TransportError(CDMError):
@@ -147,20 +190,38 @@ class TransportError(CDMError):
     ``endpoint`` is the ``host:port`` that was asked (the message names it too);
     ``connected`` is False when no connection was ever made (refused, DNS, TLS, connect
     timeout): such a request surely did nothing on the server.
+
+    Raised once the client's retries ran out: a read is retried, a start or stop only
+    when it never connected (otherwise whether it was acted on is unknown). A waiter
+    rides it out.
     """
 
     def __init__(self, message: str, *, endpoint: str | None = None, connected: bool = True):
         super().__init__(message)
         self.endpoint = endpoint
+        """The ``host:port`` that was asked."""
         self.connected = connected
+        """False when no connection was ever made: the request surely did nothing."""
 
 
 class ResponseFormatError(CDMError):
-    """A response that is not the documented shape: not JSON, too big, wrong types."""
+    """A response that is not the documented shape: not JSON, too big, wrong types.
+
+    A proxy's HTML error page instead of JSON, a required field missing or of the wrong
+    type. Not retried by the client; a waiter rides it out as a failed poll.
+    """
 
 
 class JobFailedError(CDMError):
-    """A waited-for job ended without success (FAILED, FAILURE_ON_SUBMIT, STOPPED)."""
+    """A waited-for job ended without success (FAILED, FAILURE_ON_SUBMIT, STOPPED).
+
+    Raised by ``JobStatusWaiter.wait``, after CDM's automatic retries of the job if it has
+    them. The message names the job, its status and CDM's error summary.
+
+    Args:
+        submission: The run that failed (the last one, after any retries).
+        attempts: The earlier runs that failed and were retried by CDM, oldest first.
+    """
 
     def __init__(self, submission: Submission, attempts: tuple[Submission, ...] = ()) -> None:
         summary = f": {submission.error_summary}" if submission.error_summary else ""
@@ -169,11 +230,15 @@ class JobFailedError(CDMError):
             f"job {submission.job_name!r} ended {submission.raw_status}{retried}{summary}"
         )
         self.submission = submission
+        """The run that failed: its status, counters and dates."""
         self.attempts = attempts
         """Earlier runs that failed and were retried by CDM (``RETRY_TRIPLE``)."""
         self.job_name = submission.job_name
+        """The job."""
         self.error_summary = submission.error_summary
+        """CDM's one-line error of the run (``submission.error_summary``), if any."""
         self.error_details = submission.error_details
+        """CDM's full error of the run (a Java stack trace, often), if any."""
 
 
 class JobDeletedError(CDMError):
@@ -183,6 +248,14 @@ class JobDeletedError(CDMError):
     result), or it says it deletes itself in a way that does not tell a success: whether
     the run succeeded is unknown. ``disposable`` is the setting as CDM spelled it (None
     when only the submission's ``isDeleteJob`` said so).
+
+    Raised by ``JobStatusWaiter.wait`` (unless ``deleted_ok``); the ``error`` of a
+    ``DELETED`` outcome. The message says how to keep the job until its result is read.
+
+    Args:
+        job_name: The job.
+        submission: The last submission seen before the deletion, if any.
+        disposable: The job's ``schedulerConfig.disposableType``, if it was read.
     """
 
     def __init__(
@@ -201,12 +274,25 @@ class JobDeletedError(CDMError):
             "DELETE_AFTER_SUCCEED"
         )
         self.job_name = job_name
+        """The job."""
         self.submission = submission
+        """The last submission seen before the deletion; None if none was seen."""
         self.disposable = disposable
+        """``schedulerConfig.disposableType`` as CDM spelled it, if it was read."""
 
 
 class WaitTimeoutError(CDMError):
-    """A wait ran out of time before the job reached a terminal status."""
+    """A wait ran out of time before the job reached a terminal status.
+
+    Raised by ``JobStatusWaiter.wait`` when its ``timeout`` passed; the job goes on
+    running. (``wait_all`` and ``watch`` end such a job with a ``TIMED_OUT`` outcome
+    instead.)
+
+    Args:
+        job_name: The job.
+        submission: The last submission seen, if any.
+        elapsed: Seconds waited, on the waiter's clock.
+    """
 
     def __init__(self, job_name: str, submission: Submission | None, elapsed: float) -> None:
         seen = submission.raw_status if submission else "nothing"
@@ -214,13 +300,24 @@ class WaitTimeoutError(CDMError):
             f"job {job_name!r} still not finished after {elapsed:.1f}s (last seen: {seen})"
         )
         self.job_name = job_name
+        """The job."""
         self.submission = submission
+        """The last submission seen (its status, progress); None if none was seen."""
         self.elapsed = elapsed
+        """Seconds waited, on the waiter's clock."""
 
 
 class WaiterClosedError(CDMError):
     """The waiter stopped (its ``async with`` block ended) while a subscription still
-    waited for jobs: they have no outcome, and will get none from this waiter."""
+    waited for jobs: they have no outcome, and will get none from this waiter.
+
+    Raised by iterating a ``Subscription`` (``async for event in subscription``) that
+    outlived the ``async with JobStatusWaiter(client) as waiter:`` block running it: read
+    subscriptions inside that block.
+
+    Args:
+        pending: How many of the subscription's jobs still had no outcome.
+    """
 
     def __init__(self, pending: int) -> None:
         super().__init__(
@@ -229,6 +326,7 @@ class WaiterClosedError(CDMError):
             "block that runs them"
         )
         self.pending = pending
+        """How many of the subscription's jobs still had no outcome."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.pending,))

@@ -57,19 +57,30 @@ class OutcomeKind(str, enum.Enum):
 class JobOutcome:
     """The end of one job's watch: its kind, the last submission seen, and the error.
 
-    ``attempts`` are the runs that failed and were retried by CDM before ``submission``
-    (oldest first; each with its ``error_summary``). ``deleted``: the final answer was the
-    job's deletion by CDM after its run; with ``SUCCEEDED`` the success is *inferred* (the
-    job deletes itself only after a success: ``DELETE_AFTER_SUCCEED``), and
-    ``submission`` is the last one seen before.
+    With ``deleted`` and ``SUCCEEDED`` the success is *inferred* (the job deletes itself
+    only after a success: ``DELETE_AFTER_SUCCEED``), and ``submission`` is the last one
+    seen before. A frozen value: it survives ``pickle`` and ``copy``.
     """
 
     job_name: str
+    """The watched job."""
     kind: OutcomeKind
+    """How the watch ended."""
     submission: Submission | None = None
+    """The last submission seen (the terminal one for ``SUCCEEDED`` and ``FAILED``); None
+    when none was seen (a job that never existed, a watch that ended before its first
+    answer)."""
     error: BaseException | None = None
+    """Why the watch ended without a terminal status: the ``JobNotFoundError`` of a
+    ``NOT_FOUND``, the ``JobDeletedError`` of a ``DELETED``, the permanent error of an
+    ``ERROR`` (an ``APIError``: credentials refused, permission denied, a bad request);
+    None otherwise."""
     attempts: tuple[Submission, ...] = ()
+    """Runs that failed and that CDM ran again (``RETRY_TRIPLE``) before ``submission``,
+    oldest first, each with its ``error_summary``."""
     deleted: bool = False
+    """The final answer was the job's deletion by CDM after its run (``DELETED``, or an
+    inferred ``SUCCEEDED``: see ``inferred``)."""
 
     @property
     def succeeded(self) -> bool:
@@ -95,19 +106,32 @@ class StatusChanged:
     """A job was seen in a new status. ``previous`` is None on the first look."""
 
     job_name: str
+    """The job."""
     previous: JobStatus | None
+    """The status seen before; None on the first look at the job."""
     current: JobStatus
+    """The status seen now."""
     submission: Submission
+    """The submission that showed it (counters, progress, dates, errors)."""
     at: datetime
     """When the change was seen (aware UTC), by the waiter's clock."""
 
 
 @dataclass(frozen=True, slots=True)
 class PollFailed:
-    """A poll failed in a way the waiter rides out; the job stays watched."""
+    """A poll failed in a way the waiter rides out; the job stays watched.
+
+    Transient failures only (throttling, 5xx, no answer, a malformed answer, a "not found"
+    about a job not seen yet before ``PollPolicy.not_found_grace`` of them in a row): a
+    permanent one ends the job's watch (``OutcomeKind.ERROR``) instead.
+    """
 
     job_name: str
+    """The job whose status request failed."""
     error: BaseException
+    """What failed, after the client's own retries: a ``CDMError`` such as
+    ``RateLimitedError``, ``ServerError``, ``TransportError``, ``ResponseFormatError``, or
+    the ``JobNotFoundError`` of a job not seen yet."""
     consecutive: int
     """Failed polls of this job in a row, this one included."""
 
@@ -121,6 +145,7 @@ class RetryExpected:
     """
 
     job_name: str
+    """The job."""
     attempt: int
     """Which retry is expected: 1, 2 or 3."""
     retries: int
@@ -136,9 +161,11 @@ class JobDone:
     """A job's watch ended; exactly one per job."""
 
     outcome: JobOutcome
+    """How it ended."""
 
     @property
     def job_name(self) -> str:
+        """The job (``outcome.job_name``)."""
         return self.outcome.job_name
 
 
