@@ -58,7 +58,25 @@ def serve(
     """Serve ``simulator`` over a real socket (uvicorn); yields the endpoint URL.
 
     ``async with serve(sim) as endpoint: ...``. Needs the ``server`` extra
-    (``pip install 'cdm-status[server]'``); see ``cdm_status.testing._server``.
+    (``pip install 'cdm-status[server]'``). On asyncio the server runs in the caller's
+    event loop; on trio in a worker thread (no ``FakeClock`` sleep there: no ``SLOW``
+    fault). The server stops when the block ends.
+
+    Args:
+        simulator: The app to serve.
+        host: The address to listen on.
+        port: The port; 0 picks a free one.
+        **kwargs: ``handle_signals`` (let uvicorn catch Ctrl-C and SIGTERM, shut down,
+            then re-raise the signal; off by default) and ``log_level`` (uvicorn's,
+            ``"warning"``).
+
+    Returns:
+        An async context manager yielding the endpoint URL (``http://127.0.0.1:54321``).
+
+    Raises:
+        RuntimeError: On entering: uvicorn is not installed, or the server stopped
+            before it served.
+        OSError: On entering: the address cannot be bound (the port is taken, say).
     """
     from ._server import serve as _serve  # uvicorn is optional: import it only when serving
 

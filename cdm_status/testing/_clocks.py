@@ -43,7 +43,15 @@ class FakeClock:
     """A virtual clock implementing the ``Clock`` protocol.
 
     ``time()`` starts at ``start`` (epoch seconds, 2026-01-01 UTC by default) and
-    ``monotonic()`` at 0; both advance together and only when told to.
+    ``monotonic()`` at 0; both advance together and only when told to: by ``advance()``,
+    or inside ``async with clock.autojump():`` whenever every task waits on it.
+
+    Args:
+        start: ``time()`` at creation, epoch seconds.
+        settle_rounds: Event-loop rounds without any task touching the clock after which
+            every task counts as idle (before ``advance()`` moves on, and before an
+            autojump). Raise it when a task takes more checkpoints between two sleeps than
+            in-process HTTP does.
     """
 
     def __init__(self, start: float = DEFAULT_START, *, settle_rounds: int = 16) -> None:
@@ -55,14 +63,17 @@ class FakeClock:
         self._settle_rounds = settle_rounds
         self._registered = anyio.Event()
         self.jumps = 0
+        """How many times ``autojump()`` moved the clock on."""
 
     def __repr__(self) -> str:
         return f"FakeClock(elapsed={self._elapsed:.3f})"
 
     def monotonic(self) -> float:
+        """Seconds since the clock was created, as far as it has been moved."""
         return self._elapsed
 
     def time(self) -> float:
+        """Epoch seconds: ``start`` plus ``monotonic()``."""
         return self._start + self._elapsed
 
     @property
@@ -71,6 +82,7 @@ class FakeClock:
         return sum(1 for _, _, sleeper in self._sleepers if sleeper.live)
 
     async def sleep(self, seconds: float) -> None:
+        """Wait until the clock has been moved ``seconds`` on (a checkpoint for 0 or less)."""
         self._activity += 1
         if seconds <= 0:
             await anyio.lowlevel.checkpoint()
@@ -100,7 +112,14 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking every sleep that falls due on the way,
-        in deadline order, and letting each woken task run before time moves on."""
+        in deadline order, and letting each woken task run before time moves on.
+
+        Args:
+            seconds: How far; 0 only lets the tasks settle.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
         if seconds < 0:
             raise ValueError("time does not go backwards")
         target = self._elapsed + seconds
@@ -137,7 +156,14 @@ class FakeClock:
 
     @asynccontextmanager
     async def autojump(self) -> AsyncIterator[FakeClock]:
-        """While inside, jump to the next deadline whenever every task is idle."""
+        """While inside, jump to the next deadline whenever every task is idle.
+
+        ``async with clock.autojump():`` around the code under test: hours of polling run
+        at once. Do not autojump while tasks wait on real sockets (use ``ScaledClock``).
+
+        Returns:
+            An async context manager yielding this clock.
+        """
         # An exception of the block leaves it as raised, never wrapped by the task group.
         async with BackgroundTasks() as group:
             group.start_soon(self._jump_forever)
@@ -148,7 +174,13 @@ class ScaledClock:
     """The real clock running ``speed`` times faster: for demos over real sockets.
 
     ``time()`` starts at the real time of creation; ``sleep(s)`` waits ``s / speed`` real
-    seconds; :meth:`jump` moves it on at once.
+    seconds; ``jump()`` moves it on at once.
+
+    Args:
+        speed: How many times faster than real time.
+
+    Raises:
+        ValueError: ``speed`` is not positive.
     """
 
     def __init__(self, speed: float = 1.0) -> None:
@@ -162,18 +194,25 @@ class ScaledClock:
         return f"ScaledClock(speed={self.speed})"
 
     def monotonic(self) -> float:
+        """Scaled seconds since creation (jumps included)."""
         return (_time.monotonic() - self._origin_mono) * self.speed
 
     def time(self) -> float:
+        """Epoch seconds: the real time of creation plus ``monotonic()``."""
         return self._origin_wall + self.monotonic()
 
     async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock: ``seconds / speed`` real seconds."""
         await anyio.sleep(max(0.0, seconds) / self.speed)
 
     def jump(self, seconds: float) -> None:
         """Move the clock on by ``seconds`` at once: a test over real sockets skips the rest
         of a long run once what it kept the run going for is done. Sleeps already under way
-        are not shortened."""
+        are not shortened.
+
+        Raises:
+            ValueError: ``seconds`` is negative.
+        """
         if seconds < 0:
             raise ValueError("time does not go backwards")
         self._origin_mono -= seconds / self.speed

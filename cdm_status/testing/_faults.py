@@ -53,19 +53,39 @@ class Outage:
     with ``kind``."""
 
     start: float
+    """When it starts, epoch seconds on the simulator's gateway clock."""
     seconds: float
+    """How long it lasts."""
     kind: FaultKind = FaultKind.UNAVAILABLE
+    """What every request meanwhile gets."""
 
     def covers(self, now: float) -> bool:
+        """Whether a request at ``now`` falls in the outage."""
         return self.start <= now < self.start + self.seconds
 
 
 class Faults:
     """Which faults to inject, and how often. Mutable: tests script faults as they go.
 
-    Keyword arguments are probabilities per request (0..1) for each :class:`FaultKind`;
-    their sum must not exceed 1. ``latency`` is the delay of a ``SLOW`` answer and
-    ``retry_after`` the seconds a ``503-retry-after`` asks for.
+    Set on a ``CDMSimulator`` (``faults=``, or ``sim.faults``): a script first, then any
+    outage, then these probabilities decide each request's fault.
+
+    Args:
+        unavailable: Probability of ``FaultKind.UNAVAILABLE`` (503) per request.
+        unavailable_retry_after: Probability of a 503 with ``Retry-After``.
+        server_error: Probability of a 500 ``Cdm.0000``.
+        gateway_timeout: Probability of a 504 ``APIGW.0201``.
+        throttled: Probability of a 429 ``APIG.0308``, whatever the limits say.
+        slow: Probability of an answer delayed by ``latency``.
+        drop: Probability of a connection closed without a complete answer.
+        truncate: Probability of a body cut half way.
+        not_json: Probability of a proxy's HTML page instead of JSON.
+        latency: Seconds (simulator clock) a ``SLOW`` answer is delayed.
+        retry_after: Seconds a ``503-retry-after`` asks for.
+
+    Raises:
+        ValueError: A probability outside 0..1, probabilities adding up to more than 1,
+            or a negative ``latency`` or ``retry_after``.
     """
 
     def __init__(
@@ -103,6 +123,7 @@ class Faults:
         self.latency = latency
         self.retry_after = retry_after
         self.outages: list[Outage] = []
+        """The outage windows (``outage()`` adds one)."""
         self._script: collections.deque[FaultKind | None] = collections.deque()
 
     def __repr__(self) -> str:
@@ -112,7 +133,15 @@ class Faults:
     def script(self, faults: Iterable[FaultKind | str | None]) -> None:
         """Queue faults for the next requests, one each, in order (``None`` = no fault).
 
-        Appends to whatever is still queued."""
+        Appends to whatever is still queued.
+
+        Args:
+            faults: ``FaultKind`` members or their values (``"503"``, ``"drop"``...).
+
+        Raises:
+            ValueError: A string that is no ``FaultKind`` value (the entries before it
+                stay queued).
+        """
         self._script.extend(None if item is None else FaultKind(item) for item in faults)
 
     @property
@@ -123,7 +152,19 @@ class Faults:
     def outage(
         self, start: float, seconds: float, kind: FaultKind | str = FaultKind.UNAVAILABLE
     ) -> Outage:
-        """Fail every request from ``start`` (epoch seconds) for ``seconds``."""
+        """Fail every request from ``start`` for ``seconds``.
+
+        Args:
+            start: Epoch seconds on the simulator's gateway clock.
+            seconds: How long.
+            kind: What every request meanwhile gets (a ``FaultKind`` or its value).
+
+        Returns:
+            The outage, also added to ``outages``.
+
+        Raises:
+            ValueError: ``seconds`` is not positive, or ``kind`` is no ``FaultKind``.
+        """
         if seconds <= 0:
             raise ValueError("seconds must be positive")
         window = Outage(start, seconds, FaultKind(kind))

@@ -25,6 +25,8 @@ __all__ = ["START_ORDERS", "DatabaseSpec", "Job", "JobError", "JobRegistry", "St
 StartOrder = Literal["in_order", "shuffled", "longest_first"]
 """The order in which a whole-database job's tables take free slots."""
 START_ORDERS: tuple[StartOrder, ...] = get_args(StartOrder)
+"""Every ``StartOrder``: the values ``CDMSimulator.add_database_job(start_order=...)``
+takes."""
 
 ACTIVE = frozenset({JobStatus.BOOTING, JobStatus.RUNNING})
 

@@ -23,16 +23,24 @@ ENDPOINTS = ("status", "list", "job", "start", "stop")
 class RateLimits:
     """Requests allowed per ``window`` seconds, per API; ``None`` means unlimited.
 
-    ``start_stop`` is one budget shared by start and stop. ``retry_after``: send a
-    ``Retry-After`` header (seconds until a slot frees) with each 429; CDM's gateway
-    promises none, so it is off by default.
+    Counted over a sliding window, as CDM's gateway counts them; a request over the limit
+    is answered 429 ``APIG.0308``. ``RateLimits.cdm_defaults()`` gives CDM's.
+
+    Raises:
+        ValueError: A limit under 1, or a ``window`` that is not positive.
     """
 
     status: int | None = None
+    """Status requests (``GET .../{job}/status``)."""
     list: int | None = None
+    """Job list and job definition requests ("Querying a Job")."""
     start_stop: int | None = None
+    """Start and stop requests: one budget for both."""
     window: float = 60.0
+    """The sliding window, seconds (on the simulator's gateway clock)."""
     retry_after: bool = False
+    """Send a ``Retry-After`` header (seconds until a slot frees) with each 429; CDM's
+    gateway promises none, so it is off by default."""
 
     def __post_init__(self) -> None:
         for name in ("status", "list", "start_stop"):
@@ -48,7 +56,15 @@ class RateLimits:
         return cls(status=120, list=120, start_stop=1200, retry_after=retry_after)
 
     def budget(self, endpoint: str) -> tuple[str, int | None]:
-        """The shared budget an endpoint draws from, and its size."""
+        """The shared budget an endpoint draws from, and its size.
+
+        Args:
+            endpoint: ``status``, ``list``, ``job``, ``start`` or ``stop``.
+
+        Returns:
+            The budget's name (``status``, ``list`` or ``start_stop``; any other endpoint
+            its own) and its limit (None: unlimited).
+        """
         if endpoint in ("start", "stop"):
             return "start_stop", self.start_stop
         if endpoint == "status":
@@ -88,12 +104,18 @@ class ServerStats:
     """
 
     by_endpoint: Counter[str] = field(default_factory=Counter)
+    """Requests per API: ``status``, ``list``, ``job``, ``start``, ``stop``, ``other``."""
     by_status: Counter[int] = field(default_factory=Counter)
+    """Requests per HTTP status of the answer (0: the connection was dropped)."""
     by_endpoint_status: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Requests per ``(API, HTTP status)``: ``stats.by_endpoint_status["status", 429]``."""
     faults: Counter[str] = field(default_factory=Counter)
+    """Faults injected, per ``FaultKind`` value."""
     times: dict[str, list[float]] = field(default_factory=dict)
+    """Arrival times per API (gateway clock, epoch seconds), rejected requests included."""
 
     def record(self, endpoint: str, status: int, at: float) -> None:
+        """Count one request (the simulator calls this for each)."""
         self.by_endpoint[endpoint] += 1
         self.by_status[status] += 1
         self.by_endpoint_status[endpoint, status] += 1
@@ -106,7 +128,15 @@ class ServerStats:
 
     def max_in_window(self, endpoint: str, seconds: float = 60.0) -> int:
         """The most requests to ``endpoint`` that arrived within any ``seconds`` window
-        (a window is half-open: ``[t, t + seconds)``)."""
+        (a window is half-open: ``[t, t + seconds)``).
+
+        Args:
+            endpoint: ``status``, ``list``, ``job``, ``start``, ``stop`` or ``other``.
+            seconds: The window's length.
+
+        Returns:
+            The peak count: at most the limit for a client that paces itself right.
+        """
         times = sorted(self.times.get(endpoint, ()))
         best = 0
         for index, start in enumerate(times):

@@ -35,7 +35,12 @@ from typing import Literal, get_args
 __all__ = ["LINEAR", "PROGRESS_SHAPES", "ProgressCurve", "ProgressShape", "draw_curve"]
 
 ProgressShape = Literal["linear", "convex", "stalling", "jumpy", "zero", "absent", "mixed"]
+"""How a simulated run reports its progress: ``linear`` (proportional to running time),
+``convex`` (a slow start), ``stalling`` (long stretches standing still, often at
+90-99%), ``jumpy`` (steps, one per extractor), ``zero`` (0 until the end), ``absent`` (no
+``progress`` field) or ``mixed`` (each run draws one of the others but ``convex``)."""
 PROGRESS_SHAPES: tuple[ProgressShape, ...] = get_args(ProgressShape)
+"""Every ``ProgressShape``: the values ``CDMSimulator(progress=...)`` takes."""
 _DRAWN: tuple[ProgressShape, ...] = ("linear", "stalling", "jumpy", "zero", "absent")
 
 
@@ -47,12 +52,20 @@ class ProgressCurve:
     and work never decreasing; between two knots work follows a straight line, or with
     ``steps`` keeps the earlier knot's value. ``reported=False``: the API sends no
     progress field.
+
+    Raises:
+        ValueError: Knots that do not run from time 0 to time 1, go back in time, or
+            lose work.
     """
 
     knots: tuple[tuple[float, float], ...] = ((0.0, 0.0), (1.0, 1.0))
+    """``(time, work)`` points, both fractions of 1, from time 0 to time 1."""
     steps: bool = False
+    """Between two knots, keep the earlier knot's work instead of a straight line."""
     reported: bool = True
+    """False: the API sends no ``progress`` field."""
     shape: ProgressShape = "linear"
+    """The name of the shape the curve was drawn as."""
 
     def __post_init__(self) -> None:
         if len(self.knots) < 2 or self.knots[0][0] != 0.0 or self.knots[-1][0] != 1.0:
@@ -62,7 +75,11 @@ class ProgressCurve:
                 raise ValueError("knots must go forward in time and never lose work")
 
     def work(self, fraction: float) -> float:
-        """Work reported (0..1) once ``fraction`` (0..1) of the running time has passed."""
+        """Work reported (0..1) once ``fraction`` (0..1) of the running time has passed.
+
+        Args:
+            fraction: The share of the running time elapsed (clamped to 0..1).
+        """
         fraction = min(1.0, max(0.0, fraction))
         knots = self.knots
         for (t0, w0), (t1, w1) in itertools.pairwise(knots):

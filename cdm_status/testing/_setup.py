@@ -23,16 +23,33 @@ from ._timeline import JobPlan
 __all__ = ["DISPOSABLE_TYPES", "RETRY_TYPES", "JobSetup"]
 
 DISPOSABLE_TYPES = ("NONE", "DELETE_AFTER_SUCCEED", "DELETE")
+"""The values of ``JobSetup.disposable`` (CDM's ``schedulerConfig.disposableType``)."""
 RETRY_TYPES = ("NONE", "RETRY_TRIPLE")
+"""The values of ``JobSetup.retry`` (CDM's ``retryJobConfig.retryJobType``)."""
 _RETRIES = {"NONE": 0, "RETRY_TRIPLE": 3}
 
 
 @dataclass(frozen=True, slots=True)
 class JobSetup:
-    """A simulated job's settings (see the module docstring)."""
+    """A simulated job's delete-after-run and automatic-retry settings.
+
+    The simulator renders them in the job's definition (``driver-config-values``) as CDM
+    does, and plays them: a deletion after the run answers ``Cdm.0100`` from then on (and
+    the runs say ``isDeleteJob``); a retried failure is followed by a new submission.
+
+    Raises:
+        ValueError: An unknown ``disposable`` or ``retry``, a negative or infinite delay,
+            or more ``retry_plans`` than ``retry`` allows.
+    """
 
     disposable: str = "NONE"
+    """``schedulerConfig.disposableType``: ``NONE`` keeps the job;
+    ``DELETE_AFTER_SUCCEED`` deletes it ``delete_delay`` seconds after a successful run;
+    ``DELETE`` after its run whatever the result (after the last retry)."""
     retry: str = "NONE"
+    """``retryJobConfig.retryJobType``: ``NONE``, or ``RETRY_TRIPLE``: a ``FAILED`` run is
+    followed, ``retry_delay`` seconds after it ended, by a new submission (its
+    ``submission-id`` one more), up to three times or until one succeeds."""
     retry_delay: float = 30.0
     """Seconds from a failed run's end to the submission of its retry."""
     delete_delay: float = 0.1
@@ -63,7 +80,11 @@ class JobSetup:
         return self.disposable != "NONE"
 
     def deleted_after(self, succeeded: bool) -> bool:
-        """Whether a last run that ended so deletes the job."""
+        """Whether a last run that ended so deletes the job.
+
+        Args:
+            succeeded: The last run succeeded.
+        """
         return self.disposable == "DELETE" or (
             self.disposable == "DELETE_AFTER_SUCCEED" and succeeded
         )

@@ -57,7 +57,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CLUSTER_ID", "DEFAULT_PROJECT_ID", "CDMSimulator"]
 
 DEFAULT_PROJECT_ID = "1551c7f6c808414d8e9f3c514a170f2e"
+"""The project a ``CDMSimulator`` serves unless told otherwise."""
 DEFAULT_CLUSTER_ID = "6ec9a0a4-76be-4262-8697-e7af1fac7920"
+"""The cluster a ``CDMSimulator`` serves unless told otherwise."""
 JOB_TYPES = ("NORMAL_JOB", "BATCH_JOB", "SCENARIO_JOB")
 NOT_JSON_PAGE = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
@@ -78,30 +80,50 @@ class _Reply(Exception):
 class CDMSimulator:
     """A simulated CDM cluster serving the job-status, job-list, job, start and stop APIs.
 
-    An ASGI app: use it in-process through :meth:`http_client` / :meth:`client`, or over a
-    socket with :func:`cdm_status.testing.serve`. ``seed`` fixes every random draw (job
-    durations, outcomes, faults, request ids). ``auth=None`` accepts any request.
-    ``not_found_status`` is the HTTP status of ``Cdm.0100`` (400, or 500 as one CDM page
-    documents). ``user_key`` spells the last-update-user field (Sqoop's
-    ``last-udpate-user`` typo by default; ``last-update-user`` is the other reading).
-    ``progress`` is how running jobs report progress: ``linear`` (default), ``stalling``,
-    ``jumpy``, ``zero``, ``absent`` or ``mixed`` (see ``cdm_status.testing._progress``);
-    it never changes when jobs start or end. ``log_requests``: keep every request in
-    :attr:`request_log`, one line each (arrival time, method, path and query, status), to
-    compare what two clients sent byte for byte.
+    An ASGI app: use it in-process through ``http_client()`` / ``client()``, or over a
+    socket with ``cdm_status.testing.serve``. Jobs play on ``clock``; the ground-truth
+    methods (``transitions()``, ``status()``, ``final_status()``...) tell what they do,
+    whatever a client saw.
 
-    ``clock_offset``: seconds the server's clock is ahead of ``clock`` (negative: behind);
-    every date the simulator serves (``creation-date``, ``execute-date``,
-    ``last-update-date``, the HTTP ``Date`` header) is shifted by it, while the jobs still
-    play on ``clock`` (ground truth, :meth:`transitions`, stays on it). AK/SK signatures are
-    still checked against the gateway clock itself. ``date_resolution``: the ``Date``
-    header of every answer (the gateway clock's time, shifted), in steps of that many
-    seconds (1, as HTTP writes it; more for a coarser one), or None to send none.
-    ``list_settings``: the job list's rows carry each job's parameters
-    (``driver-config-values``), as CDM's documented sample does (its rows carry the whole
-    definition; these keep only the parameters, so that pages stay small); False leaves
-    them out, so a client must read each job (``GET .../cdm/job/{job_name}``, which always
-    has the whole definition).
+    Args:
+        clock: Drives the jobs (a ``FakeClock`` in tests); the running event loop's clock
+            by default.
+        seed: Fixes every random draw (job durations, outcomes, progress, faults, request
+            ids).
+        project_id: The project the API serves; any other answers ``Cdm.0001``.
+        cluster_id: The cluster the API serves; any other answers ``Cdm.0001``.
+        auth: The credentials it accepts; None accepts any request.
+        limits: Rate limits per API (``RateLimits.cdm_defaults()`` for CDM's); none by
+            default.
+        faults: Faults to inject; none by default.
+        not_found_status: The HTTP status of ``Cdm.0100`` (400, or 500 as one CDM page
+            documents).
+        user_key: How the last-update-user field is spelled: Sqoop's ``last-udpate-user``
+            typo by default; ``last-update-user`` is the other reading.
+        gateway_clock: Dates signatures, counts rate-limit windows and outages (default:
+            ``clock``). A demo plays jobs fast on a ``ScaledClock`` while the gateway
+            keeps real time.
+        progress: How running jobs report progress: one of ``PROGRESS_SHAPES``
+            (``linear`` by default); it never changes when jobs start or end.
+        log_requests: Keep every request in ``request_log``, to compare what two clients
+            sent byte for byte.
+        clock_offset: Seconds the server's clock is ahead of ``clock`` (negative: behind).
+            Every date served (``creation-date``, ``execute-date``, ``last-update-date``,
+            the HTTP ``Date`` header) is shifted by it, while the jobs still play on
+            ``clock`` (ground truth stays on it). AK/SK signatures are still checked
+            against the gateway clock itself.
+        date_resolution: The ``Date`` header of every answer (the gateway clock's time,
+            shifted) in steps of this many seconds (1, as HTTP writes it; more for a
+            coarser one), or None to send none.
+        list_settings: The job list's rows carry each job's parameters
+            (``driver-config-values``), as CDM's documented sample does (its rows carry
+            the whole definition; these keep only the parameters, so that pages stay
+            small). False leaves them out, so a client must read each job
+            (``GET .../cdm/job/{job_name}``, which always has the whole definition).
+
+    Raises:
+        ValueError: An unknown ``progress``, a ``clock_offset`` that is not finite, or a
+            ``date_resolution`` under 1 second.
     """
 
     endpoint = "http://cdm-simulator.local"
@@ -137,17 +159,23 @@ class CDMSimulator:
         self.clock_offset = clock_offset
         self.date_resolution = date_resolution
         self.clock: Clock = clock or LoopClock()
+        """The clock the jobs play on."""
         self.gateway_clock: Clock = gateway_clock or self.clock
+        """The clock that dates signatures, rate-limit windows and outages."""
         self.seed = seed
         self.project_id = project_id
         self.cluster_id = cluster_id
         self.auth = auth
         self.limits = limits or RateLimits()
+        """The rate limits; replace it (``sim.limits = RateLimits(...)``) between requests
+        to change them."""
         self.faults = faults or Faults()
+        """The faults to inject; script them as a test goes (``sim.faults.script(...)``)."""
         self.not_found_status = not_found_status
         self.user_key = user_key
         self.list_settings = list_settings
         self.stats = ServerStats()
+        """What was served so far: requests per API, per status, per fault, their times."""
         # Separate generators, so that turning faults on does not change job plans.
         self.progress: ProgressShape = progress
         self._jobs = JobRegistry(
@@ -201,7 +229,9 @@ class CDMSimulator:
             The name.
 
         Raises:
-            ValueError: An unknown ``job_type``.
+            ValueError: An unknown ``job_type``, a name CDM would refuse, a job of that
+                name that exists, or a ``failure_rate`` outside 0..1 (for a run drawn
+                now).
         """
         if job_type not in JOB_TYPES:
             raise ValueError(f"job_type must be one of {', '.join(JOB_TYPES)}")
@@ -249,6 +279,31 @@ class CDMSimulator:
         ``longest_first`` (the longest planned run first). ``setup`` is the subjobs'
         delete-after-run and retry settings, ``setups`` those of some tables (a subjob
         holds its slot through its retries).
+
+        Args:
+            parent: The whole-database job's name.
+            tables: The table names, or how many ``table_0001``... to make.
+            parallelism: Subjobs running at once, at most.
+            failure_rate: Probability that a drawn table run fails.
+            plans: Fixed runs of some tables, by table name.
+            run_seconds: Drawn run times: a ``(min, max)`` range, log-uniform, or a
+                ``LogNormal`` spread.
+            listed: Show the subjobs in the job list.
+            started: Start the parent (and so the tables) now; False leaves every job
+                ``NEVER_EXECUTED`` until ``start_job(parent)``.
+            start_order: ``in_order``, ``shuffled`` or ``longest_first``.
+            boot_seconds: Drawn boot times, a ``(min, max)`` range.
+            setup: The subjobs' delete-after-run and retry settings.
+            setups: Settings of some tables, by table name, instead of ``setup``.
+
+        Returns:
+            The subjob names (``<parent>_<table>``), in table order.
+
+        Raises:
+            ValueError: ``parallelism`` under 1, an unknown ``start_order``, no table,
+                duplicate tables, ``plans`` or ``setups`` for tables not in the job, a
+                name CDM would refuse, a job of one of these names that exists, or (for
+                runs drawn now) a ``failure_rate`` or ``run_seconds`` out of bounds.
         """
         if parallelism < 1:
             raise ValueError("parallelism must be at least 1")
@@ -276,16 +331,40 @@ class CDMSimulator:
     def start_job(self, name: str) -> None:
         """Start a new run now (a whole-database job reschedules every table).
 
-        Raises ``KeyError`` for an unknown job, ``RuntimeError`` if it is running."""
+        As the start API does, but without a request: nothing is counted or limited.
+
+        Args:
+            name: The job.
+
+        Raises:
+            KeyError: The job does not exist (never added, or deleted).
+            RuntimeError: The job is running (CDM's ``Cdm.0052``).
+        """
         self._call(self._jobs.start, name)
 
     def stop_job(self, name: str) -> None:
-        """Stop the running run now (with a whole-database job's running subjobs)."""
+        """Stop the running run now (with a whole-database job's running subjobs).
+
+        Args:
+            name: The job.
+
+        Raises:
+            KeyError: The job does not exist (never added, or deleted).
+            RuntimeError: The job is not running (CDM's ``Cdm.0053``).
+        """
         self._call(self._jobs.stop, name)
 
     def delete_job(self, name: str, *, at: float | None = None) -> None:
-        """Delete a job (and its subjobs) now, or at ``at`` (epoch seconds, simulator
-        clock): from then on every request about it answers ``Cdm.0100``."""
+        """Delete a job (and its subjobs) now, or at ``at``: from then on every request
+        about it answers ``Cdm.0100``.
+
+        Args:
+            name: The job.
+            at: When, in epoch seconds on the simulator clock; None: now.
+
+        Raises:
+            KeyError: The job does not exist (never added, or already deleted).
+        """
         now = self.clock.time()
         try:
             self._jobs.delete(name, now, at)
@@ -307,8 +386,18 @@ class CDMSimulator:
         return self._jobs.names()
 
     def transitions(self, name: str, *, upcoming: bool = False) -> list[Transition]:
-        """Every state ``name`` has entered by now, in order (with ``upcoming=True``, also
-        those already scheduled for later). ``at`` is epoch seconds on ``clock``."""
+        """Every state ``name`` has entered by now, in order.
+
+        Args:
+            name: The job (deleted ones included).
+            upcoming: Also the states already scheduled for later.
+
+        Returns:
+            Each status the job entered, with when (``at``: epoch seconds on ``clock``).
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         steps = self._jobs.transitions(name)
         if upcoming:
             return steps
@@ -316,33 +405,57 @@ class CDMSimulator:
         return [step for step in steps if step.at <= now]
 
     def status(self, name: str) -> JobStatus:
-        """The job's status now (``NEVER_EXECUTED`` before its first run)."""
+        """The job's status now (``NEVER_EXECUTED`` before its first run).
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         return self._jobs.record(name).status(self.clock.time())
 
     def final_status(self, name: str) -> JobStatus | None:
         """How the job's latest run ends (or ended), known from the start; None if it has
-        no run."""
+        no run.
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         runs = self._jobs.record(name).runs
         return runs[-1].outcome if runs else None
 
     def finished_at(self, name: str) -> float | None:
-        """When the latest run ends (or ended), epoch seconds; None without a run."""
+        """When the latest run ends (or ended), epoch seconds; None without a run.
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         runs = self._jobs.record(name).runs
         return runs[-1].end() if runs else None
 
     def attempts(self, name: str) -> list[JobStatus]:
         """How each run of the latest start ends (or ended): the first run, then the
-        retries CDM makes of it (``RETRY_TRIPLE``)."""
+        retries CDM makes of it (``RETRY_TRIPLE``).
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         job = self._jobs.record(name)
         return [run.outcome for run in job.runs[job.chain_from :]]
 
     def deleted_at(self, name: str) -> float | None:
         """When CDM deletes the job after its latest run (its ``disposable`` setting),
-        epoch seconds; None when it keeps it."""
+        epoch seconds; None when it keeps it.
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         return self._jobs.record(name).disposed_at
 
     def setup(self, name: str) -> JobSetup:
-        """The job's delete-after-run and retry settings."""
+        """The job's delete-after-run and retry settings.
+
+        Raises:
+            KeyError: No job of that name was ever added.
+        """
         return self._jobs.record(name).setup
 
     # ------------------------------------------------------------------ clients
@@ -353,14 +466,27 @@ class CDMSimulator:
         return SimulatorTransport(self)
 
     def http_client(self, **kwargs: Any) -> httpx.AsyncClient:
-        """An ``httpx.AsyncClient`` talking to this simulator in-process."""
+        """An ``httpx.AsyncClient`` talking to this simulator in-process.
+
+        Args:
+            **kwargs: ``httpx.AsyncClient`` arguments (``base_url`` defaults to
+                ``endpoint``).
+        """
         kwargs.setdefault("base_url", self.endpoint)
         return httpx.AsyncClient(transport=self.transport(), **kwargs)
 
     def client(self, **kwargs: Any) -> CDMClient:
         """A ``CDMClient`` bound to this simulator: endpoint, ids, credentials, the
         simulator's clock (its retries, and a waiter on it, run on that clock) and a retry
-        policy seeded like the simulator. Keyword arguments override."""
+        policy seeded like the simulator.
+
+        Args:
+            **kwargs: ``CDMClient`` arguments, winning over those (``auth``, ``retry``,
+                ``clock``, ``http_client``, ``requests_per_minute``...).
+
+        Returns:
+            A client to use as ``async with sim.client() as client:``.
+        """
         from .._auth import AKSKAuth, TokenAuth
         from .._client import CDMClient
         from .._retry import RetryPolicy

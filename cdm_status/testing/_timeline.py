@@ -43,24 +43,38 @@ class JobPlan:
 
     ``boot_seconds`` in BOOTING, then ``run_seconds`` in RUNNING, then ``outcome`` (a
     ``FAILED`` run fails after ``run_seconds``; ``FAILURE_ON_SUBMIT`` ends right after
-    booting). ``rows`` is what a successful run reads and writes; ``bytes`` and ``files``
-    are ``-1`` ("not measured", as for a JDBC source) unless given. ``error_summary`` and
-    ``error_details`` default to a realistic Sqoop failure. ``vanish_after``: seconds after
-    the run starts at which the job is deleted (later requests answer ``Cdm.0100``).
-    ``progress``: how the reported progress moves (default: the simulator's shape).
+    booting).
+
+    Raises:
+        ValueError: A negative or infinite time, an ``outcome`` a run cannot end with,
+            a negative row count, a negative ``vanish_after`` or a ``progress_seconds``
+            that is not positive.
     """
 
     boot_seconds: float
+    """Seconds in ``BOOTING``."""
     run_seconds: float
+    """Seconds in ``RUNNING`` (none for ``FAILURE_ON_SUBMIT``)."""
     outcome: JobStatus = JobStatus.SUCCEEDED
+    """How it ends: ``SUCCEEDED``, ``FAILED``, ``FAILURE_ON_SUBMIT``, ``STOPPED`` or
+    ``UNKNOWN``."""
     rows: int = 100_000
+    """Rows a successful run reads (and writes, less ``rows_skipped``)."""
     rows_skipped: int = 0
+    """Rows read but not written (the ``ROWS_WRITTEN_SKIPPED`` counter)."""
     bytes: int = -1
+    """Bytes written; ``-1``: "not measured", as for a JDBC source."""
     files: int = -1
+    """Files written; ``-1``: "not measured"."""
     error_summary: str | None = None
+    """A failed run's error summary; a realistic Sqoop failure when None."""
     error_details: str | None = None
+    """A failed run's error details (a stack trace); a realistic one when None."""
     vanish_after: float | None = None
+    """Seconds after the run starts at which the job is deleted (later requests answer
+    ``Cdm.0100``); None: it stays."""
     user: str = "cdm"
+    """The run's ``creation-user`` and last-update user, as its submission shows them."""
     progress: ProgressCurve | None = None
     """How reported progress follows running time; None: the simulator's shape."""
     progress_seconds: float | None = None
@@ -129,10 +143,16 @@ FAILURES: tuple[tuple[str, str], ...] = (
 class LogNormal:
     """Run times spread as real tables' are: lognormal, half of them under ``median``
     seconds, their logarithm spread by ``sigma`` (0.3: most within a third of the median;
-    1: a few run for hours; 2: from seconds to a day)."""
+    1: a few run for hours; 2: from seconds to a day).
+
+    Raises:
+        ValueError: A ``median`` that is not positive, or a negative or infinite ``sigma``.
+    """
 
     median: float
+    """Seconds that half of the runs stay under."""
     sigma: float
+    """The spread of the runs' logarithm."""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.median) and self.median > 0):
@@ -141,6 +161,7 @@ class LogNormal:
             raise ValueError("sigma must be a finite number >= 0")
 
     def draw(self, rng: random.Random) -> float:
+        """One run time, in seconds (at least 1), drawn from ``rng``."""
         return max(1.0, rng.lognormvariate(math.log(self.median), self.sigma))
 
 
@@ -153,8 +174,21 @@ def random_plan(
 ) -> JobPlan:
     """A realistic plan: boot uniform in ``boot_seconds``, run log-uniform in
     ``run_seconds`` (most tables are quick, a few take an hour) or drawn from a
-    :class:`LogNormal`, and a failure, part way through, with probability
-    ``failure_rate``."""
+    ``LogNormal``, and a failure, part way through, with probability ``failure_rate``.
+
+    Args:
+        rng: The generator every draw comes from (seed it for a repeatable plan).
+        failure_rate: Probability that the run fails (with one of Sqoop's usual errors).
+        boot_seconds: ``(min, max)`` seconds in ``BOOTING``.
+        run_seconds: ``(min, max)`` seconds in ``RUNNING``, or a ``LogNormal`` spread.
+
+    Returns:
+        The plan, rows and bytes included.
+
+    Raises:
+        ValueError: A ``failure_rate`` outside 0..1, a ``run_seconds`` range that is not
+            ``0 < min <= max``, or a ``boot_seconds`` range below 0.
+    """
     if not 0.0 <= failure_rate <= 1.0:
         raise ValueError("failure_rate must be between 0 and 1")
     if not isinstance(run_seconds, LogNormal):
@@ -189,8 +223,11 @@ class Transition:
     clock)."""
 
     job_name: str
+    """The job."""
     status: JobStatus
+    """The status it entered."""
     at: float
+    """When, epoch seconds on the simulator's clock."""
 
 
 @dataclass(frozen=True, slots=True)

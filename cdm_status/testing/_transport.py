@@ -20,7 +20,14 @@ __all__ = ["SimulatorTransport"]
 
 
 class SimulatorTransport(httpx.AsyncBaseTransport):
-    """Sends requests straight to a :class:`CDMSimulator`, no socket involved."""
+    """Sends requests straight to a ``CDMSimulator``, no socket involved.
+
+    A dropped connection or a body cut short raises ``httpx.RemoteProtocolError``, as on
+    a socket. ``CDMSimulator.transport()`` makes one.
+
+    Args:
+        simulator: The app to send to.
+    """
 
     def __init__(self, simulator: CDMSimulator) -> None:
         self._asgi = httpx.ASGITransport(app=simulator)

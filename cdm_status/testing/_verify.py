@@ -27,13 +27,23 @@ _AUTHORIZATION = re.compile(
 @dataclass(frozen=True, slots=True)
 class SimulatorAuth:
     """Credentials the simulator accepts: a token (``X-Auth-Token``), an AK/SK pair, or
-    both. ``clock`` dates signatures (default: the simulator's gateway clock)."""
+    both. A request without them is answered 401 ``APIG.0301``, as the gateway does.
+    ``CDMSimulator.client()`` sends them.
+
+    Raises:
+        ValueError: An AK without an SK (or the reverse), or no credentials at all.
+    """
 
     token: str | None = None
+    """The IAM token accepted in ``X-Auth-Token``."""
     ak: str | None = None
+    """The access key of the AK/SK pair."""
     sk: str | None = field(default=None, repr=False)
+    """The secret key: the ``SDK-HMAC-SHA256`` signature is checked with it."""
     clock: Clock | None = field(default=None, compare=False)
+    """Dates signatures (default: the simulator's gateway clock)."""
     max_skew: float = MAX_SKEW
+    """Seconds a signature's date may be off the clock (the gateway's 15 minutes)."""
 
     def __post_init__(self) -> None:
         if (self.ak is None) != (self.sk is None):
