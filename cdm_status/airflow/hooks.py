@@ -21,6 +21,10 @@ class CDMHook(BaseHook):
 
     In a trigger use the ``a``-methods: they read the connection without blocking the
     triggerer's event loop (``BaseHook.aget_connection``).
+
+    Args:
+        conn_id: The connection (default ``huaweicloud_default``).
+        **kwargs: ``BaseHook``'s arguments.
     """
 
     conn_name_attr = "conn_id"
@@ -33,19 +37,58 @@ class CDMHook(BaseHook):
         self.conn_id = conn_id
 
     def settings(self) -> ConnectionSettings:
-        """The connection's settings (blocking read: on a worker)."""
+        """The connection's settings (blocking read: on a worker).
+
+        Returns:
+            The endpoint, project, cluster and credentials the connection holds (its
+            ``repr`` shows no secret).
+
+        Raises:
+            AirflowNotFoundException: No connection has that id (raised by Airflow).
+            ValueError: The connection cannot be used: an unknown extra, no ``endpoint``
+                or ``region`` (or an unknown region, or an endpoint that is not a URL), no
+                ``project_id``, or no credentials (login and password, or ``auth_token``).
+                The message names what is wrong, never a secret.
+        """
         return ConnectionSettings.from_connection(self.get_connection(self.conn_id))
 
     async def asettings(self) -> ConnectionSettings:
-        """The connection's settings, read without blocking the event loop."""
+        """The connection's settings, read without blocking the event loop.
+
+        Raises:
+            AirflowNotFoundException: No connection has that id (raised by Airflow).
+            ValueError: The connection cannot be used, as for ``settings()``.
+        """
         return ConnectionSettings.from_connection(await self.aget_connection(self.conn_id))
 
     def get_conn(self) -> CDMClient:
-        """A new client for the connection's cluster; close it (``async with``) when done."""
+        """A new client for the connection's cluster; close it (``async with``) when done.
+
+        Returns:
+            A ``CDMClient`` on the connection's endpoint, project, cluster and
+            credentials.
+
+        Raises:
+            AirflowNotFoundException: No connection has that id (raised by Airflow).
+            ValueError: The connection cannot be used (as for ``settings()``), or it has
+                no ``cluster_id`` extra.
+        """
         return self.settings().client()
 
     async def aget_conn(self, cluster_id: str | None = None) -> CDMClient:
-        """A new client, from a connection read without blocking."""
+        """A new client, from a connection read without blocking.
+
+        Args:
+            cluster_id: The cluster; the connection's ``cluster_id`` extra when None.
+
+        Returns:
+            A ``CDMClient``; close it (``async with``) when done.
+
+        Raises:
+            AirflowNotFoundException: No connection has that id (raised by Airflow).
+            ValueError: The connection cannot be used (as for ``settings()``), or no
+                cluster is given or set in the connection.
+        """
         return (await self.asettings()).client(cluster_id)
 
     @classmethod

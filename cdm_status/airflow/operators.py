@@ -80,6 +80,23 @@ class CDMStartJobOperator(BaseOperator):
     submission id, creation date, cluster, console URL) is pushed as the XCom
     ``cdm_submission`` before the task waits or defers; the "CDM job" link opens the job in
     the CDM console of the connection's region.
+
+    Args:
+        job_name: The job to start (templated).
+        variables: Values for the job's ``${name}`` placeholders (templated).
+        wait: Wait for the run to end; False returns once CDM accepted the start.
+        deferrable: Wait in the triggerer; Airflow's ``[operators] default_deferrable``
+            when None.
+        stop_on_kill: Stop the run when the task is killed (one stop request).
+        stop_on_timeout: Stop the run when its wait reaches ``timeout``.
+        cluster_id: The CDM cluster (templated); the connection's ``cluster_id`` extra
+            when None.
+        conn_id: The ``huaweicloud_cdm`` connection.
+        timeout: Seconds the wait may last (a week by default).
+        give_up_after: Failed status requests in a row (each already retried) after which
+            the job is unreachable (a retryable failure); None never gives up.
+        deleted_ok: Count a run that CDM deleted before its result was read as done.
+        **kwargs: ``BaseOperator``'s arguments (``task_id``, ``retries``...).
     """
 
     template_fields: Sequence[str] = ("job_name", "variables", "cluster_id")
@@ -268,7 +285,21 @@ class CDMStartJobOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Start the job (or find the run an earlier try started), then finish, defer or
-        wait here."""
+        wait here.
+
+        Returns:
+            The run's summary (as ``execute_complete``); with ``wait=False``, the started
+            run's identity.
+
+        Raises:
+            AirflowFailException: As for ``execute_complete``; or the run an earlier try
+                recorded is no longer the job's newest (the job is not started again).
+            AirflowException: As for ``execute_complete``; or the job is already running
+                a run this task did not start; or no connection has ``conn_id``.
+            AirflowSensorTimeout: The wait reached ``timeout``.
+            CDMError: The start was refused (``JobNotFoundError``, say) or got no answer.
+            ValueError: The connection cannot be used, or names no cluster.
+        """
         submission, step = self._run(context)
         started = self._identity(submission)
         ti = context.get("ti")
@@ -315,7 +346,25 @@ class CDMStartJobOperator(BaseOperator):
         self, context: Context, event: dict[str, Any], started: dict[str, Any] | None = None
     ) -> Any:
         """The run's summary, or the exception its outcome means (after stopping the run
-        when its wait reached the deadline and ``stop_on_timeout`` is set)."""
+        when its wait reached the deadline and ``stop_on_timeout`` is set).
+
+        Args:
+            context: The task's context.
+            event: The trigger's event.
+            started: The started run's identity, added to the summary as ``started``.
+
+        Returns:
+            The run's summary: outcome, status, submission id, progress, rows and bytes
+            written.
+
+        Raises:
+            AirflowFailException: The run ended ``FAILED``, ``FAILURE_ON_SUBMIT`` or
+                ``STOPPED``, the job does not exist, or CDM deleted it before its result
+                was read (unless ``deleted_ok``). Not retried.
+            AirflowException: The credentials or permission were refused, or the job
+                stayed unreachable (retryable).
+            AirflowSensorTimeout: The wait reached ``timeout``.
+        """
         self._started = None  # the run has ended (or the wait is over): nothing to stop
         if event.get("result") == TIMEOUT and self.stop_on_timeout and started is not None:
             self._stop(_results.in_worker, "its wait reached the deadline")

@@ -152,10 +152,34 @@ class _CDMSensorBase(BaseSensorOperator):
 class CDMJobSensor(_CDMSensorBase):
     """Waits for one CDM job (``job_name``) or several (``job_names``).
 
-    ``cluster_id`` defaults to the connection's; ``timeout`` (seconds, Airflow's sensor
-    argument) is the deadline, ``soft_fail`` applies. ``give_up_after`` failed status
-    requests in a row make a job unreachable (a retryable failure). ``deleted_ok``: a
-    job that CDM deleted after its run before its result was read counts as done.
+    ``timeout`` (seconds, Airflow's sensor argument) is the deadline. The task returns
+    the job's summary as its XCom (a dict of them by job name for ``job_names``). It fails
+    with ``AirflowFailException`` (no retry) when a job ended ``FAILED``,
+    ``FAILURE_ON_SUBMIT`` or ``STOPPED``, does not exist, or was deleted by CDM before its
+    result was read (unless ``deleted_ok``); with ``AirflowException`` (retryable) when
+    the credentials or permission were refused or a job stayed unreachable; with
+    ``AirflowSensorTimeout`` at the deadline. ``soft_fail`` (or ``never_fail``) turns each
+    into a skip.
+
+    Args:
+        job_name: The job to wait for (templated).
+        job_names: The jobs to wait for, instead of ``job_name`` (templated).
+        **kwargs: The keyword arguments below, and Airflow's sensor arguments
+            (``task_id``, ``timeout``, ``mode``, ``poke_interval``, ``soft_fail``...).
+
+    Keyword Args:
+        cluster_id (str | None): The CDM cluster (templated); the connection's
+            ``cluster_id`` extra when None.
+        conn_id (str): The ``huaweicloud_cdm`` connection (``huaweicloud_default``).
+        deferrable (bool | None): Wait in the triggerer; Airflow's ``[operators]
+            default_deferrable`` when None.
+        give_up_after (int | None): Failed status requests of a job in a row (each
+            already retried) after which it is unreachable (30); None never gives up.
+        deleted_ok (bool): Count a job that CDM deleted after its run, before its result
+            was read, as done.
+
+    Raises:
+        ValueError: Neither or both of ``job_name`` and ``job_names``.
     """
 
     template_fields: Sequence[str] = ("job_names", "cluster_id")
@@ -205,7 +229,16 @@ class CDMDatabaseJobSensor(_CDMSensorBase):
     """Waits for the tables of whole-database job ``parent`` (subjobs ``<parent>_<table>``).
 
     Without ``tables``, every subjob of ``parent`` the job list shows is watched. The XCom
-    is ``{table: summary}``.
+    is ``{table: summary}``; failures are those of ``CDMJobSensor``, and a ``parent``
+    without any subjob in the job list is an ``AirflowException``.
+
+    Args:
+        parent: The whole-database job (templated).
+        tables: Its tables to wait for (templated); every subjob the job list shows when
+            None.
+        **kwargs: ``CDMJobSensor``'s keyword arguments (``cluster_id``, ``conn_id``,
+            ``deferrable``, ``give_up_after``, ``deleted_ok``) and Airflow's sensor
+            arguments.
     """
 
     template_fields: Sequence[str] = ("parent", "tables", "cluster_id")

@@ -82,6 +82,26 @@ class CDMJobTrigger(BaseTrigger):
     the triggerer does not tell it (``timeout_after``). ``give_up_after`` failed status
     requests in a row make a job unreachable (a retryable error); ``stop_on_kill`` stops
     the jobs when a user kills the deferred task (set by the operator that started them).
+
+    Every argument is JSON-native: the triggerer rebuilds the trigger from
+    ``serialize()`` after a restart.
+
+    Args:
+        job_names: The jobs to watch (a single string is one name).
+        conn_id: The ``huaweicloud_cdm`` connection.
+        cluster_id: The CDM cluster; the connection's ``cluster_id`` extra when None.
+        since: ISO-8601: ignore runs created before it (the operator passes its run's
+            ``creation_date``).
+        deadline: ISO-8601: the task's deadline, used when the triggerer gives none.
+        parent: A whole-database job whose subjobs to watch, instead of ``job_names``.
+        tables: ``parent``'s tables to watch; every subjob the job list shows when None.
+        give_up_after: Failed status requests of a job in a row (each already retried)
+            after which it is unreachable; None never gives up.
+        stop_on_kill: Stop the jobs when a user kills the deferred task.
+
+    Raises:
+        ValueError: Neither ``job_names`` nor ``parent``, or a ``since`` or ``deadline``
+            that is not an ISO-8601 date.
     """
 
     def __init__(
@@ -113,6 +133,7 @@ class CDMJobTrigger(BaseTrigger):
         _aware(deadline)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        """The trigger's class path and its JSON-native keyword arguments."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
@@ -151,7 +172,15 @@ class CDMJobTrigger(BaseTrigger):
         return await _shared.subjobs(settings, self.parent, cluster_id=self.cluster_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Watch the jobs on the process's shared waiter; yield one event."""
+        """Watch the jobs on the process's shared waiter; yield one event.
+
+        Yields:
+            One ``TriggerEvent`` whose payload holds the overall ``result``
+            (``success``, ``failed``, ``error`` or ``timeout``), a ``message``, and per
+            job its outcome, status, submission id, progress, rows and bytes written and
+            error summary. A connection that cannot be read, or a ``parent`` without
+            subjobs, yields an ``error`` event: nothing is raised.
+        """
         registry = _shared.REGISTRY
         try:
             settings = await CDMHook(self.conn_id).asettings()
