@@ -2,7 +2,8 @@
 they are checked, and ``cdm-status simulate`` started as a reader would start it: the
 README test runs them in the project's own environment, ``make dist`` runs the README's
 library example in a fresh one with the built wheel installed
-(``tests/support/check_dist.py``). Only the standard library is imported here.
+(``tests/support/check_dist.py``). The YAML blocks (Kubernetes and Argo manifests) are
+checked by ``tests/test_manifests.py``. Only the standard library is imported here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 @dataclass(frozen=True)
 class Block:
-    """One fenced ```python block: the page it is on (relative to the repository), the
+    """One fenced block of a language: the page it is on (relative to the repository), the
     line its fence opens on, and its code."""
 
     page: str
@@ -44,12 +45,17 @@ def fenced(page: Path) -> list[tuple[str, int, str]]:
     ]
 
 
-BLOCKS = [
-    Block(str(page.relative_to(ROOT)), line, code)
-    for page in PAGES
-    for language, line, code in fenced(page)
-    if language == "python"
-]
+def blocks(language: str) -> list[Block]:
+    """Every fenced block of LANGUAGE on the pages, in page order."""
+    return [
+        Block(str(page.relative_to(ROOT)), line, code)
+        for page in PAGES
+        for tag, line, code in fenced(page)
+        if tag == language
+    ]
+
+
+BLOCKS = blocks("python")
 RECIPES = [block for block in BLOCKS if "def test_" in block.code]
 # The Prometheus wiring needs an exporter this project does not install: it is compiled
 # (names and syntax), not run.
@@ -63,6 +69,8 @@ DAGS = [block for block in BLOCKS if "cdm_status.airflow" in block.code]
 PROGRAMS = [block for block in BLOCKS if block not in RECIPES + EXPORTERS + SHARED + DAGS]
 # The README's library example, the one `make dist` runs with the built wheel.
 LIBRARY_EXAMPLE = next(block for block in PROGRAMS if block.page == "README.md")
+# Kubernetes Jobs and Argo Workflows driven by the command line's exit codes.
+MANIFESTS = blocks("yaml")
 
 
 @contextmanager
