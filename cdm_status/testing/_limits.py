@@ -99,7 +99,7 @@ class ServerStats:
     """What the simulator served: counts per endpoint, per HTTP status, per fault.
 
     ``times[endpoint]`` lists the (gateway clock) arrival time of every request, rejected
-    ones included, so a test can check a client's pacing with :meth:`max_in_window`.
+    ones included, so a test can check a client's pacing with ``max_in_window()``.
     Dropped connections count under status ``0``.
     """
 

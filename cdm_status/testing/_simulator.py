@@ -214,7 +214,7 @@ class CDMSimulator:
 
         Without a ``plan`` each run is drawn from the seeded generator: boot 5-60 s, run
         one minute to an hour, failing with probability ``failure_rate``. ``setup``: its
-        delete-after-run and retry settings (see :class:`JobSetup`; default: neither).
+        delete-after-run and retry settings (see ``JobSetup``; default: neither).
 
         Args:
             name: The job's name.
@@ -270,7 +270,7 @@ class CDMSimulator:
 
         Subjobs waiting for a slot are ``NEVER_EXECUTED``. ``plans`` fixes some tables'
         runs; the others are drawn (``boot_seconds`` range, ``run_seconds`` range or
-        :class:`~cdm_status.testing.LogNormal` spread, ``failure_rate``). The parent
+        ``LogNormal`` spread, ``failure_rate``). The parent
         runs from the first subjob's start to the last one's end and fails if any table
         failed. ``listed=False`` hides the subjobs from the job list (CDM does not
         document that they appear in it). ``start_order`` is the order in which tables
