@@ -81,16 +81,16 @@ class CDMClient:
     """Async client for CDM's job APIs.
 
     ``endpoint`` is the base URL (``https://cdm.cn-north-4.myhuaweicloud.com``, or a local
-    stand-in such as ``http://127.0.0.1:8088``). ``auth`` is a :class:`TokenAuth`, an
-    :class:`AKSKAuth` or any ``httpx.Auth``. A user-supplied ``http_client`` is used as it
-    is and never closed by this object; otherwise one is created with ``request_timeout``
-    (seconds for each HTTP request; a watch's ``timeout`` is the whole wait) and a pool of
-    ``max_connections`` (requests beyond that wait here, never in httpx's pool).
-    ``request_timeout`` also bounds each attempt as a whole, a slowly trickling answer
-    included. A ``JobStatusWaiter`` keeps as many polls in flight as the client has
-    connections. ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive its
-    metrics and request spans; OpenTelemetry's global providers by default (see
-    ``_telemetry``).
+    stand-in such as ``http://127.0.0.1:8088``). ``auth`` is a
+    [`TokenAuth`][cdm_status.TokenAuth], an [`AKSKAuth`][cdm_status.AKSKAuth] or any
+    ``httpx.Auth``. A user-supplied ``http_client`` is used as it is and never closed by
+    this object; otherwise one is created with ``request_timeout`` (seconds for each HTTP
+    request; a watch's ``timeout`` is the whole wait) and a pool of ``max_connections``
+    (requests beyond that wait here, never in httpx's pool). ``request_timeout`` also bounds
+    each attempt as a whole, a slowly trickling answer included. A ``JobStatusWaiter`` keeps
+    as many polls in flight as the client has connections. ``meter_provider`` and
+    ``tracer_provider`` (OpenTelemetry's) receive its metrics and request spans;
+    OpenTelemetry's global providers by default (see ``_telemetry``).
 
     ``clock`` is the one clock of everything built on this client: retry waits, its
     budgets, and the waiter's schedule and deadlines unless it is given its own. The
@@ -101,14 +101,16 @@ class CDMClient:
     seen by any of them pauses them all. ``requests_per_minute`` is the status API's
     budget and ``list_requests_per_minute`` the job list's (and job definitions'): CDM
     allows 120 of each per user. ``budget`` and ``list_budget`` replace those local
-    :class:`RateLimiter` s with any :class:`Budget` (a :class:`RedisBudget` shared by
-    every process of the account, say).
+    [`RateLimiter`][cdm_status.RateLimiter]s with any [`Budget`][cdm_status.Budget] (a
+    [`RedisBudget`][cdm_status.RedisBudget] shared by every process of the account, say).
 
-    :attr:`server_clock` estimates how far the server's clock is from this host's, from
-    the answers (their ``Date`` header, the dates of running and just-started runs), for
-    everything that compares a server date with local time.
+    [`server_clock`][cdm_status.CDMClient.server_clock] estimates how far the server's
+    clock is from this host's, from the answers (their ``Date`` header, the dates of
+    running and just-started runs), for everything that compares a server date with local
+    time.
 
-    Use it as ``async with CDMClient(...) as client:`` or call :meth:`aclose`.
+    Use it as ``async with CDMClient(...) as client:`` or call
+    [`aclose()`][cdm_status.CDMClient.aclose].
     """
 
     def __init__(
@@ -347,8 +349,9 @@ class CDMClient:
     async def get_submissions(self, job_name: str) -> list[Submission]:
         """Every submission the status API returns for ``job_name``, newest first.
 
-        Every attempt (retries included) first takes a slot from :attr:`budget`, and a 429
-        or ``Retry-After`` pauses it for every caller of this client.
+        Every attempt (retries included) first takes a slot from
+        [`budget`][cdm_status.CDMClient.budget], and a 429 or ``Retry-After`` pauses it for
+        every caller of this client.
 
         Args:
             job_name: The job, sent as one percent-encoded path segment.
@@ -380,7 +383,7 @@ class CDMClient:
 
         Raises:
             JobNotFoundError: The job does not exist. Other errors as for
-                :meth:`get_submissions`.
+                [`get_submissions()`][cdm_status.CDMClient.get_submissions].
         """
         submissions = await self.get_submissions(job_name)
         return submissions[0] if submissions else Submission.never_executed(job_name)
@@ -422,7 +425,7 @@ class CDMClient:
 
         ``filter`` is CDM's fuzzy name match; ``page_size`` is 10..100; ``job_type`` is
         ``NORMAL_JOB``, ``BATCH_JOB`` (whole-database) or ``SCENARIO_JOB``. Takes its slot
-        from :attr:`list_budget`.
+        from [`list_budget`][cdm_status.CDMClient.list_budget].
 
         Args:
             filter: Part of the names to match (empty: every job).
@@ -436,7 +439,8 @@ class CDMClient:
         Raises:
             ValueError: An argument out of range (nothing is sent).
             APIError: An error answer, once its retries ran out; ``TransportError`` and
-                ``ResponseFormatError`` as for :meth:`get_submissions`.
+                ``ResponseFormatError`` as for
+                [`get_submissions()`][cdm_status.CDMClient.get_submissions].
         """
         if not 10 <= page_size <= 100:
             raise ValueError("page_size must be between 10 and 100")
@@ -469,9 +473,10 @@ class CDMClient:
         """The definition of ``job_name`` ("Querying a Job", ``GET .../cdm/job/{job_name}``):
         its settings (delete after run, automatic retry), source and destination.
 
-        The same API as the job list: takes its slot from :attr:`list_budget`. A job that
-        does not exist raises ``JobNotFoundError``; the name ``all`` (which asks for the
-        list) raises ``ValueError``.
+        The same API as the job list: takes its slot from
+        [`list_budget`][cdm_status.CDMClient.list_budget]. A job that does not exist raises
+        ``JobNotFoundError``; the name ``all`` (which asks for the list) raises
+        ``ValueError``.
 
         Args:
             job_name: The job.
@@ -482,7 +487,7 @@ class CDMClient:
         Raises:
             ValueError: The name cannot be a job's (``all``, empty, control characters).
             JobNotFoundError: The job does not exist. Other errors as for
-                :meth:`get_submissions`.
+                [`get_submissions()`][cdm_status.CDMClient.get_submissions].
         """
         path = job_definition_path(self._cluster, job_name)
         body = await self._call("GET", path, job_name=job_name, budget=self._list_budget)
@@ -510,7 +515,8 @@ class CDMClient:
             BadRequestError: ``Cdm.0052``: the job is already running (nothing started).
             JobNotFoundError: The job does not exist.
             TransportError: No answer: whether the job started is unknown (ask
-                :meth:`get_status`). Other errors as for :meth:`get_submissions`.
+                [`get_status()`][cdm_status.CDMClient.get_status]). Other errors as for
+                [`get_submissions()`][cdm_status.CDMClient.get_submissions].
         """
         payload = json.dumps({"variables": dict(variables or {})}).encode()
         path = job_path(self._cluster, job_name, "start")
@@ -537,7 +543,7 @@ class CDMClient:
         Raises:
             BadRequestError: ``Cdm.0053``: the job is not running.
             JobNotFoundError: The job does not exist. Other errors as for
-                :meth:`get_submissions`.
+                [`get_submissions()`][cdm_status.CDMClient.get_submissions].
         """
         path = job_path(self._cluster, job_name, "stop")
         await self._call("PUT", path, job_name=job_name, content=b"{}")

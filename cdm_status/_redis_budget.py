@@ -435,12 +435,13 @@ class _Link:
 
 class RedisBudget:
     """The CDM request budget of one API, shared through Redis by every process that uses
-    the same credentials; a :class:`~cdm_status.Budget`.
+    the same credentials; a [`Budget`][cdm_status.Budget].
 
     ``per_minute`` is *this process's share*: the limit divided by the processes sharing
-    the budget now, so a :class:`~cdm_status.JobStatusWaiter` plans its polls for the rate
-    it will really get. ``acquire()`` books the next slot in one round trip and waits for
-    it; no 60-second window ever holds more than ``limit`` requests across all processes.
+    the budget now, so a [`JobStatusWaiter`][cdm_status.JobStatusWaiter] plans its polls
+    for the rate it will really get. ``acquire()`` books the next slot in one round trip
+    and waits for it; no 60-second window ever holds more than ``limit`` requests across
+    all processes.
     ``pause()`` (a 429 or ``Retry-After``) pauses every process.
 
     Use it as an async context manager (it registers this process as a sharer and keeps
@@ -451,7 +452,7 @@ class RedisBudget:
         async with budget:
             outcomes = await JobStatusWaiter(client).wait_all(names)
 
-    ``client`` (a :class:`~cdm_status.CDMClient` signing with an access key) names the
+    ``client`` (a [`CDMClient`][cdm_status.CDMClient] signing with an access key) names the
     budget by a hash of its endpoint, project and access key, so every process of the same
     user shares it; or pass ``budget_id`` (needed with token auth: tokens rotate). Only a
     hash of either reaches Redis.
@@ -461,9 +462,9 @@ class RedisBudget:
     those who would rather be late than risk a 429.
 
     ``speed``: only for a ``clock`` that runs faster than real time (a
-    :class:`~cdm_status.testing.ScaledClock` against a simulator whose jobs and limits play
-    that much faster): Redis's time is read ``speed`` times faster, so the window, the
-    pacing and the sharers' TTL count that clock's seconds. 1 against CDM.
+    [`ScaledClock`][cdm_status.testing.ScaledClock] against a simulator whose jobs and
+    limits play that much faster): Redis's time is read ``speed`` times faster, so the
+    window, the pacing and the sharers' TTL count that clock's seconds. 1 against CDM.
     """
 
     def __init__(
@@ -558,8 +559,8 @@ class RedisBudget:
         under asyncio (``library="auto"``, when installed), coredis under trio.
 
         The client has 1-second socket timeouts, and retries only a broken connection, once.
-        A URL that cannot be used (see :func:`check_url`) raises ``ValueError`` here, never
-        quoting it.
+        A URL that redis-py and coredis would not read the same way raises ``ValueError``
+        here, never quoting it.
 
         Args:
             url: Where Redis is; it may hold a password (it is never logged or quoted).
@@ -675,7 +676,7 @@ class RedisBudget:
 
         ``"unreachable: <error>"``: Redis does not answer (it is tried again every
         ``retry_interval``); ``"refused: <cause>"``: it answers with an error that
-        retrying will not fix (see :attr:`refused`)."""
+        retrying will not fix (see [`refused`][cdm_status.RedisBudget.refused])."""
         return self._link.trouble
 
     @property

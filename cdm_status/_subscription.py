@@ -85,7 +85,8 @@ class Subscription:
 
     The waiter that made it runs the engine (``async with JobStatusWaiter(client) as
     waiter:``); the subscription only waits for events. If that block ends while jobs
-    still wait for their outcome, iterating raises :class:`WaiterClosedError`.
+    still wait for their outcome, iterating raises
+    [`WaiterClosedError`][cdm_status.WaiterClosedError].
     """
 
     def __init__(self, hub: Hub, key: int, job_names: tuple[str, ...], inbox: Inbox) -> None:

@@ -89,15 +89,16 @@ class JobStatusWaiter:
     or, for a single wait, without the block: ``await JobStatusWaiter(client).wait(job)``
     (the call runs the engine for as long as it waits).
 
-    The budgets are the client's (:attr:`CDMClient.budget` for status requests,
-    :attr:`CDMClient.list_budget` for the job list): every waiter and direct call on one
-    client shares them, as CDM's per-user limit requires. ``max_concurrency`` caps
-    requests in flight (default: the client's ``max_connections``); ``poll`` says how
-    often each job is looked at. ``clock`` defaults to the client's clock, so the waiter,
-    the budgets and the client's retries run on one clock; ``clock`` and ``random`` are
-    injectable so tests run on virtual time, and the same ``random`` seed, clock and
-    server give the same requests in the same order. ``success`` and ``failure`` are the
-    statuses that end a job; everything else keeps it watched.
+    The budgets are the client's ([`CDMClient.budget`][cdm_status.CDMClient.budget] for
+    status requests, [`CDMClient.list_budget`][cdm_status.CDMClient.list_budget] for the job
+    list): every waiter and direct call on one client shares them, as CDM's per-user limit
+    requires. ``max_concurrency`` caps requests in flight (default: the client's
+    ``max_connections``); ``poll`` says how often each job is looked at. ``clock`` defaults
+    to the client's clock, so the waiter, the budgets and the client's retries run on one
+    clock; ``clock`` and ``random`` are injectable so tests run on virtual time, and the
+    same ``random`` seed, clock and server give the same requests in the same order.
+    ``success`` and ``failure`` are the statuses that end a job; everything else keeps it
+    watched.
 
     ``strategy``: ``per_job`` polls each job's status; ``list`` sweeps the job list (100
     jobs a request) and asks a job's status only when the list shows it changed, falling
@@ -106,8 +107,9 @@ class JobStatusWaiter:
     looks at running jobs' predicted ends.
 
     ``meter_provider`` and ``tracer_provider`` (OpenTelemetry's) receive the job metrics
-    and the span of each watch; by default the client's. :meth:`stats` gives the same
-    figures without OpenTelemetry.
+    and the span of each watch; by default the client's.
+    [`stats()`][cdm_status.JobStatusWaiter.stats] gives the same figures without
+    OpenTelemetry.
     """
 
     def __init__(
@@ -209,7 +211,8 @@ class JobStatusWaiter:
         success: Iterable[JobStatus] | None = None,
         failure: Iterable[JobStatus] | None = None,
     ) -> Subscription:
-        """Subscribe to jobs until each has its outcome; returns a :class:`Subscription`.
+        """Subscribe to jobs until each has its outcome; returns a
+        [`Subscription`][cdm_status.Subscription].
 
         ``timeout`` (seconds, from now) ends the jobs still running with ``TIMED_OUT``.
         ``since`` makes submissions created before it count as "not started yet", so a
