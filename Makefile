@@ -92,8 +92,10 @@ dist: $(STAMP_RELEASE)
 # The documentation site (mkdocs.yml, docs/) into site/, offline. Strict: a warning, a broken
 # link or anchor, or a cross-reference mkdocstrings cannot resolve fails the build. The
 # notice Material for MkDocs prints about MkDocs 2.0 is not a warning of this site's.
+# Then no built page may show a Sphinx role (:class:`X`) as text (tests/support/check_site.py).
 docs: $(STAMP_DOCS)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+	$(BIN)/python -m tests.support.check_site site
 
 # The nox sessions (noxfile.py) find Python 3.10-3.13 on PATH: pyenv's, when there is one.
 # An interpreter that is missing fails its session (never a skip).
