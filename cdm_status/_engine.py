@@ -64,6 +64,7 @@ from ._tracker import (
     TrackPhase,
     aborted,
     answered,
+    awaiting_first_look,
     catch_up,
     dispatched,
     failed,
@@ -253,7 +254,8 @@ class Engine:
             return
         conditions = self._conditions()
         for queued, name in enumerate(fresh):
-            self._queue.schedule(name, first_look(queued, conditions))
+            awaiting_first_look(self._tracks[name], self._demand)
+            self._queue.schedule(name, first_look(queued, conditions), urgent=True)
 
     def _sweeper_for(self, prefix: str) -> _SweepEntry:
         """The live sweeper whose list filter covers ``prefix``, or a new one (which
@@ -394,6 +396,7 @@ class Engine:
                     urgent=decision.urgent,
                     ending=decision.ending,
                     aimed=decision.aims_at_end,
+                    owed_at=decision.owed_at,
                 )
         else:
             self._queue.discard(track.name)
@@ -427,7 +430,7 @@ class Engine:
         for name in names:
             track = self._tracks.get(name)
             if track is not None:
-                decision = unlisted(track, conditions, queued)
+                decision = unlisted(track, conditions, self._demand, queued)
                 queued += decision.poll_at is not None
                 self._apply(track, decision)
 
@@ -464,8 +467,9 @@ class Engine:
                 continue
             at = replanned_wait(track, due, conditions, self._demand)
             if at is not None:
-                urgent, ending = self._queue.is_urgent(name), self._queue.is_ending(name)
-                self._queue.schedule(name, at, urgent=urgent, ending=ending)
+                queue = self._queue
+                urgent, ending = queue.is_urgent(name), queue.is_ending(name)
+                queue.schedule(name, at, urgent=urgent, ending=ending, owed_at=queue.owed_at(name))
 
     # ------------------------------------------------------------------ running
 

@@ -182,20 +182,27 @@ class DueQueue:
     only adds detail. When more changes come in than the budget can confirm, the ends
     are confirmed first. ``aimed=True`` (a look at a running job's predicted end) goes
     after the urgent entries, which the floor owes, and before the routine ones.
-    Entries of one level are ordered by due time, and one not due
-    yet holds back no entry of another level that is. ``schedule`` replaces a job's
-    previous entry; ``discard`` drops it.
+    ``owed_at=t`` makes an entry of a lower level urgent from ``t`` on: a look the floor
+    bounds is served in due order while the budget keeps up, and before the routine
+    ones once it is owed (a routine look at a running table due in 5 s must not wait
+    for the whole first round of 1,000 first looks).
+    Entries of one level are ordered by due time (owed ones among the urgent by when
+    they became owed), and one not due yet holds back no entry of another level that
+    is. ``schedule`` replaces a job's previous entry; ``discard`` drops it.
     Both are O(log n): stale heap entries are skipped lazily, and the heaps are rebuilt
     from the live entries when stale ones outnumber them (amortised O(1)), so a job
     rescheduled for ever holds one entry, not one per reschedule.
     """
 
-    __slots__ = ("_due", "_heaps", "_order")
+    __slots__ = ("_due", "_heaps", "_order", "_owed", "_owed_at")
 
     def __init__(self) -> None:
         self._heaps: tuple[list[tuple[int, float, int, str]], ...] = ([], [], [], [])
         """Ending entries, urgent ones, aimed ones, then routine ones."""
         self._due: dict[str, tuple[int, float, int]] = {}
+        self._owed: list[tuple[float, int, str]] = []
+        """Entries of a lower level that become urgent, by when (``owed_at``)."""
+        self._owed_at: dict[str, float] = {}
         self._order = itertools.count()
 
     def __len__(self) -> int:
@@ -212,13 +219,21 @@ class DueQueue:
         urgent: bool = False,
         ending: bool = False,
         aimed: bool = False,
+        owed_at: float | None = None,
     ) -> None:
         level = _ENDING if ending else _URGENT if urgent else _AIMED if aimed else _ROUTINE
+        if owed_at is not None and level > _URGENT and owed_at <= at:
+            level = _URGENT  # owed by the time it is due
         entry = (level, at, next(self._order))
         self._due[name] = entry
         heap = self._heaps[entry[0]]
         heapq.heappush(heap, (*entry, name))
-        if len(heap) > 2 * len(self._due) + _STALE_ALLOWED:
+        if owed_at is not None and level > _URGENT:
+            self._owed_at[name] = owed_at
+            heapq.heappush(self._owed, (owed_at, entry[2], name))
+        else:
+            self._owed_at.pop(name, None)
+        if len(heap) + len(self._owed) > 2 * len(self._due) + _STALE_ALLOWED:
             self._compact()
 
     def _compact(self) -> None:
@@ -226,14 +241,21 @@ class DueQueue:
         for level, heap in enumerate(self._heaps):
             heap[:] = [(*entry, name) for name, entry in self._due.items() if entry[0] == level]
             heapq.heapify(heap)
+        self._owed[:] = [(at, self._due[name][2], name) for name, at in self._owed_at.items()]
+        heapq.heapify(self._owed)
 
     def discard(self, name: str) -> None:
         self._due.pop(name, None)
+        self._owed_at.pop(name, None)
 
     def due_at(self, name: str) -> float | None:
         """When ``name`` is due, or None when it is not queued."""
         entry = self._due.get(name)
         return None if entry is None else entry[1]
+
+    def owed_at(self, name: str) -> float | None:
+        """When ``name``, queued at a lower level, becomes urgent (None: never)."""
+        return self._owed_at.get(name)
 
     def is_urgent(self, name: str) -> bool:
         """``name`` is queued before the routine entries."""
@@ -250,21 +272,38 @@ class DueQueue:
             heapq.heappop(heap)
         return heap[0] if heap else None
 
+    def _top_owed(self) -> tuple[float, int, str] | None:
+        heap = self._owed
+        while heap:
+            _, order, name = heap[0]
+            entry = self._due.get(name)
+            if entry is not None and entry[2] == order:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
+
     def next_due(self) -> float | None:
         """The earliest due time of any entry, or None when empty."""
         tops = [top[1] for top in map(self._top, self._heaps) if top is not None]
         return min(tops) if tops else None
 
     def pop_due(self, now: float) -> str | None:
-        """The job that comes out next if one is due by ``now``: urgent entries first;
-        else None."""
-        for heap in self._heaps:
+        """The job that comes out next if one is due by ``now``: ending entries first,
+        then urgent and owed ones; else None."""
+        for level, heap in enumerate(self._heaps):
             top = self._top(heap)
+            if level == _URGENT:
+                owed = self._top_owed()
+                if owed is not None and owed[0] <= now and (top is None or owed[0] < top[1]):
+                    return self._take(owed[2])
             if top is not None and top[1] <= now:
-                heapq.heappop(heap)
-                del self._due[top[3]]
-                return top[3]
+                return self._take(top[3])
         return None
+
+    def _take(self, name: str) -> str:
+        del self._due[name]  # its heap entries go stale
+        self._owed_at.pop(name, None)
+        return name
 
 
 class RequestWindow:

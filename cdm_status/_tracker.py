@@ -28,11 +28,16 @@ The rules of :class:`TrackPhase`, written once (a move not in :data:`TRANSITIONS
 
 The floor no rule may break: a job waiting to start (``NEVER_EXECUTED``, ``NEW``,
 ``PENDING``) is looked at at least every :func:`waiting_ceiling` seconds,
-``max(waiting_max_interval, W / rate)`` with W the jobs seen waiting and rate the budget
-share's requests a second (jitter only shortens it); a look owed at that bound goes before
-the routine polls due with it, and when running jobs end the waiting jobs' far-off looks
-are brought forward (:func:`replanned_wait`). Estimates, siblings and spare budget only
-ever move looks earlier.
+``max(waiting_max_interval, W / share)`` with W the jobs seen waiting (and those not looked
+at yet) and share the budget share's requests a second; any other job polled by itself at
+least every :func:`polite_bound` seconds, as often as a polite loop going round all N
+of them at the full rate (``N / rate``) or ``max_interval`` when that is longer. Jitter
+only shortens either. A look planned sooner is served in due order while the budget keeps
+up and is *owed* from its bound on (``Decision.owed_at``): it then goes before the
+routine polls, so a busy queue never makes it late. The first looks at jobs handed over
+at once are owed as they come due (:func:`first_look`), and when running jobs end the
+waiting jobs' far-off looks are brought forward (:func:`replanned_wait`). Estimates,
+siblings and spare budget only ever move looks earlier.
 """
 
 from __future__ import annotations
@@ -87,7 +92,9 @@ __all__ = [
     "dispatched",
     "failed",
     "finish",
+    "awaiting_first_look",
     "first_look",
+    "polite_bound",
     "catch_up",
     "learned",
     "listed",
@@ -231,9 +238,12 @@ class Demand:
     waiting: int = 0
     """Routinely polled jobs last seen waiting to start."""
     waiting_total: float = 0.0
+    polled: int = 0
+    """Routinely polled jobs, waiting or not: those a polite loop would go round."""
 
     def set(self, track: JobTrack, demand: float, *, waiting: bool = False) -> None:
         self.total += demand - track.demand
+        self.polled += (demand > 0 or waiting) - (track.demand > 0 or track.waiting)
         if track.waiting:
             self.waiting -= 1
             self.waiting_total -= track.demand
@@ -288,6 +298,8 @@ class Decision:
     """Queue a status request due then (the job is ``QUEUED``)."""
     urgent: bool = False
     """The queued request goes before every routine poll."""
+    owed_at: float | None = None
+    """From then on the queued request is urgent: the floor owes it by then."""
     ending: bool = False
     """The queued request confirms an end the list saw: it goes before every other."""
     between_sweeps_at: float | None = None
@@ -505,7 +517,7 @@ def listed(
     return decision
 
 
-def unlisted(track: JobTrack, conditions: Conditions, queued: int = 0) -> Decision:
+def unlisted(track: JobTrack, conditions: Conditions, demand: Demand, queued: int = 0) -> Decision:
     """A full sweep did not show the job (or the list is unusable): poll it one by one,
     as the ``queued``-th of the jobs handed over at once (see :func:`first_look`)."""
     decision = Decision()
@@ -514,17 +526,31 @@ def unlisted(track: JobTrack, conditions: Conditions, queued: int = 0) -> Decisi
     track.list_status = None
     if track.phase is TrackPhase.AWAITING_LIST:
         track.move(TrackPhase.QUEUED)
+        if track.looked_at is None:
+            awaiting_first_look(track, demand)
         decision.poll_at = first_look(queued, conditions)
+        decision.urgent = True
     return decision
+
+
+def awaiting_first_look(track: JobTrack, demand: Demand) -> None:
+    """A job polled by itself is queued for its first look: until then it counts among
+    the jobs waiting to start (as far as anyone knows, it is one). The waiting jobs'
+    bound (:func:`waiting_ceiling`) counts it, so the jobs seen first are not looked at
+    again before the last ones are seen once."""
+    demand.set(track, 0.0, waiting=True)
 
 
 def first_look(queued: int, conditions: Conditions) -> float:
     """When to look first at the ``queued``-th (from 0) of jobs that came at once: one
-    after the other at the budget share's rate, the pace the budget serves them at anyway
-    (those it serves within ``starting_interval`` at once). All due at once, the first
-    round would hold back every look at a job already seen (a table seen booting is looked
-    at again 5 s later): with 1,000 jobs, for ten minutes, while the tables that started
-    first run and end unseen."""
+    after the other at the budget share's rate (those it serves within
+    ``starting_interval`` at once), each look owed then (the engine queues it as
+    urgent), as the floor's first round. Nothing is known of these jobs yet: a table
+    that started at once and ended soon after is seen within ``N / share`` however many
+    follow-up looks at the tables already seen come due meanwhile, and those get what
+    the share leaves of the budget. All due at once, the first round would hold back
+    every look at a job already seen instead (a table seen booting is looked at again
+    5 s later); in due order with those looks, it would take half as long again."""
     policy = conditions.policy
     share = conditions.per_second * policy.budget_share
     return conditions.now + max(0.0, queued / share - policy.starting_interval)
@@ -753,14 +779,33 @@ def _plan_next(
         decision.poll_at = max(
             fallback, conditions.now + policy.jittered(interval, conditions.draw())
         )
-        ceiling = waiting_ceiling(demand.waiting, conditions)
-        if decision.poll_at >= conditions.now + ceiling:
-            # The floor binds: this look is owed, whatever the running jobs ask for, so
-            # it goes before the routine polls due with it (never late in a busy queue).
-            decision.poll_at = conditions.now + ceiling
-            decision.urgent = True
+        _owe(decision, waiting_ceiling(demand.waiting, conditions), conditions)
     else:
         decision.poll_at = fallback
+    if not waiting:
+        _owe(decision, polite_bound(demand.polled, conditions), conditions)
+
+
+def _owe(decision: Decision, bound: float, conditions: Conditions) -> None:
+    """The floor owes the planned look ``bound`` seconds from now: it goes before the
+    routine polls from then on, whatever else asks for the budget (never late in a busy
+    queue), and one planned later is brought forward to then."""
+    assert decision.poll_at is not None
+    owed = conditions.now + bound
+    if decision.poll_at >= owed:
+        decision.poll_at, decision.urgent, decision.aims_at_end = owed, True, False
+    elif not decision.urgent:
+        decision.owed_at = owed
+
+
+def polite_bound(polled: int, conditions: Conditions) -> float:
+    """The longest a job polled by itself and not waiting to start goes unlooked at: as
+    long as a polite loop going round all ``polled`` jobs at the budget's full rate
+    leaves each, or ``max_interval`` (stretched by jitter) when that is longer. A look
+    the estimate or the siblings planned sooner is served in due order while the budget
+    keeps up, and before the routine polls once this long has passed (:func:`_owe`)."""
+    policy = conditions.policy
+    return max(polled / conditions.per_second, policy.max_interval * (1.0 + policy.jitter))
 
 
 def _waiting_interval(

@@ -2,9 +2,10 @@
 
 Random answer sequences (waiting, booting, running with any progress, stalls, starts in
 any order), with demand rising and falling: every look the tracker plans for a job polled
-by itself comes within its bound. A job waiting to start: ``waiting_ceiling`` (that is
-``max(waiting_max_interval, W / rate)``); any other job: ``max_interval``, stretched by
-jitter at most.
+by itself comes within its bound, and is owed (served before the routine polls) by then.
+A job waiting to start: ``waiting_ceiling`` (that is ``max(waiting_max_interval, W /
+rate)``); any other job: planned within ``max_interval``, stretched by jitter at most, and
+owed within ``polite_bound`` (a polite loop's ``N / rate``, or that ``max_interval``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cdm_status._tracker import (
     TrackPhase,
     answered,
     dispatched,
+    polite_bound,
     waiting_ceiling,
 )
 
@@ -80,8 +82,13 @@ def test_no_planned_look_breaks_the_floor(
         assert decision.poll_at is not None
         wait = decision.poll_at - now
         assert wait >= 0.0
+        # The look may wait in a busy queue, but no longer than the bound: from then on
+        # it goes before the routine polls.
+        owed = (decision.poll_at if decision.urgent else decision.owed_at) - now
         if JobStatus.parse(status) in {JobStatus.NEVER_EXECUTED, JobStatus.PENDING}:
             assert wait <= waiting_ceiling(demand.waiting, conditions) + 1e-9
+            assert owed <= waiting_ceiling(demand.waiting, conditions) + 1e-9
         else:
             assert wait <= POLICY.max_interval * (1 + POLICY.jitter) + 1e-9
+            assert owed <= polite_bound(demand.polled, conditions) + 1e-9
         now = decision.poll_at

@@ -135,6 +135,49 @@ def test_due_queue_puts_looks_at_predicted_ends_after_owed_looks_before_routine_
     ]
 
 
+def test_due_queue_serves_a_routine_look_before_the_others_once_it_is_owed() -> None:
+    # A look at a table seen running in the first round, due at 5 s, owed at 500 s: in
+    # due order while the queue keeps up, then before every routine look (and with the
+    # urgent ones, by when each became owed) however many came due before it.
+    queue = DueQueue()
+    queue.schedule("follow-up", 5.0, owed_at=500.0)
+    queue.schedule("first look", 1.0)
+    assert queue.owed_at("follow-up") == 500.0
+    assert queue.pop_due(now=10.0) == "first look"
+    queue.schedule("first look", 2.0)  # still due before it: served first before 500 s
+    assert queue.pop_due(now=499.0) == "first look"
+    queue.schedule("first look", 3.0)
+    queue.schedule("floor look", 501.0, urgent=True)
+    assert [queue.pop_due(now=600.0) for _ in range(4)] == [
+        "follow-up",  # owed at 500 s: before the urgent look due at 501 s
+        "floor look",
+        "first look",
+        None,
+    ]
+    assert queue.owed_at("follow-up") is None
+
+
+def test_due_queue_an_entry_owed_by_the_time_it_is_due_is_urgent() -> None:
+    queue = DueQueue()
+    queue.schedule("late", 10.0, owed_at=5.0)
+    assert queue.is_urgent("late")
+    queue.schedule("late", 10.0, owed_at=20.0)  # rescheduled: its new owed time holds
+    assert not queue.is_urgent("late")
+    queue.schedule("routine", 1.0)
+    assert queue.pop_due(now=15.0) == "routine"
+    queue.discard("late")  # gone, and never served as owed
+    assert (queue.pop_due(now=30.0), queue.owed_at("late")) == (None, None)
+
+
+def test_due_queue_keeps_owed_times_through_compaction() -> None:
+    queue = DueQueue()
+    queue.schedule("owed", 40.0, owed_at=50.0)
+    for round_ in range(1_000):  # enough replaced entries to rebuild the heaps
+        queue.schedule("busy", float(round_), owed_at=1e9)
+    queue.schedule("routine", 0.0)
+    assert queue.pop_due(now=60.0) == "owed"
+
+
 def test_due_queue_rescheduling_replaces_the_old_time() -> None:
     queue = DueQueue()
     queue.schedule("a", 10.0)

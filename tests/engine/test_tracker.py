@@ -231,7 +231,7 @@ def test_the_list_takes_over_and_asks_for_details_first() -> None:
     agreed = answered(track, sub("RUNNING"), [interest], conditions(), demand)
     assert (track.phase, agreed.poll_at) == (TrackPhase.AWAITING_LIST, None)
     # A sweep that does not show it any more hands it back to per-job polling.
-    back = unlisted(track, conditions(120.0))
+    back = unlisted(track, conditions(120.0), demand)
     assert (track.phase, back.poll_at, track.via_list) == (TrackPhase.QUEUED, 120.0, False)
     assert track.off_list  # not handed to a sweep again...
     listed(track, JobSummary("j", JobStatus.RUNNING, "RUNNING"), [interest], conditions(), demand)
@@ -273,5 +273,12 @@ def test_jobs_handed_over_together_are_first_looked_at_the_pace_of_the_budget() 
     looks = [first_look(queued, budget) for queued in (0, 7, 8, 9, 999)]
     assert looks == pytest.approx([100.0, 100.0, 100.0, 100.625, 100.0 + 999 / 1.6 - 5.0])
     tracks = [JobTrack(f"j{i}", phase=TrackPhase.AWAITING_LIST, via_list=True) for i in range(10)]
-    due = [unlisted(track, budget, queued).poll_at for queued, track in enumerate(tracks)]
-    assert due == [100.0] * 9 + [100.625]
+    demand = Demand()
+    decisions = [unlisted(track, budget, demand, queued) for queued, track in enumerate(tracks)]
+    assert [decision.poll_at for decision in decisions] == [100.0] * 9 + [100.625]
+    # Each first look is owed then: nothing is known of these jobs, and follow-up looks
+    # at the ones already seen must not push the last of them back.
+    assert all(decision.urgent for decision in decisions)
+    # Until their first look they count among the jobs waiting to start: the waiting
+    # jobs' bound counts all ten, not only those seen so far.
+    assert (demand.waiting, demand.polled) == (10, 10)
