@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
 
 from .._client import CDMClient
 from .._clock import Clock
 from .._errors import APIError, AuthenticationError, CDMError, PermissionDeniedError
 from .._ratelimit import RateLimiter
+
+_T = TypeVar("_T")
 
 EXIT_OK = 0
 EXIT_JOB_FAILED = 1
@@ -33,6 +40,23 @@ class CommandError(Exception):
         # One line, whatever the server put in its error message (it may hold newlines).
         super().__init__(" ".join(message.split()))
         self.exit_code = exit_code
+
+
+def run_main(func: Callable[..., Awaitable[_T]], *args: Any) -> _T:
+    """``anyio.run(func, *args)``, where Ctrl-C ends in ``KeyboardInterrupt`` on every Python.
+
+    On Ctrl-C asyncio's runner cancels the main task and, once it has unwound, raises
+    ``KeyboardInterrupt`` (Python 3.11 on). On Python 3.10 anyio runs its own copy of that
+    runner, which cannot tell a Ctrl-C's cancellation from another there (tasks have no
+    ``uncancel``) and lets the main task's ``CancelledError`` out instead: nothing else
+    cancels a command's main task, so that is the Ctrl-C.
+    """
+    try:
+        return anyio.run(func, *args)
+    except asyncio.CancelledError:
+        if sys.version_info >= (3, 11):
+            raise
+        raise KeyboardInterrupt from None
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

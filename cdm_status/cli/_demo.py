@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-import anyio
-
 from .._auth import TokenAuth
 from .._client import CDMClient
 from .._events import Event, JobOutcome, OutcomeKind
 from .._models import JobStatus
 from .._retry import RetryPolicy
-from ._common import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, CommandError
+from ._common import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, CommandError, run_main
 from ._sinks import Sink, WaitResult
 from ._tally import Tally
 from ._wait import WaitOptions, people_sink, run_wait
@@ -323,4 +321,4 @@ def run(args: argparse.Namespace) -> int:
             EXIT_USAGE,
         ) from None
     migration = plan(args.tables, args.seed, args.seconds)
-    return anyio.run(play, migration, sys.stdout)
+    return run_main(play, migration, sys.stdout)

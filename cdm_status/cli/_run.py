@@ -24,8 +24,6 @@ import sys
 from datetime import datetime
 from typing import Any
 
-import anyio
-
 from .._clock import utc_datetime
 from .._errors import CDMError, TransportError
 from .._models import Submission
@@ -47,6 +45,7 @@ from ._common import (
     add_connection_arguments,
     client_from_args,
     describe_api_error,
+    run_main,
 )
 from ._sinks import OutputClosed, format_time, write_line
 from ._wait import (
@@ -210,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             return await run_wait(client, [job], options, sink)
 
     try:
-        code: int = anyio.run(main)
+        code: int = run_main(main)
     except KeyboardInterrupt:
         if not starting:
             raise

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from .._clock import LoopClock
-from ._common import EXIT_OK, EXIT_USAGE, CommandError
+from ._common import EXIT_OK, EXIT_USAGE, CommandError, run_main
 
 
 def register(commands: Any) -> None:
@@ -278,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
             await anyio.sleep_forever()
 
     try:
-        anyio.run(main)
+        run_main(main)
     except KeyboardInterrupt:
         pass
     except OSError as error:

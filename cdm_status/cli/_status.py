@@ -7,8 +7,6 @@ import json
 import sys
 from typing import Any
 
-import anyio
-
 from .._errors import CDMError, JobNotFoundError
 from .._models import Submission
 from ._common import (
@@ -19,6 +17,7 @@ from ._common import (
     add_connection_arguments,
     client_from_args,
     describe_api_error,
+    run_main,
 )
 from ._format import format_bytes, submission_to_json
 from ._sinks import write_line
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             return await client.get_status(args.job)
 
     try:
-        submission = anyio.run(lookup)
+        submission = run_main(lookup)
     except ValueError as error:  # a job name that cannot be sent
         raise CommandError(str(error), EXIT_USAGE) from None
     except JobNotFoundError as error:

@@ -64,6 +64,7 @@ from ._common import (
     add_connection_arguments,
     client_from_args,
     describe_api_error,
+    run_main,
 )
 from ._discover import find_subjobs
 from ._interrupt import cancel_on_ctrl_c
@@ -630,4 +631,4 @@ def run(args: argparse.Namespace) -> int:
                 every = list(dict.fromkeys([*names, *await _listed_subjobs(client, args)]))
             return await run_wait(client, every, options, sink)
 
-    return anyio.run(main)
+    return run_main(main)
