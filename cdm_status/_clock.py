@@ -10,6 +10,7 @@ user sees.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time as _time
 from datetime import datetime, timezone
@@ -69,10 +70,29 @@ class LoopClock:
         return anchor[2] + (now - anchor[1])
 
     async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(max(0.0, seconds))
+        await anyio.sleep(whole_microseconds(seconds))
 
     def __repr__(self) -> str:
         return "LoopClock()"
+
+
+def whole_microseconds(seconds: float) -> float:
+    """``seconds`` (none below zero) rounded up to a whole microsecond, for the loop's timers.
+
+    Under ``looptime`` the asyncio loop's clock moves in whole microseconds, and before
+    looptime 0.8 (the last release for Python 3.10 is 0.7) a timer due a fraction of a
+    microsecond after a tick never fires: the loop spins at that tick for good. Every wait
+    of the library runs on this clock, so a wait that starts on a tick ends on one; it is
+    never shorter than asked (a deadline never comes early), at most a microsecond longer.
+    """
+    if not seconds > 0.0:
+        return 0.0
+    if math.isinf(seconds):
+        return seconds
+    ticks = math.ceil(seconds * 1e6)
+    if ticks / 1e6 < seconds:  # the product was rounded down
+        ticks += 1
+    return ticks / 1e6
 
 
 def _loop_token() -> object | None:
@@ -94,7 +114,7 @@ def _loop_token() -> object | None:
 def loop_deadline(seconds: float) -> anyio.CancelScope:
     """A cancel scope that ends its block after ``seconds`` on the event loop's clock (the
     clock ``LoopClock`` reads and waits on): a deadline without a task."""
-    return anyio.move_on_after(seconds)
+    return anyio.move_on_after(whole_microseconds(seconds))
 
 
 def utc_datetime(epoch_seconds: float) -> datetime:

@@ -5,6 +5,10 @@ monotonic clock ticks every 15.6 ms. A poll due a hair after such a reading is n
 for that hair, the sleep ends, and the clock reads the same as before: going by the
 reading alone the engine napped again and again, spinning a core (under ``looptime``
 forever, as time only moves when the loop is idle).
+
+The loop's own timers are the other half: ``looptime`` before 0.8 (0.7 is the last release
+for Python 3.10) moves the loop's clock in whole microseconds and never fires a timer due
+a fraction of one after a tick, so the loop spins at that tick for good.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import trio
+import trio.testing
 
-from cdm_status import JobStatus, JobStatusWaiter, RateLimiter
+from cdm_status import JobStatus, JobStatusWaiter, LoopClock, RateLimiter
+from cdm_status._clock import loop_deadline
 from cdm_status.testing import CDMSimulator, FakeClock, JobPlan
 
 pytestmark = pytest.mark.anyio
@@ -65,3 +72,27 @@ async def test_the_rate_limiter_on_a_coarse_clock_sleeps_once_per_slot() -> None
     # hair; the slots keep to the 61-second window (7 per window).
     assert clock.sleeps <= 2 * 200, clock.sleeps
     assert 199 * 60 / 7 <= clock.monotonic() <= 199 * 61 / 7
+
+
+def test_the_loop_clock_waits_whole_microseconds_never_less_than_asked() -> None:
+    ends: list[float] = []
+
+    async def main() -> None:
+        clock = LoopClock()
+        for seconds in (2.9e-7, 1.0000003, 60 / 7, 0.25):
+            await clock.sleep(seconds)
+            ends.append(trio.current_time())
+        with loop_deadline(0.5000004):  # a request's deadline
+            await trio.sleep_forever()
+        ends.append(trio.current_time())
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    ticks = [t * 1e6 for t in ends]
+    assert all(abs(tick - round(tick)) < 1e-3 for tick in ticks), ticks
+    assert [round(tick) for tick in ticks] == [
+        1,
+        1 + 1_000_001,
+        1_000_002 + 8_571_429,
+        9_571_431 + 250_000,
+        9_821_431 + 500_001,
+    ]
