@@ -15,6 +15,9 @@ import nox
 
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
+# uv makes the virtualenvs and installs into them (as the Makefile does): seconds, not a
+# minute each; virtualenv where uv is missing.
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.sessions = []  # nothing by default: run by tag (see the Makefile)
 
 PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
