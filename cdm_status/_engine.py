@@ -69,7 +69,6 @@ from ._tracker import (
     dispatched,
     failed,
     finish,
-    first_look,
     learned,
     likely_starts,
     listed,
@@ -254,8 +253,8 @@ class Engine:
             return
         conditions = self._conditions()
         for queued, name in enumerate(fresh):
-            awaiting_first_look(self._tracks[name], self._demand)
-            self._queue.schedule(name, first_look(queued, conditions), urgent=True)
+            at = awaiting_first_look(self._tracks[name], queued, conditions, self._demand)
+            self._queue.schedule(name, at, urgent=True)
 
     def _sweeper_for(self, prefix: str) -> _SweepEntry:
         """The live sweeper whose list filter covers ``prefix``, or a new one (which

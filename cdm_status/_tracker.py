@@ -527,18 +527,24 @@ def unlisted(track: JobTrack, conditions: Conditions, demand: Demand, queued: in
     if track.phase is TrackPhase.AWAITING_LIST:
         track.move(TrackPhase.QUEUED)
         if track.looked_at is None:
-            awaiting_first_look(track, demand)
-        decision.poll_at = first_look(queued, conditions)
+            decision.poll_at = awaiting_first_look(track, queued, conditions, demand)
+        else:  # seen before, by a status request: its demand is counted already
+            decision.poll_at = first_look(queued, conditions)
         decision.urgent = True
     return decision
 
 
-def awaiting_first_look(track: JobTrack, demand: Demand) -> None:
-    """A job polled by itself is queued for its first look: until then it counts among
-    the jobs waiting to start (as far as anyone knows, it is one). The waiting jobs'
-    bound (:func:`waiting_ceiling`) counts it, so the jobs seen first are not looked at
-    again before the last ones are seen once."""
+def awaiting_first_look(
+    track: JobTrack, queued: int, conditions: Conditions, demand: Demand
+) -> float:
+    """When to look first at a job polled by itself, the ``queued``-th of the jobs
+    handed over at once (:func:`first_look`; the look is owed then, so it is queued as
+    urgent). Until that look the job counts among the jobs waiting to start (as far as
+    anyone knows, it is one): the waiting jobs' bound (:func:`waiting_ceiling`) counts
+    it, so the jobs seen first are not looked at again before the last ones are seen
+    once."""
     demand.set(track, 0.0, waiting=True)
+    return first_look(queued, conditions)
 
 
 def first_look(queued: int, conditions: Conditions) -> float:
