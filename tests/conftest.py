@@ -6,6 +6,7 @@ examples every run; ``pytest --hypothesis-profile=explore`` looks for new ones.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 settings.register_profile("default", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("default")
+
+# A shell starts a background job with Ctrl-C ignored (`make test &`, nohup, some CI
+# runners), and every process inherits that: the commands the Ctrl-C tests interrupt
+# would never see their SIGINT. The suite's processes, and so their children, get
+# Python's own handler back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
