@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Reversible
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
@@ -72,12 +72,14 @@ def parse_http_date(value: str | None) -> float | None:
         return None
 
 
-def _newest_agreeing(evidence: Iterable[_Bounds]) -> _Bounds | None:
+def _newest_agreeing(evidence: Reversible[_Bounds]) -> _Bounds | None:
     """The bounds all the newest pieces agree on, up to the first that contradicts them
     (``evidence`` oldest first)."""
     low, high = -math.inf, math.inf
-    for piece_low, piece_high in reversed(list(evidence)):
-        new_low, new_high = max(low, piece_low), min(high, piece_high)
+    # Every answer runs this: plain comparisons, not max() and min() calls.
+    for piece_low, piece_high in reversed(evidence):
+        new_low = piece_low if piece_low > low else low
+        new_high = piece_high if piece_high < high else high
         if new_low > new_high:
             break
         low, high = new_low, new_high
@@ -93,6 +95,7 @@ class ServerClock:
     """
 
     __slots__ = (
+        "_agreed",
         "_answers",
         "_coarse",
         "_last_date",
@@ -114,6 +117,9 @@ class ServerClock:
         self._last_date: tuple[float, float] | None = None
         """The last ``Date`` header read, and when the first answer with it came."""
         self._coarse = False
+        self._agreed: list[_Bounds | None] = [None, None, None]
+        """What the newest pieces of each kind agree on (answers, recent, written): only
+        the kind that just grew is walked again."""
         self._offset: float | None = None
         self.bounds: _Bounds | None = None
         """The offset lies within these (the upper one may be infinite); None: no
@@ -170,24 +176,29 @@ class ServerClock:
                 )
         high = math.inf if self._coarse else date + DATE_RESOLUTION - sent
         self._answers.append((date - received, high, True))
-        self._update()
+        self._answers_grew()
 
     def stamped_during(self, stamp: float, *, sent: float, received: float) -> None:
         """A date the server wrote while the request was on its way."""
         if math.isfinite(stamp) and sent <= received:
             self._answers.append((stamp - received, stamp - sent, False))
-            self._update()
+            self._answers_grew()
 
     def stamped_before(self, stamp: float, *, received: float, recent: bool = False) -> None:
         """A date the server wrote no later than the answer received at ``received``;
         ``recent``: moments before it (a running job's last update)."""
         if math.isfinite(stamp):
-            (self._recent if recent else self._written).append((stamp - received, math.inf))
+            kind, evidence = (1, self._recent) if recent else (2, self._written)
+            evidence.append((stamp - received, math.inf))
+            self._agreed[kind] = _newest_agreeing(evidence)
             self._update()
 
+    def _answers_grew(self) -> None:
+        self._agreed[0] = _newest_agreeing([(low, high) for low, high, _ in self._answers])
+        self._update()
+
     def _update(self) -> None:
-        answers = _newest_agreeing((low, high) for low, high, _ in self._answers)
-        recent, written = _newest_agreeing(self._recent), _newest_agreeing(self._written)
+        answers, recent, written = self._agreed
         lows = [bound[0] for bound in (recent, written) if bound is not None]
         if answers is not None:
             low, high = answers
