@@ -29,15 +29,15 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 WARM_UP = 1_000
 """Requests before the first weighing: every job seen, every page read, every table sized."""
-POLLS = 5_000
+POLLS = 3_000
 """Requests from the first weighing to the last."""
 EVERY = 250
 """Requests between two weighings, over the first and the last ``SPAN`` requests."""
-SPAN = 2_000
+SPAN = 1_000
 SLACK = 2_048
 """Bytes the last weighings may pass the first ones by: state a job gets once, later on
 (a float or two of its estimate, 48 bytes), or a sweep under way; against as
-little as 2 bytes kept per request (10 KB over ``POLLS``)."""
+little as 1 byte kept per request (3 KB over ``POLLS``)."""
 
 
 class Milestones(httpx.AsyncBaseTransport):

@@ -60,12 +60,15 @@ async def relay(waiter: JobStatusWaiter, names: list[str]) -> AsyncIterator[Even
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # the engine is the same on trio
 async def test_a_thousand_subscriptions_cost_about_one_watch_of_their_union() -> None:
-    union_sim, names = migration(FakeClock(), 500, faulty=False, parallelism=50)
+    # 250 tables: the thousand subscriptions overlap on every one of them, and the watch
+    # of their union runs long enough (a quarter of an hour, 50 tables at a time) to
+    # spend both budgets.
+    union_sim, names = migration(FakeClock(), 250, faulty=False, parallelism=50)
     union = await run_watch(union_sim, names)
     assert {union.outcomes[n] for n in names} <= {OutcomeKind.SUCCEEDED, OutcomeKind.FAILED}
 
     clock = FakeClock()
-    sim, same_names = migration(clock, 500, faulty=False, parallelism=50)
+    sim, same_names = migration(clock, 250, faulty=False, parallelism=50)
     assert same_names == names
     picker = random.Random(11)
     subsets = [picker.sample(names, picker.randint(1, 20)) for _ in range(1000)]
@@ -82,7 +85,7 @@ async def test_a_thousand_subscriptions_cost_about_one_watch_of_their_union() ->
 
     for subset, seen in zip(subsets, outcomes, strict=True):
         assert seen == {name: expected_kind(sim, name) for name in subset}
-    assert len({name for subset in subsets for name in subset}) > 475  # they overlap
+    assert len({name for subset in subsets for name in subset}) > 240  # they overlap
     assert sim.stats.total <= 1.1 * union_sim.stats.total, (sim.stats.total, union_sim.stats.total)
     assert sim.stats.max_in_window("status", 60.0) <= 120
     assert sim.stats.max_in_window("list", 60.0) <= 120

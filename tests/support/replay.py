@@ -47,11 +47,11 @@ async def scenario() -> list[str]:
         clock=clock, seed=SEED, limits=RateLimits.cdm_defaults(), log_requests=True
     )
     listed = simulator.add_database_job(
-        "erp", 120, parallelism=12, failure_rate=0.05, run_seconds=(60.0, 600.0),
+        "erp", 60, parallelism=12, failure_rate=0.05, run_seconds=(60.0, 600.0),
         start_order="shuffled",
     )  # fmt: skip
     hidden = simulator.add_database_job(
-        "crm", 120, parallelism=12, failure_rate=0.05, run_seconds=(60.0, 600.0), listed=False
+        "crm", 60, parallelism=12, failure_rate=0.05, run_seconds=(60.0, 600.0), listed=False
     )
     http = httpx.AsyncClient(
         transport=Delayed(simulator.transport(), clock), base_url=simulator.endpoint
