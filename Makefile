@@ -14,13 +14,16 @@ STAMP_DOCS := $(VENV)/.installed-docs
 
 # uv installs the project and its extras: pip's resolution, in seconds rather than a
 # minute (the test extra brings Airflow and its few hundred packages). pip only installs uv.
+# It compiles the bytecode as it installs, on every core, once: otherwise every process
+# the tests start (pytest's workers, the CLI, Airflow's daemons) compiles what it imports
+# first, each on its own, and a fresh clone's `make test` pays for that a minute of CPU.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
-INSTALL = $(BIN)/uv pip install --quiet --python $(BIN)/python
+INSTALL = $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
 $(STAMP_DEMO): pyproject.toml | $(BIN)/uv
 	$(INSTALL) -e '.[cli,server]'
@@ -71,11 +74,12 @@ system-redis-server:
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
 # The suite runs on PYTEST_WORKERS pytest-xdist workers: its longest tests partly wait on
 # the wall clock (a real Airflow, CLI processes sharing a Redis budget on a sped-up clock,
-# a Redis restart), so they overlap well even on 2 cores; the `slow` ones start first
+# a Redis restart), so they overlap well even on 2 cores; the `slow` ones start first, one
+# on each worker, and the others are handed out one at a time as workers free up
 # (tests/conftest.py). PYTEST_WORKERS=0 runs everything in this one process.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 4
 pytest: $(STAMP_TEST) redis-server
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS); rc=$$?; \
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --maxschedchunk=1; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; \
 	exit $$rc
 

@@ -6,6 +6,7 @@ examples every run; ``pytest --hypothesis-profile=explore`` looks for new ones.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -68,7 +69,22 @@ def own_redis_server(redis_binary: str) -> Iterator[RedisServer]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the long end-to-end tests (marked ``slow``) first. Under pytest-xdist the
-    scheduler hands tests out in this order, so each of the longest starts at once on
-    its own worker instead of starting last and holding the whole run up."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Run the long end-to-end tests (marked ``slow``) first, one to each worker.
+
+    They mostly wait on the wall clock (a real Airflow, processes sharing a Redis
+    budget), so they overlap well, but only on workers of their own. pytest-xdist hands
+    each worker a run of consecutive tests to begin with: two under the Makefile's
+    ``--maxschedchunk=1``, then one more each time one ends. So each of the first slow
+    tests is paired with a quick one, and every worker starts on a slow test of its own;
+    the other slow tests go to whichever worker is free first. (Sorted only by the mark,
+    one worker was handed every slow test, one after the other.)
+    """
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    quick = [item for item in items if not item.get_closest_marker("slow")]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    head: list[pytest.Item] = []
+    for item in slow[:workers]:
+        head.append(item)
+        if quick:
+            head.append(quick.pop(0))
+    items[:] = head + slow[workers:] + quick

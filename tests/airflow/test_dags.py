@@ -64,6 +64,7 @@ def served_simulator() -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@pytest.mark.slow  # a real Airflow on the wall clock: `make test` runs it first
 @pytest.mark.xfail(
     minor_version(AIRFLOW_VERSION) == (3, 2),
     reason="Airflow 3.2's `dags test` cannot defer a task: its in-process execution API "
