@@ -27,6 +27,14 @@ __all__ = ["served"]  # the fixture, used by name
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The command under test runs in a subprocess, on its own loop: the backend of the
+    test's side (serving the simulator) changes nothing the command sees, so one will do."""
+    return "asyncio"
+
+
 PASSWORD = "s3cret-Pw-7"
 """Put in every URL here: no message may show it."""
 

@@ -30,6 +30,14 @@ from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The command under test runs in a subprocess, on its own loop: the backend of the
+    test's side (serving the simulator) changes nothing the command sees, so one will do."""
+    return "asyncio"
+
+
 SPEED = 10_000.0
 
 
