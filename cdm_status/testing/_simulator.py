@@ -26,7 +26,17 @@ import httpx
 
 from .._clock import Clock, LoopClock
 from .._models import JobStatus
-from ._asgi import Receive, Request, Scope, Send, encode, lifespan, read_request, respond
+from ._asgi import (
+    Encoded,
+    Receive,
+    Request,
+    Scope,
+    Send,
+    encode,
+    lifespan,
+    read_request,
+    respond,
+)
 from ._faults import FaultKind, Faults
 from ._jobs import (
     START_ORDERS,
@@ -191,6 +201,8 @@ class CDMSimulator:
         """With ``log_requests``: ``"<arrival> <METHOD> <path>[?query] <status>"`` for
         every request, in arrival order (status 0: the connection was dropped)."""
         self._configs: dict[str, tuple[Job, dict[str, Any]]] = {}
+        self._rows: dict[str, tuple[Job, tuple[Any, ...], bytes]] = {}
+        """Each job's row of the job list as last encoded, and what it was encoded from."""
 
     def __repr__(self) -> str:
         return (
@@ -634,7 +646,9 @@ class CDMSimulator:
             raise _Reply(429, throttled_body(120, rid))
         return fault
 
-    def _handle(self, request: Request, endpoint: str, route: tuple[str, ...]) -> dict[str, Any]:
+    def _handle(
+        self, request: Request, endpoint: str, route: tuple[str, ...]
+    ) -> dict[str, Any] | Encoded:
         project_id, cluster_id = route[0], route[1]
         if project_id != self.project_id:
             message = f"Project[{project_id}] doesn't exist or you have no permission."
@@ -678,7 +692,7 @@ class CDMSimulator:
         )
         return {"submissions": [body]}
 
-    def _list(self, params: Mapping[str, str], now: float) -> dict[str, Any]:
+    def _list(self, params: Mapping[str, str], now: float) -> Encoded:
         try:
             page_no = int(params.get("page_no", "1"))
             page_size = int(params.get("page_size", "10"))
@@ -695,8 +709,33 @@ class CDMSimulator:
         needle = params.get("filter", "").lower()
         matching = self._jobs.listed(needle, job_type, now)
         page = matching[(page_no - 1) * page_size : page_no * page_size]
-        entries = [self._entry(job, now, full=False) for job in page]
-        return {"total": len(matching), "jobs": entries, "page_no": page_no, "page_size": page_size}
+        # Pages are read again and again while few of their rows change: each row is
+        # encoded once per change, and the page is put together from the rows (the same
+        # bytes as encoding it whole).
+        rows = b",".join([self._list_row(job, now) for job in page])
+        return Encoded(
+            b'{"total":%d,"jobs":[%b],"page_no":%d,"page_size":%d}'
+            % (len(matching), rows, page_no, page_size)
+        )
+
+    def _list_row(self, job: Job, now: float) -> bytes:
+        """``job``'s row of the job list, encoded (see ``_entry``)."""
+        current = job.current(now)
+        run, state = current if current is not None else (None, None)
+        updated = None if run is None or state is None else state.updated_at or run.submitted_at
+        shown = (
+            None if state is None else state.status,
+            updated,
+            self.user_key,
+            self.clock_offset,
+            self.list_settings,
+        )
+        cached = self._rows.get(job.name)
+        if cached is not None and cached[0] is job and cached[1] == shown:
+            return cached[2]
+        row = encode(self._entry(job, now, full=False))
+        self._rows[job.name] = (job, shown, row)
+        return row
 
     def _entry(self, job: Job, now: float, *, full: bool) -> dict[str, Any]:
         """A job as "Querying a Job" shows it: by name (``full``), with its whole
