@@ -12,6 +12,7 @@ from cdm_status import Counters, JobStatus, ResponseFormatError, Submission, sub
 from cdm_status._wire import (
     COUNTERS_GROUP,
     cluster_path,
+    decode_json,
     job_path,
     parse_submission,
     parse_submissions,
@@ -395,6 +396,26 @@ def test_nesting_past_the_limit_after_an_escaped_quote_is_refused() -> None:
     body = b'{"submissions": [], "x": "a\\"b", "y": ' + b"[" * 70 + b"]" * 70 + b"}"
     with pytest.raises(ResponseFormatError, match="nests deeper"):
         parse_submissions(body)
+
+
+def _nested(depth: int) -> bytes:
+    """A value nested ``depth`` levels deep, arrays and objects in turn, with empty ones
+    beside each level but the innermost (which would make it one level deeper)."""
+    text = '{"a":0}'
+    for level in range(1, depth):
+        text = f"[{text},[],{{}}]" if level % 2 else f'{{"a":{text},"b":[]}}'
+    return text.encode()
+
+
+@pytest.mark.parametrize("depth", [1, 2, 63, 64])
+def test_nesting_up_to_the_limit_is_read(depth: int) -> None:
+    assert decode_json(_nested(depth)) == json.loads(_nested(depth))
+
+
+@pytest.mark.parametrize("depth", [65, 66, 500])
+def test_nesting_past_the_limit_is_refused_whatever_it_is_made_of(depth: int) -> None:
+    with pytest.raises(ResponseFormatError, match="nests deeper than 64"):
+        decode_json(_nested(depth))
 
 
 def test_numeric_strings_and_integral_floats_are_read() -> None:
