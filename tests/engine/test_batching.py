@@ -75,7 +75,7 @@ async def test_each_change_on_a_page_costs_exactly_one_status_request() -> None:
 async def test_a_large_migration_spends_few_status_requests_and_holds_both_budgets() -> None:
     sim = simulator()
     names = sim.add_database_job(
-        "warehouse", 300, parallelism=30, failure_rate=0.03, run_seconds=(60.0, 600.0)
+        "warehouse", 300, parallelism=60, failure_rate=0.03, run_seconds=(60.0, 600.0)
     )
     started = sim.clock.time()
     run = await run_watch(sim, names)  # auto
