@@ -1,5 +1,6 @@
 # The two commands a newcomer types: `make demo` and `make test`.
-# Before a release (and in CI): `make docs`, `make dist`, `make versions`, `make airflow-versions`.
+# CI runs `make test`, `make docs` and `make dist`; before a release, also `make versions` and
+# `make airflow-versions`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
