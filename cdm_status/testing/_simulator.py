@@ -57,7 +57,7 @@ from ._render import (
     submission,
 )
 from ._setup import DEFAULT_SETUP, JobSetup
-from ._timeline import JobPlan, LogNormal, Transition
+from ._timeline import JobPlan, LogNormal, Run, Transition
 from ._transport import SimulatorTransport
 from ._verify import SimulatorAuth, verify
 
@@ -201,7 +201,7 @@ class CDMSimulator:
         """With ``log_requests``: ``"<arrival> <METHOD> <path>[?query] <status>"`` for
         every request, in arrival order (status 0: the connection was dropped)."""
         self._configs: dict[str, tuple[Job, dict[str, Any]]] = {}
-        self._rows: dict[str, tuple[Job, tuple[Any, ...], bytes]] = {}
+        self._rows: dict[str, tuple[Job, Run | None, tuple[Any, ...], bytes]] = {}
         """Each job's row of the job list as last encoded, and what it was encoded from."""
 
     def __repr__(self) -> str:
@@ -722,19 +722,19 @@ class CDMSimulator:
         """``job``'s row of the job list, encoded (see ``_entry``)."""
         current = job.current(now)
         run, state = current if current is not None else (None, None)
-        updated = None if run is None or state is None else state.updated_at or run.submitted_at
+        # What list_entry reads of the run's state (not its progress, which a row does
+        # not show), and the settings that shape every row.
         shown = (
-            None if state is None else state.status,
-            updated,
+            None if state is None else (state.status, state.updated_at),
             self.user_key,
             self.clock_offset,
             self.list_settings,
         )
         cached = self._rows.get(job.name)
-        if cached is not None and cached[0] is job and cached[1] == shown:
-            return cached[2]
+        if cached is not None and cached[0] is job and cached[1] is run and cached[2] == shown:
+            return cached[3]
         row = encode(self._entry(job, now, full=False))
-        self._rows[job.name] = (job, shown, row)
+        self._rows[job.name] = (job, run, shown, row)
         return row
 
     def _entry(self, job: Job, now: float, *, full: bool) -> dict[str, Any]:
