@@ -1,5 +1,5 @@
 # The two commands a newcomer types: `make demo` and `make test`.
-# CI runs `make test`, `make docs` and `make dist`; before a release, also `make versions` and
+# CI (.ci/run) runs `make test`, `make docs`, `make dist`, `make versions` and
 # `make airflow-versions`.
 PYTHON ?= python3
 VENV := .venv
