@@ -95,7 +95,9 @@ class ServerClock:
     """
 
     __slots__ = (
-        "_agreed",
+        "_agreed_answers",
+        "_agreed_recent",
+        "_agreed_written",
         "_answers",
         "_coarse",
         "_last_date",
@@ -117,9 +119,11 @@ class ServerClock:
         self._last_date: tuple[float, float] | None = None
         """The last ``Date`` header read, and when the first answer with it came."""
         self._coarse = False
-        self._agreed: list[_Bounds | None] = [None, None, None]
-        """What the newest pieces of each kind agree on (answers, recent, written): only
-        the kind that just grew is walked again."""
+        # What the newest pieces of each kind of evidence agree on: only the kind that
+        # just grew is walked again.
+        self._agreed_answers: _Bounds | None = None
+        self._agreed_recent: _Bounds | None = None
+        self._agreed_written: _Bounds | None = None
         self._offset: float | None = None
         self.bounds: _Bounds | None = None
         """The offset lies within these (the upper one may be infinite); None: no
@@ -188,17 +192,24 @@ class ServerClock:
         """A date the server wrote no later than the answer received at ``received``;
         ``recent``: moments before it (a running job's last update)."""
         if math.isfinite(stamp):
-            kind, evidence = (1, self._recent) if recent else (2, self._written)
-            evidence.append((stamp - received, math.inf))
-            self._agreed[kind] = _newest_agreeing(evidence)
+            if recent:
+                self._recent.append((stamp - received, math.inf))
+                self._agreed_recent = _newest_agreeing(self._recent)
+            else:
+                self._written.append((stamp - received, math.inf))
+                self._agreed_written = _newest_agreeing(self._written)
             self._update()
 
     def _answers_grew(self) -> None:
-        self._agreed[0] = _newest_agreeing([(low, high) for low, high, _ in self._answers])
+        self._agreed_answers = _newest_agreeing([(low, high) for low, high, _ in self._answers])
         self._update()
 
     def _update(self) -> None:
-        answers, recent, written = self._agreed
+        answers, recent, written = (
+            self._agreed_answers,
+            self._agreed_recent,
+            self._agreed_written,
+        )
         lows = [bound[0] for bound in (recent, written) if bound is not None]
         if answers is not None:
             low, high = answers
