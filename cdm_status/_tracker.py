@@ -511,9 +511,12 @@ def listed(
         if track.phase is TrackPhase.POLLING:
             return decision  # its answer is on the way
         return answered(track, Submission.never_executed(track.name), interests, conditions, demand)
-    if not (first_sighting and summary.status is track.status):
-        _fetch_soon(track, conditions, decision)
-        decision.ending = summary.status.is_terminal
+    if summary.status is track.status and (first_sighting or _caught_up(summary.status)):
+        # The list shows what the status API last said (a page read before that answer
+        # catching up with it): nothing new to fetch.
+        return decision
+    _fetch_soon(track, conditions, decision)
+    decision.ending = summary.status.is_terminal
     return decision
 
 
@@ -896,9 +899,22 @@ def _fetch_soon(track: JobTrack, conditions: Conditions, decision: Decision) -> 
     decision.urgent = True
 
 
+_UNDER_WAY = frozenset({JobStatus.PENDING, JobStatus.BOOTING, JobStatus.RUNNING})
+_BEFORE_RUNNING = frozenset({*NOT_STARTED, JobStatus.PENDING, JobStatus.BOOTING})
+
+
+def _caught_up(status: JobStatus) -> bool:
+    """A list row that changed to ``status``, the status the job was last answered in,
+    caught up with that answer (an end is always fetched: its counters are final)."""
+    return status in _UNDER_WAY
+
+
 def _list_disagrees(track: JobTrack, submission: Submission) -> bool:
-    """The list and the status API differ (one lags, or the list shows an older run):
-    keep polling this job until they agree, or a sweep would never look again."""
+    """The list and the status API differ in a way the next sweep would not settle (the
+    list ahead of the answer, or showing an older run): keep polling this job until they
+    agree, or a sweep would never look again. A list read before the answer and showing
+    the run earlier on (BOOTING where the answer says RUNNING) is only behind: its next
+    read says more, and the looks between sweeps follow the run meanwhile."""
     if track.list_status is None:
         return False
     listed_status = JobStatus.parse(track.list_status)
@@ -906,4 +922,6 @@ def _list_disagrees(track: JobTrack, submission: Submission) -> bool:
         return False  # the list says NEW where the status API has no submission
     if listed_status is JobStatus.OTHER:
         return submission.raw_status != track.list_status
-    return listed_status is not submission.status
+    # Only behind a running answer: its progress plans the looks between sweeps.
+    behind = submission.status is JobStatus.RUNNING and listed_status in _BEFORE_RUNNING
+    return listed_status is not submission.status and not behind

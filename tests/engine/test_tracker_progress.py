@@ -148,6 +148,56 @@ def test_a_terminal_answer_between_sweeps_ends_the_job_at_once() -> None:
     )
 
 
+def listed_as(track: JobTrack, interest: Interest, status: str, now: float):  # type: ignore[no-untyped-def]
+    """The list shows the job in ``status``."""
+    summary = JobSummary("j", JobStatus.parse(status), status)
+    return listed(track, summary, [interest], conditions(now), Demand())
+
+
+def test_a_page_read_before_the_answer_is_behind_it_not_in_disagreement() -> None:
+    # The page showed the table BOOTING; by the detail fetch it runs. The list is only
+    # behind: the job stays with the list (no per-job polling until the list agrees),
+    # its progress plans the looks between sweeps, and when the page catches up with
+    # RUNNING nothing new is fetched.
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    assert listed_as(track, interest, "BOOTING", 100.0).urgent
+    decision = answered(polling(track), running(50.0), [interest], conditions(100.0), Demand())
+    assert (track.phase, decision.poll_at) == (TrackPhase.AWAITING_LIST, None)
+    assert decision.between_sweeps_at == pytest.approx(150.0)
+    caught_up = listed_as(track, interest, "RUNNING", 110.0)
+    assert (track.phase, caught_up.poll_at, caught_up.events) == (
+        TrackPhase.AWAITING_LIST,
+        None,
+        [],
+    )
+    # Its end on the list is fetched: the final counters come from the status API.
+    ended = listed_as(track, interest, "SUCCEEDED", 190.0)
+    assert (track.phase, ended.poll_at, ended.urgent) == (TrackPhase.QUEUED, 190.0, True)
+
+
+@pytest.mark.parametrize(
+    ("list_status", "answer"),
+    [
+        ("FAILED", "RUNNING"),  # the list shows an older run
+        ("RUNNING", "BOOTING"),  # the list ahead of the status API
+        ("PENDING", "BOOTING"),  # not running yet: no progress plans a look
+    ],
+)
+def test_a_list_that_the_next_sweep_may_not_settle_keeps_the_job_polled(
+    list_status: str, answer: str
+) -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    listed_as(track, interest, list_status, 100.0)
+    decision = answered(
+        polling(track), running(10.0, answer), [interest], conditions(100.0), Demand()
+    )
+    assert track.phase is TrackPhase.QUEUED
+    assert decision.poll_at is not None
+    assert decision.poll_at < 170.0
+
+
 def test_a_listed_job_without_progress_is_refreshed_at_todays_interval() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     track.via_list = True
