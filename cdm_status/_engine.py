@@ -335,12 +335,15 @@ class Engine:
     # ------------------------------------------------------------------ decisions
 
     def _conditions(self) -> Conditions:
+        now = self._clock.monotonic()
+        per_minute = self._budget.per_minute
         return Conditions(
-            now=self._clock.monotonic(),
+            now=now,
             at=utc_datetime(self._clock.time()),
             policy=self._policy,
-            per_second=self._budget.per_minute / 60.0,
+            per_second=per_minute / 60.0,
             draw=self._random.random,
+            status_use=self._client._status_window.use(now, per_minute, self._policy.budget_share),
             server_offset=self._client.server_clock.offset,
         )
 

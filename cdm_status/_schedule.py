@@ -339,6 +339,11 @@ class RequestWindow:
         """One more request stays under ``share`` of ``per_minute`` over the window."""
         return self.count(now) + 1 <= share * per_minute * self.span / 60.0
 
+    def use(self, now: float, per_minute: float, share: float) -> float:
+        """The requests over the window as a share of ``share`` of ``per_minute`` (1.0:
+        no room left)."""
+        return self.count(now) / (share * per_minute * self.span / 60.0)
+
     def free_at(self, now: float) -> float:
         """When the oldest request in the window leaves it (``now`` if none)."""
         self.count(now)

@@ -257,6 +257,10 @@ _ESTIMATE = EstimatePolicy()
 _BETWEEN_SWEEPS = EstimatePolicy(
     soon=1.0, min_gap=1.0, max_wait=3600.0, doubling=True, confirm_share=0.9
 )
+_BETWEEN_SWEEPS_BUSY = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
+BUSY_STATUS_USE = 0.75
+"""From this share of the budget share used over the last minute on, the looks between
+sweeps take the busy policy (see ``Conditions.between_sweeps_busy``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +287,15 @@ class Conditions:
     so far, and half way to the predicted end until readings over 90% of the progress
     left confirm it (a pace that grows, or an end predicted from a few tenths of progress,
     is corrected before the end rather than seen late by the sweep)."""
+    between_sweeps_busy: EstimatePolicy = _BETWEEN_SWEEPS_BUSY
+    """The looks between sweeps while the status budget is busy (``status_use`` at
+    least ``BUSY_STATUS_USE``): straight to the predicted end once two readings agree.
+    There, every look spent closing in is one that no end is seen by: with 500 tables
+    running at once the closing-in looks wait behind the others until the sweep has
+    seen the end, minutes late, while one reading of a linear run already predicts it."""
+    status_use: float = 0.0
+    """The status requests of the last minute, as a share of what the budget's share
+    (``PollPolicy.budget_share``) allows in a minute."""
     server_offset: float = 0.0
     """How far the server's clock is ahead of the local one, in seconds: a date in an
     answer is read on the local clock as that date less this (see ``_server_time``)."""
@@ -871,13 +884,16 @@ def _plan_between_sweeps(track: JobTrack, conditions: Conditions, decision: Deci
     if end is None:  # nothing to aim at: a plain refresh, at the running interval
         decision.between_sweeps_at = conditions.now + interval
         return
+    estimate = (
+        conditions.between_sweeps
+        if conditions.status_use < BUSY_STATUS_USE
+        else conditions.between_sweeps_busy
+    )
     # Before the predicted end, the sweeps see the job anyway: no refresh at the running
     # interval, only the looks the estimate asks for (a pace to measure, then the end).
     # Past it, the late looks thin out as they do for per-job polling.
-    fallback = interval if track.progress.late else conditions.between_sweeps.max_wait
-    decision.between_sweeps_at = conditions.between_sweeps.next_look(
-        track.progress, conditions.now, fallback
-    )
+    fallback = interval if track.progress.late else estimate.max_wait
+    decision.between_sweeps_at = estimate.next_look(track.progress, conditions.now, fallback)
     # Looks at (or past) the predicted end go first; looks before it wait for what they
     # leave: with 200 tables running and spare budget for 50 looks a minute, a queue in
     # due order would reach each end minutes late.

@@ -12,6 +12,7 @@ from cdm_status._models import JobSummary
 from cdm_status._schedule import DueQueue, RequestWindow
 from cdm_status._siblings import SiblingPolicy
 from cdm_status._tracker import (
+    BUSY_STATUS_USE,
     Conditions,
     Demand,
     IllegalTransition,
@@ -31,11 +32,15 @@ AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
 DEFAULT = Rules(success=frozenset({JobStatus.SUCCEEDED}), failure=frozenset({JobStatus.FAILED}))
 
 
-def conditions(now: float) -> Conditions:
+def conditions(now: float, status_use: float = 0.0) -> Conditions:
     # The wall clock reads AT + now: a run created at AT started at monotonic 0.
     # A short budget (0.1 per second): no spare budget to shrink intervals with.
     return Conditions(
-        now=now, at=AT + timedelta(seconds=now), policy=PollPolicy(jitter=0.0), per_second=0.1
+        now=now,
+        at=AT + timedelta(seconds=now),
+        policy=PollPolicy(jitter=0.0),
+        per_second=0.1,
+        status_use=status_use,
     )
 
 
@@ -133,6 +138,40 @@ def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
     assert late.aims_at_end
 
 
+@pytest.mark.parametrize(
+    ("status_use", "looks"),
+    [
+        (0.5, [150.0, 175.0, 187.5, 193.75, 200.0]),  # spare budget: close in on the end
+        (BUSY_STATUS_USE, [150.0, 200.0]),  # busy: two readings agree, look at the end
+    ],
+)
+def test_a_busy_status_budget_looks_straight_at_the_end(
+    status_use: float, looks: list[float]
+) -> None:
+    track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
+    track.via_list = True
+    listed(
+        track,
+        JobSummary("j", JobStatus.RUNNING, "RUNNING"),
+        [interest],
+        conditions(100.0),
+        Demand(),
+    )
+    decision = answered(
+        polling(track), running(50.0), [interest], conditions(100.0, status_use), Demand()
+    )
+    planned = [decision.between_sweeps_at]
+    while not decision.aims_at_end:
+        now = planned[-1]
+        assert now is not None
+        look_between_sweeps(track)
+        decision = answered(
+            track, running(now / 2.0), [interest], conditions(now, status_use), Demand()
+        )
+        planned.append(decision.between_sweeps_at)
+    assert planned == pytest.approx(looks)
+
+
 def test_a_terminal_answer_between_sweeps_ends_the_job_at_once() -> None:
     track, interest = JobTrack("j"), Interest("j", DEFAULT, key=1)
     track.via_list = True
@@ -224,6 +263,8 @@ def test_the_window_keeps_looks_under_the_share_of_the_budget() -> None:
     assert window.room(47.5, per_minute=120.0, share=0.8)
     window.sent(47.5)
     assert not window.room(48.0, per_minute=120.0, share=0.8)
+    assert window.use(48.0, per_minute=120.0, share=0.8) == pytest.approx(1.0)
+    assert window.use(48.0, per_minute=120.0, share=1.0) == pytest.approx(0.8)
     assert window.free_at(48.0) == pytest.approx(60.0)  # the request at 0 s leaves then
     assert window.count(60.0) == 95  # the window is (0 s, 60 s]
     assert window.room(60.0, per_minute=120.0, share=0.8)
