@@ -254,13 +254,14 @@ class Demand:
 
 
 _ESTIMATE = EstimatePolicy()
+_ESTIMATE_BUSY = EstimatePolicy(max_wait=300.0)
 _BETWEEN_SWEEPS = EstimatePolicy(
     soon=1.0, min_gap=1.0, max_wait=3600.0, doubling=True, confirm_share=0.9
 )
 _BETWEEN_SWEEPS_BUSY = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
 BUSY_STATUS_USE = 0.75
-"""From this share of the budget share used over the last minute on, the looks between
-sweeps take the busy policy (see ``Conditions.between_sweeps_busy``)."""
+"""From this share of the budget share used over the last minute on, the status budget
+is busy (:attr:`Conditions.busy`): running jobs take the busy estimate policies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +280,13 @@ class Conditions:
     when a poll is planned, so a seeded generator gives the same plan every run."""
     estimate: EstimatePolicy = _ESTIMATE
     """When to look at a running job from its progress."""
+    estimate_busy: EstimatePolicy = _ESTIMATE_BUSY
+    """The same while the status budget is busy: a confirmed prediction is looked at at
+    its end up to five minutes ahead (as often as a job waiting to start, at most), not
+    every minute. Where the waiting jobs' floor takes most of the budget, looks every
+    minute at each running job come due faster than the budget serves them and wait
+    minutes in the queue, the look at the end among them; the price is a failure part
+    way seen up to five minutes late."""
     between_sweeps: EstimatePolicy = _BETWEEN_SWEEPS
     """The same between sweeps of the list: the sweeps cover the job, so only the looks
     the estimate asks for are made (no bound of an hour), and a job still running at
@@ -288,17 +296,23 @@ class Conditions:
     left confirm it (a pace that grows, or an end predicted from a few tenths of progress,
     is corrected before the end rather than seen late by the sweep)."""
     between_sweeps_busy: EstimatePolicy = _BETWEEN_SWEEPS_BUSY
-    """The looks between sweeps while the status budget is busy (``status_use`` at
-    least ``BUSY_STATUS_USE``): straight to the predicted end once two readings agree.
-    There, every look spent closing in is one that no end is seen by: with 500 tables
-    running at once the closing-in looks wait behind the others until the sweep has
-    seen the end, minutes late, while one reading of a linear run already predicts it."""
+    """The looks between sweeps while the status budget is busy: straight to the
+    predicted end once two readings agree. There, every look spent closing in is one
+    that no end is seen by: with 500 tables running at once the closing-in looks wait
+    behind the others until the sweep has seen the end, minutes late, while one reading
+    of a linear run already predicts it."""
     status_use: float = 0.0
     """The status requests of the last minute, as a share of what the budget's share
     (``PollPolicy.budget_share``) allows in a minute."""
     server_offset: float = 0.0
     """How far the server's clock is ahead of the local one, in seconds: a date in an
     answer is read on the local clock as that date less this (see ``_server_time``)."""
+
+    @property
+    def busy(self) -> bool:
+        """The status requests of the last minute used ``BUSY_STATUS_USE`` of the share
+        or more."""
+        return self.status_use >= BUSY_STATUS_USE
 
 
 @dataclass(slots=True)
@@ -779,7 +793,10 @@ def _plan_next(
     interval = policy.interval(status, time_in_status)
     progress = track.progress if status is JobStatus.RUNNING else None
     waiting = status in _WAITING
-    estimate = NEAR_END if watch_closely(track.settings, track.submission) else conditions.estimate
+    if watch_closely(track.settings, track.submission):
+        estimate = NEAR_END
+    else:
+        estimate = conditions.estimate_busy if conditions.busy else conditions.estimate
     if progress is not None:
         # Demand is what the estimate asks for: a job whose end is far and confirmed
         # leaves its share of the budget to the others.
@@ -884,11 +901,7 @@ def _plan_between_sweeps(track: JobTrack, conditions: Conditions, decision: Deci
     if end is None:  # nothing to aim at: a plain refresh, at the running interval
         decision.between_sweeps_at = conditions.now + interval
         return
-    estimate = (
-        conditions.between_sweeps
-        if conditions.status_use < BUSY_STATUS_USE
-        else conditions.between_sweeps_busy
-    )
+    estimate = conditions.between_sweeps_busy if conditions.busy else conditions.between_sweeps
     # Before the predicted end, the sweeps see the job anyway: no refresh at the running
     # interval, only the looks the estimate asks for (a pace to measure, then the end).
     # Past it, the late looks thin out as they do for per-job polling.

@@ -138,6 +138,26 @@ def test_a_listed_running_job_gets_a_look_between_sweeps() -> None:
     assert late.aims_at_end
 
 
+def test_on_a_busy_budget_a_steady_run_is_looked_at_at_its_end_not_every_minute() -> None:
+    # As above, with the last minute's status requests at the busy mark: once two
+    # readings agree, the next look is the end itself (95 s away), not a refresh in
+    # 60 s that a busy queue would serve minutes late; at most five minutes ahead.
+    # 100 jobs polled at 0.1 a second: the floor's bound is 1,000 s.
+    track, demand, interest = JobTrack("j"), Demand(), Interest("j", DEFAULT, key=1)
+    for other in range(99):
+        demand.set(JobTrack(f"other{other}"), 0.001)
+    busy = BUSY_STATUS_USE
+    answered(polling(track), running(50.0), [interest], conditions(100.0, busy), demand)
+    second = answered(polling(track), running(52.5), [interest], conditions(105.0, busy), demand)
+    assert second.poll_at == pytest.approx(200.0)
+    assert second.aims_at_end
+    long_run, interest = JobTrack("k"), Interest("k", DEFAULT, key=1)
+    answered(polling(long_run), running(1.0), [interest], conditions(100.0, busy), demand)
+    far = answered(polling(long_run), running(1.05), [interest], conditions(105.0, busy), demand)
+    assert far.poll_at == pytest.approx(405.0)  # the end is 9,900 s away
+    assert not far.aims_at_end
+
+
 @pytest.mark.parametrize(
     ("status_use", "looks"),
     [
