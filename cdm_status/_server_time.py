@@ -205,12 +205,8 @@ class ServerClock:
         self._update()
 
     def _update(self) -> None:
-        answers, recent, written = (
-            self._agreed_answers,
-            self._agreed_recent,
-            self._agreed_written,
-        )
-        lows = [bound[0] for bound in (recent, written) if bound is not None]
+        answers, recent = self._agreed_answers, self._agreed_recent
+        lows = [bound[0] for bound in (recent, self._agreed_written) if bound is not None]
         if answers is not None:
             low, high = answers
             low = max([low, *(bound for bound in lows if bound <= high)])  # others: aside
