@@ -32,12 +32,13 @@ The floor no rule may break: a job waiting to start (``NEVER_EXECUTED``, ``NEW``
 at yet) and share the budget share's requests a second; any other job polled by itself at
 least every :func:`polite_bound` seconds, as often as a polite loop going round all N
 of them at the full rate (``N / rate``) or ``max_interval`` when that is longer. Jitter
-only shortens either. A look planned sooner is served in due order while the budget keeps
-up and is *owed* from its bound on (``Decision.owed_at``): it then goes before the
-routine polls, so a busy queue never makes it late. The first looks at jobs handed over
-at once are owed as they come due (:func:`first_look`), and when running jobs end the
-waiting jobs' far-off looks are brought forward (:func:`replanned_wait`). Estimates,
-siblings and spare budget only ever move looks earlier.
+may stretch the waiting jobs' bound and ``max_interval`` by its fraction, no more. A look
+planned sooner is served in due order while the budget keeps up and is *owed* from its
+bound on (``Decision.owed_at``): it then goes before the routine polls, so a busy queue
+never makes it late. The first looks at jobs handed over at once are owed as they come
+due (:func:`first_look`), and when running jobs end the waiting jobs' far-off looks are
+brought forward (:func:`replanned_wait`). Estimates, siblings and spare budget only ever
+move looks earlier.
 """
 
 from __future__ import annotations
@@ -818,7 +819,7 @@ def _plan_next(
         decision.poll_at = max(
             fallback, conditions.now + policy.jittered(interval, conditions.draw())
         )
-        _owe(decision, waiting_ceiling(demand.waiting, conditions), conditions)
+        _owe(decision, _owed_wait(demand.waiting, conditions), conditions)
     else:
         decision.poll_at = fallback
     if not waiting:
@@ -861,6 +862,17 @@ def _waiting_interval(
     count = demand.waiting + (0 if track.waiting else 1)
     wanted = waiting_bound(count, left, floor=interval)
     return min(wanted, waiting_ceiling(count, conditions))
+
+
+def _owed_wait(waiting: int, conditions: Conditions) -> float:
+    """When a waiting job's look is owed: half a jitter past its bound. With 950 tables
+    waiting the floor's looks alone fill the budget share; owed at the bound itself,
+    they went before every running table's look, which then waited minutes in the
+    queue (an end that no progress predicts seen 4 minutes late at p95). Owed later,
+    the two share the queue in due order for a while; the other half of the jitter is
+    for the owed looks' own queue (a round of first looks still under way when the
+    second one comes due), so the floor holds as sent, not only as planned."""
+    return waiting_ceiling(waiting, conditions) * (1.0 + conditions.policy.jitter / 2.0)
 
 
 def waiting_ceiling(waiting: int, conditions: Conditions) -> float:
