@@ -39,7 +39,9 @@ Rules:
   - once a reading moved the progress and its prediction agrees with the one before it
     (within ``agree`` of the time left), the prediction is confirmed: look at the
     predicted end itself, however far (up to ``max_wait``);
-  - otherwise look at the predicted end, but never later than ``fallback``.
+  - otherwise look at the predicted end, but never later than ``fallback``; with
+    ``doubling`` (or ``anchored``, until a pace is measured from a reading of at least
+    ``ANCHOR`` percent) never later than the run has run so far either.
 * Late: once a look finds the job still running at or after its predicted end, every
   further look of the run waits ``soon * 2**(n-1)`` seconds after the n-th late look, up
   to ``fallback``: soon after the end was due, then less often, so a job stuck at 99%
@@ -270,6 +272,13 @@ class EstimatePolicy:
     """Least share of the progress left at the first reading that the readings must
     have covered for a prediction to be confirmed: the API rounds progress to 0.1, so
     two paces measured over a few tenths agree without saying much."""
+    anchored: bool = False
+    """Until a pace is measured from a reading of at least :data:`ANCHOR` percent, a
+    prediction that is not confirmed is looked at no later than the run has run so far
+    (as ``doubling`` does, for those runs only): before that the shape of the run is
+    unknown (a slow start reads a few tenths, and paces that disagree put its end
+    hours away), and from then on a growing pace is fitted. A steady run passes 1%
+    within its first hundredth, and its paces agree: a look more at most."""
 
     def __post_init__(self) -> None:
         require_seconds(self, "min_gap", "max_wait", "soon")
@@ -317,6 +326,11 @@ class EstimatePolicy:
 
     def _unconfirmed(self, track: ProgressTrack, now: float, fallback: float) -> float:
         """The longest wait while a prediction is not confirmed."""
-        if self.doubling and now > track.started:
+        if (self.doubling or self._below_anchor(track)) and now > track.started:
             return min(fallback, now - track.started)
         return fallback
+
+    def _below_anchor(self, track: ProgressTrack) -> bool:
+        """``anchored``, and no pace of the run is measured from a reading of at least
+        :data:`ANCHOR` percent yet."""
+        return self.anchored and (track.anchor_at is None or track.last_at == track.anchor_at)

@@ -259,7 +259,7 @@ _ESTIMATE_BUSY = EstimatePolicy(max_wait=300.0)
 _BETWEEN_SWEEPS = EstimatePolicy(
     soon=1.0, min_gap=1.0, max_wait=3600.0, doubling=True, confirm_share=0.9
 )
-_BETWEEN_SWEEPS_BUSY = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0)
+_BETWEEN_SWEEPS_BUSY = EstimatePolicy(soon=1.0, min_gap=1.0, max_wait=3600.0, anchored=True)
 BUSY_STATUS_USE = 0.75
 """From this share of the budget share used over the last minute on, the status budget
 is busy (:attr:`Conditions.busy`): running jobs take the busy estimate policies."""
@@ -301,7 +301,9 @@ class Conditions:
     predicted end once two readings agree. There, every look spent closing in is one
     that no end is seen by: with 500 tables running at once the closing-in looks wait
     behind the others until the sweep has seen the end, minutes late, while one reading
-    of a linear run already predicts it."""
+    of a linear run already predicts it. Until a pace is measured from a reading of 1%,
+    though, a prediction the readings do not confirm is looked at no later than the run
+    has run so far: a slow start read at a few tenths puts its end hours away."""
     status_use: float = 0.0
     """The status requests of the last minute, as a share of what the budget's share
     (``PollPolicy.budget_share``) allows in a minute."""
