@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -413,24 +414,27 @@ def test_a_prediction_is_confirmed_once_the_readings_cover_most_of_the_run() -> 
     assert not CLOSING.confirmed(track_of((500.0, 50.0), (800.0, 80.0), (900.0, 90.0)))
 
 
+STRAIGHT = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0)
+"""The busy between-sweeps policy without the anchor: straight to the predicted end."""
+ANCHORED = replace(STRAIGHT, anchored=True)
+
+
 def test_below_the_anchor_the_looks_close_in_however_the_paces_agree() -> None:
     # A run of 400 s whose work grows as (t / 400)^3: 0.2% at 64 s, 0.4% at 80 s. Every
     # pace puts the end hours away; straight there (the most a look waits), the end at
     # 400 s is missed. Anchored, each look comes no later than the run has run so far
     # until a pace is measured from a reading over 1%: 160 s (6.4%), 320 s (51.2%),
     # whose growing pace says 400 s.
-    anchored = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0, anchored=True)
-    straight = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0)
     track = track_of((64.0, 0.2), (80.0, 0.4), exact_start=True)
-    assert straight.next_look(track, 80.0, 3600.0) == pytest.approx(80.0 + 3600.0)
-    assert anchored.next_look(track, 80.0, 3600.0) == pytest.approx(160.0)
+    assert STRAIGHT.next_look(track, 80.0, 3600.0) == pytest.approx(80.0 + 3600.0)
+    assert ANCHORED.next_look(track, 80.0, 3600.0) == pytest.approx(160.0)
     track = observe(track, at=160.0, progress=6.4, started=0.0, exact_start=True)
-    assert straight.next_look(track, 160.0, 3600.0) > 1000.0
-    assert anchored.next_look(track, 160.0, 3600.0) == pytest.approx(320.0)
+    assert STRAIGHT.next_look(track, 160.0, 3600.0) > 1000.0
+    assert ANCHORED.next_look(track, 160.0, 3600.0) == pytest.approx(320.0)
     track = observe(track, at=320.0, progress=51.2, started=0.0, exact_start=True)
     assert track.predicted_end() == pytest.approx(400.0)
-    assert anchored.next_look(track, 320.0, 3600.0) == pytest.approx(400.0)
-    assert anchored.next_look(track, 320.0, 3600.0) == straight.next_look(track, 320.0, 3600.0)
+    assert ANCHORED.next_look(track, 320.0, 3600.0) == pytest.approx(400.0)
+    assert ANCHORED.next_look(track, 320.0, 3600.0) == STRAIGHT.next_look(track, 320.0, 3600.0)
 
 
 def test_a_steady_run_below_the_anchor_is_held_back_only_until_its_paces_agree() -> None:
@@ -438,10 +442,8 @@ def test_a_steady_run_below_the_anchor_is_held_back_only_until_its_paces_agree()
     # two predictions 17% of the time left apart, so the next look is no later than
     # 10 s on; at 2.2% (20 s) they agree, and the look goes to the end, as without the
     # anchor.
-    anchored = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0, anchored=True)
-    straight = EstimatePolicy(min_gap=1.0, max_wait=3600.0, soon=1.0)
     track = track_of((5.0, 0.5), (10.0, 1.1), exact_start=True)
-    assert anchored.next_look(track, 10.0, 3600.0) == pytest.approx(20.0)
+    assert ANCHORED.next_look(track, 10.0, 3600.0) == pytest.approx(20.0)
     track = observe(track, at=20.0, progress=2.2, started=0.0, exact_start=True)
-    assert anchored.confirmed(track)
-    assert anchored.next_look(track, 20.0, 3600.0) == straight.next_look(track, 20.0, 3600.0)
+    assert ANCHORED.confirmed(track)
+    assert ANCHORED.next_look(track, 20.0, 3600.0) == STRAIGHT.next_look(track, 20.0, 3600.0)
